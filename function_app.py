@@ -1,0 +1,9 @@
+"""Tandem's Function App: builds the DFApp and registers one blueprint per capability; nothing else."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions import health
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health.bp)

@@ -1,0 +1,1 @@
+"""Thin Functions handlers, one blueprint per capability; all logic lives in shared/."""

@@ -1,0 +1,1 @@
+"""Everything that runs Tandem without Azure: the local runtime, the twins and the demo. Never deployed."""

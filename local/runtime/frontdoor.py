@@ -1,0 +1,254 @@
+"""The local HTTP front door: function routes with keys and App Service authentication, the Durable
+extension's HTTP API, the managed-identity endpoint, and an HTTPS Event Grid topic. Loopback only."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from azure.functions import meta
+from azure.functions.http import HttpRequestConverter, HttpResponseConverter
+
+from local.tls import LocalCA
+
+if TYPE_CHECKING:
+    from local.runtime.host import LocalHost
+
+log = logging.getLogger("tandem.local.http")
+_PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id", "x-ms-client-principal-name",
+                      "x-ms-client-principal-idp")
+_STATUS_CODES = {"Completed": 200, "Running": 202, "Pending": 202, "Failed": 500, "Terminated": 200}
+
+
+def _route_regex(template: str) -> re.Pattern[str]:
+    pattern = ""
+    for literal, name in re.findall(r"([^{]*)(?:\{([^}]*)\})?", template.strip("/")):
+        pattern += re.escape(literal)
+        if not name:
+            continue
+        optional = name.endswith("?")
+        name = name.rstrip("?")
+        if name.startswith("*"):
+            pattern += f"(?P<{name[1:]}>.*)"
+            continue
+        name, _, constraint = name.partition(":")
+        body = r"\d+" if constraint == "int" else r"[^/]+"
+        pattern += f"(?P<{name}>{body})" + ("?" if optional else "")
+    return re.compile(f"^{pattern}/?$", re.IGNORECASE)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+
+class FrontDoor:
+    """HTTP on 127.0.0.1 for the app and the extension; HTTPS on 127.0.0.1 for the Event Grid topic."""
+
+    def __init__(self, host: LocalHost, *, host_port: int = 0, topic_port: int = 0) -> None:
+        self.host = host
+        self.routes: list[tuple[re.Pattern[str], str]] = []
+        self._http = _Server(("127.0.0.1", host_port), self._handler(self._handle_app))
+        self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        self.ca = LocalCA()
+        self._topic = _Server(("127.0.0.1", topic_port), self._handler(self._handle_topic))
+        self._topic.socket = self.ca.server_context().wrap_socket(self._topic.socket, server_side=True)
+        self.topic_url = f"https://127.0.0.1:{self._topic.server_address[1]}/api/events"
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Index the HTTP routes and start serving."""
+        for name, spec in self.host.functions.items():
+            if spec.kind == "httpTrigger":
+                self.routes.append((_route_regex(spec.trigger.get("route") or name), name))
+        for server in (self._http, self._topic):
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Stop both servers."""
+        for server in (self._http, self._topic):
+            server.shutdown()
+            server.server_close()
+
+    def _handler(self, dispatch: Any) -> type[BaseHTTPRequestHandler]:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                log.debug("%s " + format, self.address_string(), *args)
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
+                except Exception:  # never a stack trace on the wire
+                    log.exception("local front door failed on %s %s", self.command, self.path)
+                    status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"error":"internal"}'
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
+
+        return Handler
+
+    # ----------------------------------------------------------------- the app and the extension
+
+    def _handle_app(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+                    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(raw_path)
+        path, query = unquote(parts.path), {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        lower = {k.lower(): v for k, v in headers.items()}
+        if path.startswith("/durabletask/"):
+            return self._durable(method, path.removeprefix("/durabletask/"), query, body)
+        if path.startswith("/runtime/webhooks/durabletask/"):
+            if not hmac.compare_digest(query.get("code", ""), self.host.system_key):
+                return 401, {}, b""
+            return self._durable(method, path.removeprefix("/runtime/webhooks/durabletask/"), query, body)
+        if path == "/msi/token":
+            return self._msi(lower, query)
+        if path.startswith("/api/"):
+            return self._function(method, path.removeprefix("/api/"), raw_path, query, headers, lower, body)
+        return 404, {}, b""
+
+    def _function(self, method: str, route: str, raw_path: str, query: dict[str, str], headers: dict[str, str],
+                  lower: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        for pattern, name in self.routes:
+            match = pattern.match(route)
+            if match is None:
+                continue
+            spec = self.host.functions[name]
+            methods = [m.upper() for m in spec.trigger.get("methods") or []]
+            if methods and method not in methods:
+                continue
+            level = str(spec.trigger.get("authLevel", "FUNCTION")).upper()
+            key = lower.get("x-functions-key") or query.get("code", "")
+            allowed = {"ANONYMOUS": None, "FUNCTION": {self.host.function_keys.get(name), self.host.master_key},
+                       "ADMIN": {self.host.master_key}}[level]
+            if allowed is not None and not any(k and hmac.compare_digest(key, k) for k in allowed):
+                return 401, {}, b""
+            headers = {k: v for k, v in headers.items() if k.lower() not in _PRINCIPAL_HEADERS} \
+                if self.host.auth_enabled else dict(headers)
+            if self.host.auth_enabled:
+                bearer = lower.get("authorization", "")
+                claims = self.host.identity.validate(bearer[7:]) if bearer.lower().startswith("bearer ") else None
+                if claims is not None:  # what App Service authentication injects for a signed-in caller
+                    headers["X-MS-CLIENT-PRINCIPAL"] = self.host.identity.client_principal(claims)
+                    headers["X-MS-CLIENT-PRINCIPAL-ID"] = claims["oid"]
+                    headers["X-MS-CLIENT-PRINCIPAL-NAME"] = claims["name"]
+                    headers["X-MS-CLIENT-PRINCIPAL-IDP"] = "aad"
+            request = HttpRequestConverter.decode(meta.Datum(type="http", value={
+                "method": meta.Datum(type="string", value=method),
+                "url": meta.Datum(type="string", value=f"{self.base_url}{raw_path}"),
+                "headers": {k: meta.Datum(type="string", value=v) for k, v in headers.items()},
+                "query": {k: meta.Datum(type="string", value=v) for k, v in query.items()},
+                "params": {k: meta.Datum(type="string", value=v) for k, v in match.groupdict().items() if v is not None},
+                "body": meta.Datum(type="bytes", value=body),
+            }), trigger_metadata=None)
+            result = self.host.invoke(name, **{spec.trigger["name"]: request})
+            datum = HttpResponseConverter.encode(result, expected_type=None)
+            if datum.type == "http":
+                value = datum.value
+                out_headers = {k: v.value for k, v in value["headers"].items()}
+                payload = value["body"].value
+                return int(value["status_code"].value), out_headers, payload if isinstance(payload, bytes) else str(payload).encode()
+            return 200, {"Content-Type": "text/plain"}, str(datum.value).encode()
+        return 404, {}, b""
+
+    def _msi(self, lower: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if not hmac.compare_digest(lower.get("x-identity-header", ""), self.host.identity.header_secret):
+            return 401, {"Content-Type": "application/json"}, b'{"error":"invalid X-IDENTITY-HEADER"}'
+        resource = query.get("resource")
+        if not resource:
+            return 400, {"Content-Type": "application/json"}, b'{"error":"resource is required"}'
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.host.identity.msi_response(resource)).encode()
+
+    def _durable(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        engine = self.host.durable
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        as_json = {"Content-Type": "application/json"}
+        if parts[0] == "orchestrators" and method == "POST" and len(parts) in (2, 3):
+            input_json = body.decode() if body else None
+            if input_json:
+                decoded = json.loads(input_json)  # the SDK posts json.dumps(input) as a JSON string
+                input_json = decoded if isinstance(decoded, str) else json.dumps(decoded)
+            try:
+                instance_id = engine.start_new(parts[1], parts[2] if len(parts) == 3 else None, input_json)
+            except KeyError as exc:
+                return 400, as_json, json.dumps({"ExceptionMessage": str(exc.args[0])}).encode()
+            except ValueError as exc:
+                return 400, as_json, json.dumps({"ExceptionMessage": str(exc)}).encode()
+            links = self._links(instance_id)
+            return 202, {**as_json, "Location": links["statusQueryGetUri"]}, json.dumps(links).encode()
+        if parts[0] != "instances":
+            return 404, as_json, b'{"error":"unknown durable API path"}'
+        if len(parts) == 1 or parts[1] == "":
+            if method == "GET":
+                return 200, as_json, json.dumps(engine.list_statuses()).encode()
+            return 405, as_json, b"{}"
+        instance_id = parts[1]
+        if len(parts) == 2 and method == "GET":
+            status = engine.status(instance_id, show_history=query.get("showHistory") == "True",
+                                   show_input=query.get("showInput", "True") != "False")
+            if status is None:
+                return 404, as_json, b""
+            return _STATUS_CODES[status["runtimeStatus"]], as_json, json.dumps(status).encode()
+        if len(parts) == 2 and method == "DELETE":
+            deleted = engine.purge(instance_id)
+            return (200 if deleted else 404), as_json, json.dumps({"instancesDeleted": int(deleted)}).encode()
+        operation = parts[2] if len(parts) > 2 else ""
+        if operation == "raiseEvent" and method == "POST" and len(parts) == 4:
+            data = body.decode() if body else None
+            if data:
+                decoded = json.loads(data)
+                data = decoded if isinstance(decoded, str) else json.dumps(decoded)
+            outcome = engine.raise_event(instance_id, parts[3], data)
+        elif operation == "terminate" and method == "POST":
+            outcome = engine.terminate(instance_id, query.get("reason", ""))
+        else:
+            return 501, as_json, json.dumps({"error": f"{operation} is not supported locally"}).encode()
+        return {"ok": 202, "missing": 404, "gone": 410}[outcome], as_json, b""
+
+    def _links(self, instance_id: str) -> dict[str, str]:
+        urls = self.host.durable_client_binding()["managementUrls"]
+        return {k: (instance_id if k == "id" else v.replace("INSTANCEID", quote(instance_id, safe="")))
+                for k, v in urls.items()}
+
+    # ----------------------------------------------------------------- the Event Grid topic
+
+    def _handle_topic(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+                      ) -> tuple[int, dict[str, str], bytes]:
+        as_json = {"Content-Type": "application/json"}
+        lower = {k.lower(): v for k, v in headers.items()}
+        if method != "POST" or urlsplit(raw_path).path != "/api/events":
+            return 404, as_json, b'{"error":{"code":"NotFound","message":"POST /api/events"}}'
+        key_ok = hmac.compare_digest(lower.get("aeg-sas-key", ""), self.host.topic_key)
+        bearer = lower.get("authorization", "")
+        token_ok = bearer.lower().startswith("bearer ") and self.host.identity.validate(
+            bearer[7:], "https://eventgrid.azure.net") is not None
+        if not (key_ok or token_ok):
+            return 401, as_json, b'{"error":{"code":"Unauthorized","message":"missing or invalid key or token"}}'
+        try:
+            events = json.loads(body or b"null")
+        except json.JSONDecodeError:
+            return 400, as_json, b'{"error":{"code":"BadRequest","message":"body is not JSON"}}'
+        events = events if isinstance(events, list) else [events]
+        if not events or not all(isinstance(e, dict) and e.get("id") and (e.get("type") or e.get("eventType"))
+                                 for e in events):
+            return 400, as_json, b'{"error":{"code":"BadRequest","message":"each event needs id and type"}}'
+        self.host.publish(events)
+        return 200, as_json, b""

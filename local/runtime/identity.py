@@ -1,0 +1,81 @@
+"""The platform's identities, played locally: managed-identity tokens and App Service authentication.
+
+Tokens are HMAC-signed claims, so every local server in this process can tell a token it issued from
+a forged one. Nothing here is a security boundary in production; it exists so that Tandem's real
+credential and role-check code paths run unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class LocalIdentity:
+    """Issues and checks bearer tokens for the managed identity and for signed-in users."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self.header_secret = secrets.token_hex(16)  # what IDENTITY_HEADER carries
+        self.principal_id = "11111111-2222-4333-8444-555555555555"
+
+    def issue(self, audience: str, *, subject: str | None = None, name: str | None = None,
+              roles: list[str] | None = None, lifetime_s: int = 3600) -> tuple[str, int]:
+        """A token for `audience` (a resource URI) and its expiry (epoch seconds)."""
+        expires = int(time.time()) + lifetime_s
+        claims = {"aud": audience.rstrip("/"), "exp": expires, "oid": subject or self.principal_id,
+                  "name": name or "tandem-function-identity", "roles": roles or []}
+        body = _b64(json.dumps(claims, sort_keys=True).encode())
+        signature = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        return f"{body}.{signature}", expires
+
+    def validate(self, token: str, audience: str | None = None) -> dict[str, Any] | None:
+        """The claims of a token this identity issued, unexpired and for `audience`; None otherwise."""
+        try:
+            body, signature = token.split(".", 1)
+        except ValueError:
+            return None
+        expected = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, signature):
+            return None
+        claims: dict[str, Any] = json.loads(_unb64(body))
+        if claims["exp"] < time.time():
+            return None
+        if audience is not None and claims["aud"] != audience.rstrip("/").removesuffix("/.default"):
+            return None
+        return claims
+
+    def msi_response(self, resource: str) -> dict[str, Any]:
+        """The App Service managed-identity endpoint's answer (api-version 2019-08-01)."""
+        resource = resource.removesuffix("/.default")
+        token, expires = self.issue(resource)
+        return {"access_token": token, "expires_on": str(expires), "resource": resource,
+                "token_type": "Bearer", "client_id": self.principal_id}
+
+    @staticmethod
+    def client_principal(claims: dict[str, Any]) -> str:
+        """The X-MS-CLIENT-PRINCIPAL header App Service authentication injects for a signed-in user."""
+        principal = {
+            "auth_typ": "aad",
+            "name_typ": "name",
+            "role_typ": "roles",
+            "claims": [
+                {"typ": "name", "val": claims["name"]},
+                {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": claims["oid"]},
+                *({"typ": "roles", "val": role} for role in claims.get("roles", [])),
+            ],
+        }
+        return base64.b64encode(json.dumps(principal).encode()).decode()

@@ -1,0 +1,30 @@
+"""A throwaway certificate authority for loopback HTTPS servers; clients trust it through a CA bundle."""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from pathlib import Path
+
+import trustme
+
+
+class LocalCA:
+    """One CA per process; issues server certificates for 127.0.0.1 and localhost."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self._ca = trustme.CA(organization_name="Tandem local CA")
+        self._dir = Path(directory or tempfile.mkdtemp(prefix="tandem-ca-"))
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.ca_path = str(self._dir / "tandem-local-ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_path)
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server-side TLS context with a fresh certificate for the loopback names."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this CA (for tests that speak raw HTTPS)."""
+        return ssl.create_default_context(cafile=self.ca_path)

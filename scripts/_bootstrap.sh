@@ -1,0 +1,44 @@
+# Sourced by scripts/*: find Python 3.13, create .venv, install pinned dependencies, npm ci for Azurite.
+# Idempotent and quick when nothing changed (stamps hold the hashes of the files that were installed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+find_python() {
+  local candidate
+  for candidate in "${TANDEM_PYTHON:-}" python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*/bin/python3.13; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 && \
+       PYENV_VERSION=3.13.0 "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+bootstrap() {
+  local py venv_stamp npm_stamp want
+  if [ ! -x .venv/bin/python ]; then
+    py="$(find_python)" || { echo "error: Python 3.13 not found (tried python3.13 and \$PYENV_ROOT/versions/3.13.*); install it or set TANDEM_PYTHON" >&2; exit 1; }
+    echo "setup: creating .venv with $py" >&2
+    PYENV_VERSION=3.13.0 "$py" -m venv .venv
+  fi
+  want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
+  venv_stamp=.venv/.tandem-installed
+  if ! stamp_ok "$venv_stamp" "$want"; then
+    echo "setup: installing pinned Python dependencies (about 40 s the first time)" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+    echo "$want" > "$venv_stamp"
+  fi
+  command -v npm >/dev/null 2>&1 || { echo "error: npm not found; Node.js 20+ is needed for Azurite" >&2; exit 1; }
+  want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+  npm_stamp=node_modules/.tandem-installed
+  if ! stamp_ok "$npm_stamp" "$want"; then
+    echo "setup: npm ci (Azurite)" >&2
+    npm ci --no-audit --no-fund --silent >&2
+    echo "$want" > "$npm_stamp"
+  fi
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+}

@@ -1,0 +1,86 @@
+"""Load and validate the topology file; a wrong file fails with the file, the field path and the reason."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from shared import settings
+from shared.config.model import Topology
+from shared.errors import ConfigError
+
+
+class TopologyError(ConfigError):
+    """The topology file is missing, not YAML, or does not validate; `problems` lists 'path: reason'."""
+
+    def __init__(self, file: str, problems: list[str]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__("\n".join(f"{file}: {p}" for p in problems))
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif str(part).startswith(("function-", "json-")):
+            continue  # pydantic's validator-wrapper markers are not fields an admin can find
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        problems.append(f"{_field_path(tuple(error['loc']))}: {message}")
+    return problems
+
+
+def parse_topology(data: Any, file: str = "<topology>") -> Topology:
+    """Validate already-parsed topology data."""
+    if not isinstance(data, dict):
+        raise TopologyError(file, ["(top level): must be a mapping with regions, pairings and policies"])
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        raise TopologyError(file, _problems(exc)) from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology YAML (or JSON) file."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TopologyError(file, [f"(file): cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(file)"
+        raise TopologyError(file, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    return parse_topology(data, file)
+
+
+@functools.cache
+def get_topology(path: str | None = None) -> Topology:
+    """The app's topology, loaded once per process from TANDEM_TOPOLOGY_PATH (or `path`)."""
+    location = settings.get(settings.TOPOLOGY_PATH, explicit=path)
+    assert location is not None  # TOPOLOGY_PATH has a default
+    return load_topology(location)
+
+
+def json_schema() -> str:
+    """The topology's JSON Schema, for editors (yaml-language-server) and reviewers."""
+    schema = Topology.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Tandem topology"
+    return json.dumps(schema, indent=2, sort_keys=True)

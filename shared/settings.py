@@ -1,0 +1,42 @@
+"""Every app-setting name Tandem reads, in one place, with explicit arguments beating the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+TOPOLOGY_PATH = "TANDEM_TOPOLOGY_PATH"
+TASK_HUB = "TANDEM_TASK_HUB"
+STORAGE = "AzureWebJobsStorage"
+EVENTS_ENDPOINT = "TANDEM_EVENTS_ENDPOINT"
+EVENTS_KEY = "TANDEM_EVENTS_KEY"
+AUTOSCALE_SCHEDULE = "AUTOSCALE_SCHEDULE"
+SNAPSHOT_SCHEDULE = "SNAPSHOT_SCHEDULE"
+APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+AUTH_ENABLED = "WEBSITE_AUTH_ENABLED"
+LOG_LEVEL = "TANDEM_LOG_LEVEL"
+
+DEFAULTS: Mapping[str, str] = {
+    TOPOLOGY_PATH: "topology.yaml",
+    TASK_HUB: "tandem",
+    AUTOSCALE_SCHEDULE: "0 * * * * *",
+    SNAPSHOT_SCHEDULE: "0 */15 * * * *",
+    LOG_LEVEL: "INFO",
+}
+
+
+def get(name: str, explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Return `explicit` if given, else the app setting `name`, else its default (None if it has none)."""
+    if explicit is not None:
+        return explicit
+    source = os.environ if env is None else env
+    value = source.get(name)
+    if value not in (None, ""):
+        return value
+    return DEFAULTS.get(name)
+
+
+def flag(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Read an app setting the way App Service writes booleans ('True', 'true', '1')."""
+    value = get(name, env=env) or ""
+    return value.strip().lower() in {"1", "true", "yes"}

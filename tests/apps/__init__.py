@@ -1,0 +1,1 @@
+"""Small Function Apps that exercise the local runtime's fidelity (not Tandem's own logic)."""
