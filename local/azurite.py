@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,21 +51,23 @@ class Azurite:
         last_error = ""
         for _ in range(attempts):
             ports = [_free_port() for _ in range(3)]
+            errors = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
                 [str(self._binary), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
                  "--loose",
                  "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
                  "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
                  "--tableHost", "127.0.0.1", "--tablePort", str(ports[2])],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
             )
             if self._wait(ports):
+                errors.close()
                 self.connection_string = connection_string(*ports)
                 return self
-            process = self.process
             self.stop()
-            if process is not None and process.stderr is not None:
-                last_error = process.stderr.read().decode(errors="replace").strip()
+            errors.seek(0)
+            last_error = errors.read().decode(errors="replace").strip()
+            errors.close()
         raise RuntimeError(f"Azurite did not start on loopback after {attempts} attempts: {last_error}")
 
     def _wait(self, ports: list[int], timeout: float = 30.0) -> bool:

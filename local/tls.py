@@ -6,6 +6,7 @@ import ssl
 import tempfile
 from pathlib import Path
 
+import certifi
 import trustme
 
 
@@ -18,6 +19,11 @@ class LocalCA:
         self._dir.mkdir(parents=True, exist_ok=True)
         self.ca_path = str(self._dir / "tandem-local-ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_path)
+        # The public roots plus this CA: what REQUESTS_CA_BUNDLE points at, so Azure SDK clients trust the
+        # local servers without turning verification off, and still trust everything else.
+        self.bundle_path = str(self._dir / "tandem-local-bundle.pem")
+        public = Path(certifi.where()).read_bytes()
+        Path(self.bundle_path).write_bytes(public + b"\n" + self._ca.cert_pem.bytes())
 
     def server_context(self) -> ssl.SSLContext:
         """A server-side TLS context with a fresh certificate for the loopback names."""

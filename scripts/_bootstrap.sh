@@ -29,7 +29,10 @@ bootstrap() {
   venv_stamp=.venv/.tandem-installed
   if ! stamp_ok "$venv_stamp" "$want"; then
     echo "setup: installing pinned Python dependencies (about 40 s the first time)" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+    # pip's notes about this machine's extra wheel folders are noise; real errors still fail the install.
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: pip install failed" >&2; exit 1; }
     echo "$want" > "$venv_stamp"
   fi
   command -v npm >/dev/null 2>&1 || { echo "error: npm not found; Node.js 20+ is needed for Azurite" >&2; exit 1; }

@@ -43,6 +43,24 @@ def _route_regex(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
+def _payload(body: bytes) -> str | None:
+    """The JSON text of a start or raise-event body.
+
+    The Python SDK posts `json.dumps(value)` as a JSON string (JSON inside JSON); other clients post the
+    JSON value itself. Both arrive at the orchestrator as the same value.
+    """
+    if not body:
+        return None
+    decoded = json.loads(body)
+    if isinstance(decoded, str):
+        try:
+            json.loads(decoded)
+            return decoded
+        except json.JSONDecodeError:
+            pass
+    return json.dumps(decoded)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
@@ -82,7 +100,7 @@ class FrontDoor:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s " + format, self.address_string(), *args)
 
             def _any(self) -> None:
@@ -182,10 +200,7 @@ class FrontDoor:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         as_json = {"Content-Type": "application/json"}
         if parts[0] == "orchestrators" and method == "POST" and len(parts) in (2, 3):
-            input_json = body.decode() if body else None
-            if input_json:
-                decoded = json.loads(input_json)  # the SDK posts json.dumps(input) as a JSON string
-                input_json = decoded if isinstance(decoded, str) else json.dumps(decoded)
+            input_json = _payload(body)
             try:
                 instance_id = engine.start_new(parts[1], parts[2] if len(parts) == 3 else None, input_json)
             except KeyError as exc:
@@ -212,11 +227,7 @@ class FrontDoor:
             return (200 if deleted else 404), as_json, json.dumps({"instancesDeleted": int(deleted)}).encode()
         operation = parts[2] if len(parts) > 2 else ""
         if operation == "raiseEvent" and method == "POST" and len(parts) == 4:
-            data = body.decode() if body else None
-            if data:
-                decoded = json.loads(data)
-                data = decoded if isinstance(decoded, str) else json.dumps(decoded)
-            outcome = engine.raise_event(instance_id, parts[3], data)
+            outcome = engine.raise_event(instance_id, parts[3], _payload(body))
         elif operation == "terminate" and method == "POST":
             outcome = engine.terminate(instance_id, query.get("reason", ""))
         else:

@@ -156,6 +156,7 @@ class LocalHost:
             self.settings.setdefault("IDENTITY_HEADER", self.identity.header_secret)
             self.settings.setdefault("TANDEM_EVENTS_ENDPOINT", self.front_door.topic_url)
             self.settings.setdefault("TANDEM_EVENTS_KEY", self.topic_key)
+            self.settings.setdefault("REQUESTS_CA_BUNDLE", self.front_door.ca.bundle_path)
         self.settings.setdefault("AzureWebJobsStorage", self.storage)
         self.settings.setdefault("TANDEM_TASK_HUB", self.hub)
         if self.auth_enabled:

@@ -1,0 +1,1 @@
+"""Benchmarks that print JSON; goals are measured here, never asserted on wall-clock time in tests."""

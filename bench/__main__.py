@@ -1,0 +1,25 @@
+"""`scripts/bench NAME --json`: run one benchmark and print its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+BENCHMARKS = {"cold-start": "bench.cold_start"}
+
+
+def main(argv: list[str]) -> int:
+    """Run the named benchmark."""
+    parser = argparse.ArgumentParser(prog="scripts/bench")
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--json", action="store_true", help="print one JSON document (the default form)")
+    args = parser.parse_args(argv)
+    module = __import__(BENCHMARKS[args.name], fromlist=["run"])
+    result = module.run()
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

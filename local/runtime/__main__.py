@@ -1,0 +1,48 @@
+"""`python -m local.runtime serve`: run a Function App locally on the wall clock until stopped.
+
+Prints one line `READY base_url=URL master_key=KEY topic_url=URL topic_ca=PATH` once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from local.runtime.host import LocalHost
+
+
+def main(argv: list[str]) -> int:
+    """Parse arguments, start the host and serve until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m local.runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the app's HTTP routes and run its timers and orchestrations")
+    serve.add_argument("--app", default="function_app", help="module that defines the FunctionApp")
+    serve.add_argument("--hub", default="tandem", help="Durable task hub name")
+    serve.add_argument("--port", type=int, default=0, help="HTTP port on 127.0.0.1 (0 = a free one)")
+    serve.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE", help="app setting")
+    args = parser.parse_args(argv)
+    storage = os.environ.get("AzureWebJobsStorage")
+    if not storage:
+        print("error: AzureWebJobsStorage is not set (run under `python -m local.azurite --`)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = dict(s.split("=", 1) for s in args.setting)
+    host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub)
+    host.start(host_port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    door = host.front_door
+    print(f"READY base_url={door.base_url} master_key={host.master_key} topic_url={door.topic_url} "
+          f"topic_ca={door.ca.ca_path}", flush=True)
+    stop.wait()
+    host.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

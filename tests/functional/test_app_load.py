@@ -1,0 +1,34 @@
+"""The app loads the way the real worker indexes it at host start-up."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def _validate(script: Path) -> subprocess.CompletedProcess[str]:
+    # A fresh interpreter: the worker's indexer imports the script as a module of its own.
+    code = "import sys; from local.runtime.indexer import validate_app; print(sorted(validate_app(sys.argv[1])))"
+    return subprocess.run([sys.executable, "-c", code, str(script)], cwd=script.parent, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def test_function_app_passes_the_worker_indexer() -> None:
+    result = _validate(ROOT / "function_app.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['health']"
+
+
+def test_a_binding_mismatch_is_rejected_like_the_host_would(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(textwrap.dedent("""
+        import azure.functions as func
+        app = func.FunctionApp()
+        @app.route(route="x")
+        def broken(req: int) -> func.HttpResponse:
+            return func.HttpResponse("never")
+    """))
+    result = _validate(tmp_path / "function_app.py")
+    assert result.returncode != 0
+    assert "FunctionLoadError" in result.stderr and "broken" in result.stderr
