@@ -36,7 +36,8 @@ def configure(env: dict[str, str] | None = None) -> None:
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A child of the 'tandem' logger for one module."""
+    """A child of the 'tandem' logger for one module; the first call configures logging for the process."""
+    configure()
     return logging.getLogger(f"{LOGGER_NAME}.{name}")
 
 

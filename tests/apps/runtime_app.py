@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import azure.durable_functions as df
@@ -91,6 +92,26 @@ def drifting(context: df.DurableOrchestrationContext):
     yield context.call_activity("double" if nondeterministic["branch"] == "a" else "flaky", 1)
     yield context.wait_for_external_event("Go")
     return "done"
+
+
+@bp.orchestration_trigger(context_name="context")
+def fan(context: df.DurableOrchestrationContext):
+    results = yield context.task_all([context.call_activity("slow", n) for n in range(context.get_input())])
+    return results
+
+
+concurrency = {"now": 0, "max": 0}
+
+
+@bp.activity_trigger(input_name="n")
+def slow(n: int) -> int:
+    with _lock:
+        concurrency["now"] += 1
+        concurrency["max"] = max(concurrency["max"], concurrency["now"])
+    time.sleep(0.05)
+    with _lock:
+        concurrency["now"] -= 1
+    return n
 
 
 @bp.activity_trigger(input_name="n")

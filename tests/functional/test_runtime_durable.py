@@ -51,6 +51,15 @@ def test_orchestration_with_retry_timer_event_and_fan_out_runs_each_activity_onc
         assert host.durable.next_timer_due() is None  # the canceled approval timeout never fires
 
 
+def test_fan_out_runs_concurrently_on_the_bounded_worker_pool(storage: str, hub: str) -> None:
+    runtime_app.concurrency.update(now=0, max=0)
+    with running(storage, hub, max_activity_workers=3) as host:
+        host.durable.start_new("fan", "fan", json.dumps(12))
+        host.wait_idle()
+        assert host.durable.status("fan")["output"] == list(range(12))
+    assert runtime_app.concurrency["max"] == 3  # in parallel, and never beyond the pool's bound
+
+
 def test_approval_that_never_comes_times_out_on_the_virtual_clock(storage: str, hub: str) -> None:
     with running(storage, hub) as host:
         host.durable.start_new("workflow", "wf", json.dumps({"items": []}))
