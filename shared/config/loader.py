@@ -70,11 +70,15 @@ def load_topology(path: str | Path) -> Topology:
     return parse_topology(data, file)
 
 
-@functools.cache
 def get_topology(path: str | None = None) -> Topology:
     """The app's topology, loaded once per process from TANDEM_TOPOLOGY_PATH (or `path`)."""
     location = settings.get(settings.TOPOLOGY_PATH, explicit=path)
     assert location is not None  # TOPOLOGY_PATH has a default
+    return _load_once(location)
+
+
+@functools.cache
+def _load_once(location: str) -> Topology:
     return load_topology(location)
 
 

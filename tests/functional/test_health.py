@@ -1,0 +1,42 @@
+"""The health route: 200 with the estate when the topology loads, 503 naming the problems when not."""
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from local.runtime import LocalHost, VirtualClock
+
+EXAMPLE = Path(__file__).parents[2] / "local" / "demo" / "topology.yaml"
+
+
+def _health(storage: str, hub: str, topology: Path) -> tuple[int, dict]:
+    with LocalHost("function_app", storage=storage, hub=hub, clock=VirtualClock(),
+                   settings={"TANDEM_TOPOLOGY_PATH": str(topology)}) as host:
+        url = f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            with err:
+                return err.code, json.loads(err.read())
+
+
+def test_health_summarises_a_valid_estate(storage: str, hub: str) -> None:
+    status, report = _health(storage, hub, EXAMPLE)
+    assert status == 200
+    assert report == {"ok": True, "regions": ["east", "central"], "host_pools": 2, "profile_directories": 3,
+                      "pairings": ["east->central"]}
+
+
+def test_health_reports_an_invalid_topology_as_503_with_its_problems(storage: str, hub: str, tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["policies"]["snapshots"]["tiers"] = []
+    broken = tmp_path / "estate.yaml"
+    broken.write_text(yaml.safe_dump(data))
+    status, report = _health(storage, hub, broken)
+    assert status == 503
+    assert report == {"ok": False, "problems": ["policies.snapshots.tiers: List should have at least 1 item after "
+                                                "validation, not 0"]}
