@@ -168,7 +168,7 @@ class DurableEngine:
                 "name": inst.name,
                 "instanceId": inst.instance_id,
                 "runtimeStatus": inst.status,
-                "createdTime": _ts(inst.created).replace(".000000", ""),
+                "createdTime": _ts(inst.created),
                 "lastUpdatedTime": _ts(inst.updated or inst.created),
                 "customStatus": json.loads(inst.custom_status) if inst.custom_status else None,
                 "output": json.loads(inst.output) if inst.output is not None else None,

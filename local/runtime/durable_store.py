@@ -14,10 +14,21 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 _CHUNK = 30_000  # characters per string property (the service allows 32K UTF-16 units)
 _INVALID_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def open_table(connection_string: str, hub: str, suffix: str) -> TableClient:
+    """The task hub's table `<hub><suffix>` (letters and digits only), created if missing."""
+    name = f"{re.sub(r'[^A-Za-z0-9]', '', hub) or 'tandem'}{suffix}"[:63]
+    service = TableServiceClient.from_connection_string(connection_string)
+    try:
+        service.create_table(name)
+    except ResourceExistsError:
+        pass
+    return service.get_table_client(name)
 
 
 def valid_instance_id(instance_id: str) -> bool:
@@ -87,14 +98,7 @@ class TableHistoryStore:
     """Task-hub persistence on Azure Table storage."""
 
     def __init__(self, connection_string: str, hub: str) -> None:
-        name = re.sub(r"[^A-Za-z0-9]", "", hub) or "tandem"
-        self.table_name = f"{name}History"[:63]
-        service = TableServiceClient.from_connection_string(connection_string)
-        try:
-            service.create_table(self.table_name)
-        except ResourceExistsError:
-            pass
-        self._table = service.get_table_client(self.table_name)
+        self._table = open_table(connection_string, hub, "History")
 
     def commit(self, inst: Instance, new_history: list[dict[str, Any]], consumed: list[str]) -> None:
         """Append `new_history`, drop the consumed inbox rows and write the meta row."""

@@ -78,7 +78,6 @@ class FrontDoor:
         self._topic = _Server(("127.0.0.1", topic_port), self._handler(self._handle_topic))
         self._topic.socket = self.ca.server_context().wrap_socket(self._topic.socket, server_side=True)
         self.topic_url = f"https://127.0.0.1:{self._topic.server_address[1]}/api/events"
-        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Index the HTTP routes and start serving."""
@@ -86,9 +85,7 @@ class FrontDoor:
             if spec.kind == "httpTrigger":
                 self.routes.append((_route_regex(spec.trigger.get("route") or name), name))
         for server in (self._http, self._topic):
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def close(self) -> None:
         """Stop both servers."""

@@ -9,10 +9,9 @@ import inspect
 import json
 import logging
 import os
-import re
 import secrets
 import threading
-import uuid
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,15 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import UpdateMode
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.timer import TimerRequestConverter
 
 from local.runtime.clock import Clock, VirtualClock, WallClock
 from local.runtime.durable import DurableEngine
-from local.runtime.durable_store import TableHistoryStore
+from local.runtime.durable_store import TableHistoryStore, open_table
 from local.runtime.identity import LocalIdentity
 from local.runtime.ncrontab import Schedule, resolve
 from shared.errors import ConfigError
@@ -133,8 +131,7 @@ class LocalHost:
         self.subscriptions = [(fn, set(types)) for fn, types in event_subscriptions]
         self.functions: dict[str, FunctionSpec] = {}
         self.timers: dict[str, TimerState] = {}
-        self.delivered: list[tuple[str, Any]] = []
-        self.rejected_deliveries: list[tuple[str, str]] = []
+        self.dead_letters: list[tuple[str, str]] = []
         self._deliveries: deque[tuple[str, str]] = deque()
         self._delivery_lock = threading.Condition()
         self._delivering = 0
@@ -272,17 +269,8 @@ class LocalHost:
 
     # ----------------------------------------------------------------- timers
 
-    def _timer_table(self) -> Any:
-        service = TableServiceClient.from_connection_string(self.storage)
-        name = re.sub(r"[^A-Za-z0-9]", "", self.hub) + "Timers"
-        try:
-            service.create_table(name)
-        except ResourceExistsError:
-            pass
-        return service.get_table_client(name)
-
     def _load_timers(self) -> None:
-        table = self._timer_table()
+        table = open_table(self.storage, self.hub, "Timers")
         now = self.clock.now()
         stored = {e["RowKey"]: e for e in table.query_entities("PartitionKey eq 'timers'")}
         env = {**os.environ, **self.settings}
@@ -371,11 +359,15 @@ class LocalHost:
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait until Durable work and Event Grid deliveries have settled."""
-        for _ in range(100):
-            durable_idle = self.durable.wait_idle(timeout)
+        # Activities may publish events and deliveries may start orchestrations: settle until neither moves.
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not self.durable.wait_idle(remaining):
+                return False
             with self._delivery_lock:
-                delivered = self._delivery_lock.wait_for(lambda: not self._deliveries and not self._delivering, timeout)
-            if durable_idle and delivered and self.durable.wait_idle(0) and not self._deliveries:
+                if not self._delivery_lock.wait_for(lambda: not self._deliveries and not self._delivering, remaining):
+                    return False
+            if self.durable.wait_idle(0):
                 return True
         return False
 
@@ -388,7 +380,6 @@ class LocalHost:
             raise ValueError(f"{name} is not an Event Grid-triggered function")
         text = payload if isinstance(payload, str) else json.dumps(payload)
         event = EventGridEventInConverter.decode(meta.Datum(type="json", value=text), trigger_metadata=None)
-        self.delivered.append((name, event))
         return self.invoke(name, **{spec.trigger["name"]: event})
 
     def publish(self, events: list[dict[str, Any]]) -> int:
@@ -420,14 +411,8 @@ class LocalHost:
                     except Exception as exc:
                         log.warning("delivery to %s failed (attempt %d): %s", function, attempt + 1, exc)
                 else:
-                    self.rejected_deliveries.append((function, text))
+                    self.dead_letters.append((function, text))
             finally:
                 with self._delivery_lock:
                     self._delivering -= 1
                     self._delivery_lock.notify_all()
-
-    # ----------------------------------------------------------------- helpers for scenarios
-
-    def new_id(self) -> str:
-        """A fresh invocation or instance id."""
-        return uuid.uuid4().hex

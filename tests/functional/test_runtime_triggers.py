@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -120,7 +121,7 @@ def test_platform_authentication_replaces_a_forged_principal_with_the_signed_in_
         assert json.loads(_request(url, "POST", {}, forged)[2])["principal"] is None
         token, _ = host.identity.issue("api://tandem", name="ana", roles=["Tandem.Failover.Operator"])
         principal = json.loads(_request(url, "POST", {}, {**forged, "Authorization": f"Bearer {token}"})[2])["principal"]
-        claims = json.loads(__import__("base64").b64decode(principal))["claims"]
+        claims = json.loads(base64.b64decode(principal))["claims"]
         assert {"typ": "roles", "val": "Tandem.Failover.Operator"} in claims
         assert host.settings["WEBSITE_AUTH_ENABLED"] == "True"
 
