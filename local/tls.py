@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 import tempfile
 from pathlib import Path
@@ -11,7 +12,7 @@ import trustme
 
 
 class LocalCA:
-    """One CA per process; issues server certificates for 127.0.0.1 and localhost."""
+    """A CA that issues server certificates for 127.0.0.1 and localhost."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._ca = trustme.CA(organization_name="Tandem local CA")
@@ -24,6 +25,12 @@ class LocalCA:
         self.bundle_path = str(self._dir / "tandem-local-bundle.pem")
         public = Path(certifi.where()).read_bytes()
         Path(self.bundle_path).write_bytes(public + b"\n" + self._ca.cert_pem.bytes())
+
+    @classmethod
+    @functools.cache
+    def shared(cls) -> LocalCA:
+        """The process's CA: the runtime and every twin share it, so one bundle trusts them all."""
+        return cls()
 
     def server_context(self) -> ssl.SSLContext:
         """A server-side TLS context with a fresh certificate for the loopback names."""

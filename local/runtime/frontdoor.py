@@ -74,7 +74,7 @@ class FrontDoor:
         self.routes: list[tuple[re.Pattern[str], str]] = []
         self._http = _Server(("127.0.0.1", host_port), self._handler(self._handle_app))
         self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self.ca = LocalCA()
+        self.ca = LocalCA.shared()
         self._topic = _Server(("127.0.0.1", topic_port), self._handler(self._handle_topic))
         self._topic.socket = self.ca.server_context().wrap_socket(self._topic.socket, server_side=True)
         self.topic_url = f"https://127.0.0.1:{self._topic.server_address[1]}/api/events"
@@ -185,12 +185,8 @@ class FrontDoor:
         return 404, {}, b""
 
     def _msi(self, lower: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        if not hmac.compare_digest(lower.get("x-identity-header", ""), self.host.identity.header_secret):
-            return 401, {"Content-Type": "application/json"}, b'{"error":"invalid X-IDENTITY-HEADER"}'
-        resource = query.get("resource")
-        if not resource:
-            return 400, {"Content-Type": "application/json"}, b'{"error":"resource is required"}'
-        return 200, {"Content-Type": "application/json"}, json.dumps(self.host.identity.msi_response(resource)).encode()
+        status, answer = self.host.identity.answer_msi(lower, query)
+        return status, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     def _durable(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         engine = self.host.durable

@@ -65,6 +65,15 @@ class LocalIdentity:
         return {"access_token": token, "expires_on": str(expires), "resource": resource,
                 "token_type": "Bearer", "client_id": self.principal_id}
 
+    def answer_msi(self, headers: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Serve one managed-identity token request: (status, JSON body). `headers` keys are lower-case."""
+        if not hmac.compare_digest(headers.get("x-identity-header", ""), self.header_secret):
+            return 401, {"error": "invalid X-IDENTITY-HEADER"}
+        resource = query.get("resource")
+        if not resource:
+            return 400, {"error": "resource is required"}
+        return 200, self.msi_response(resource)
+
     @staticmethod
     def client_principal(claims: dict[str, Any]) -> str:
         """The X-MS-CLIENT-PRINCIPAL header App Service authentication injects for a signed-in user."""

@@ -1,0 +1,41 @@
+"""`python -m local.twins.arm --port N [--seed FILE]`: serve the ARM twin on 127.0.0.1 until stopped.
+
+Prints one line `READY base_url=URL ca=PATH subscription=ID identity_endpoint=URL identity_header=SECRET`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from local.twins.arm import ArmTwin, load_seed
+
+
+def main(argv: list[str]) -> int:
+    """Parse arguments, serve, stop on SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="scripts/twin arm")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = a free one)")
+    parser.add_argument("--seed", help="seed file (YAML); default: the demo estate")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
+    args = parser.parse_args(argv)
+    try:
+        seed = load_seed(args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    twin = ArmTwin(seed, port=args.port, latency_s=args.latency_ms / 1000).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    subscription = seed.subscriptions[0].id if seed.subscriptions else ""
+    print(f"READY base_url={twin.base_url} ca={twin.ca.ca_path} subscription={subscription} "
+          f"identity_endpoint={twin.base_url}/msi/token identity_header={twin.identity.header_secret}", flush=True)
+    stop.wait()
+    twin.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,481 @@
+"""The ARM twin: serves the behavioural model over the ARM REST paths Tandem's SDK clients call."""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from local.runtime.clock import Clock, WallClock
+from local.runtime.identity import LocalIdentity
+from local.tls import LocalCA
+from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, Session, Vm
+from local.twins.arm.seed import Seed, build_estate, load_seed
+from local.twins.server import Request, Response, TwinServer
+
+ARM_AUDIENCE = "https://management.azure.com"
+API_VERSIONS = {
+    "microsoft.desktopvirtualization": {"2024-04-03"},
+    "microsoft.compute": {"2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2026-04-01"},
+    "microsoft.authorization": {"2022-04-01"},
+}
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
+_RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
+_DV = _RG + r"/providers/microsoft\.desktopvirtualization"
+_VMS = _RG + r"/providers/microsoft\.compute/virtualmachines"
+_POOL = _DV + r"/hostpools/(?P<pool>[^/]+)"
+_HOST = _POOL + r"/sessionhosts/(?P<host>[^/]+)"
+_SESSION = _HOST + r"/usersessions/(?P<sid>[^/]+)"
+_DISPLAY = {"running": "VM running", "starting": "VM starting", "deallocating": "VM deallocating",
+            "deallocated": "VM deallocated"}
+_SYSTEM_DATA = {"createdBy": "tandem-twin", "createdByType": "Application", "createdAt": "2026-01-05T08:00:00Z",
+                "lastModifiedBy": "tandem-twin", "lastModifiedByType": "Application",
+                "lastModifiedAt": "2026-01-05T08:00:00Z"}
+
+
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """ARM's error shape."""
+    return {"error": {"code": code, "message": message}}
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _merge(base: dict[str, Any], imported: dict[str, Any]) -> dict[str, Any]:
+    """An imported document as published, else the twin's own rendering; the caller then overlays live fields."""
+    return copy.deepcopy(imported or base)
+
+
+def _object_id(text: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, text.lower()))
+
+
+class ArmTwin:
+    """An HTTPS twin of the ARM subset Tandem uses, with a managed-identity endpoint at /msi/token."""
+
+    def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None, identity: LocalIdentity | None = None,
+                 port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0, page_size: int = 100,
+                 hang_s: float = 30.0) -> None:
+        self.clock = clock or WallClock()
+        self.estate: Estate = build_estate(seed or load_seed(), self.clock)
+        self.identity = identity or LocalIdentity()
+        self.page_size = page_size
+        self.server = TwinServer(self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s,
+                                 hang_s=hang_s, name="arm")
+        self.base_url = self.server.base_url
+        self.ca = self.server.ca
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
+            ("GET", re.compile(_DV + r"/hostpools", re.I), self._list_pools),
+            ("GET", re.compile(_POOL, re.I), self._get_pool),
+            ("GET", re.compile(_POOL + r"/sessionhosts", re.I), self._list_hosts),
+            ("GET", re.compile(_HOST, re.I), self._get_host),
+            ("PATCH", re.compile(_HOST, re.I), self._patch_host),
+            ("GET", re.compile(_POOL + r"/usersessions", re.I), self._list_pool_sessions),
+            ("GET", re.compile(_HOST + r"/usersessions", re.I), self._list_host_sessions),
+            ("GET", re.compile(_SESSION, re.I), self._get_session),
+            ("DELETE", re.compile(_SESSION, re.I), self._delete_session),
+            ("POST", re.compile(_SESSION + r"/disconnect", re.I), self._disconnect),
+            ("POST", re.compile(_SESSION + r"/sendmessage", re.I), self._send_message),
+            ("GET", re.compile(_DV + r"/applicationgroups", re.I), self._list_app_groups),
+            ("GET", re.compile(_DV + r"/applicationgroups/(?P<ag>[^/]+)", re.I), self._get_app_group),
+            ("GET", re.compile(_VMS, re.I), self._list_vms),
+            ("GET", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines", re.I), self._list_all_vms),
+            ("GET", re.compile(_VMS + r"/(?P<vm>[^/]+)", re.I), self._get_vm),
+            ("GET", re.compile(_VMS + r"/(?P<vm>[^/]+)/instanceview", re.I), self._instance_view),
+            ("POST", re.compile(_VMS + r"/(?P<vm>[^/]+)/(?P<action>start|deallocate)", re.I), self._vm_action),
+            ("GET", re.compile(_SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
+                               re.I), self._operation),
+            ("GET", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments", re.I),
+             self._list_assignments),
+            ("GET", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
+                               re.I), self._get_assignment),
+            ("PUT", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
+                               re.I), self._put_assignment),
+            ("DELETE", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
+                                  re.I), self._delete_assignment),
+        ]
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> ArmTwin:
+        """Serve on 127.0.0.1."""
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.close()
+
+    def __enter__(self) -> ArmTwin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def identity_settings(self) -> dict[str, str]:
+        """App settings that point azure-identity's managed-identity credential at this twin."""
+        return {"IDENTITY_ENDPOINT": f"{self.base_url}/msi/token", "IDENTITY_HEADER": self.identity.header_secret,
+                "TANDEM_ARM_ENDPOINT": self.base_url, "REQUESTS_CA_BUNDLE": self.ca.bundle_path}
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, request: Request) -> Response:
+        if request.path == "/msi/token":
+            status, body = self.identity.answer_msi(request.headers, request.query)
+            return Response(status, body)
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        path = request.path.rstrip("/")
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None or method != request.method:
+                continue
+            bad_version = self._check_api_version(path, request.query.get("api-version"))
+            if bad_version is not None:
+                return bad_version
+            try:
+                with self.estate.lock:
+                    self.estate.settle()
+                    return handler(request, **match.groupdict())
+            except ModelError as exc:
+                return Response(exc.status, error_body(exc.status, exc.code, exc.message))
+        return Response(404, error_body(404, "NotFound", f"No route for {request.method} {request.path}"))
+
+    def _authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            return Response(401, error_body(401, "AuthenticationFailed",
+                                            "Authentication failed. The 'Authorization' header is missing."))
+        if not header.lower().startswith("bearer ") or self.identity.validate(header[7:], ARM_AUDIENCE) is None:
+            return Response(401, error_body(401, "InvalidAuthenticationToken",
+                                            "The access token is invalid or has expired."))
+        return None
+
+    @staticmethod
+    def _check_api_version(path: str, version: str | None) -> Response | None:
+        namespaces = re.findall(r"/providers/([^/]+)", path.lower())
+        provider = namespaces[-1] if namespaces else None  # a scope may nest providers: the last one answers
+        if provider not in API_VERSIONS:
+            return None
+        if not version:
+            return Response(400, error_body(400, "MissingApiVersionParameter",
+                                            "The api-version query parameter (?api-version=) is required for all requests."))
+        if version not in API_VERSIONS[provider]:
+            return Response(400, error_body(400, "InvalidApiVersionParameter",
+                                            f"The api-version '{version}' is invalid. The supported versions are "
+                                            f"'{', '.join(sorted(API_VERSIONS[provider]))}'."))
+        return None
+
+    def _page(self, request: Request, items: Sequence[Any], render: Callable[[Any], dict[str, Any]], *,
+              avd: bool) -> Response:
+        """One page of a list; AVD pages with pageSize/initialSkip, the others with $skiptoken."""
+        query = dict(request.query)
+        if avd:
+            size = min(int(query.get("pageSize") or self.page_size), 1000)
+            start = int(query.get("initialSkip") or 0)
+            if str(query.get("isDescending", "")).lower() == "true":
+                items = list(reversed(items))
+        else:
+            size = self.page_size
+            start = int(query.get("$skiptoken") or 0)
+        chunk = items[start:start + size]
+        body: dict[str, Any] = {"value": [render(item) for item in chunk]}
+        if start + size < len(items):
+            if avd:
+                query.update(pageSize=str(size), initialSkip=str(start + size))
+            else:
+                query["$skiptoken"] = str(start + size)
+            body["nextLink"] = f"{self.base_url}{request.path}?{urlencode(query)}"
+        return Response(200, body)
+
+    # ----------------------------------------------------------------- desktop virtualization
+
+    def _list_pools(self, request: Request, sub: str, rg: str) -> Response:
+        self.estate.require_group(sub, rg)
+        pools = [p for k, p in sorted(self.estate.pools.items()) if k[:2] == (sub.lower(), rg.lower())]
+        return self._page(request, pools, self.render_pool, avd=True)
+
+    def _get_pool(self, request: Request, sub: str, rg: str, pool: str) -> Response:
+        return Response(200, self.render_pool(self.estate.pool(sub, rg, pool)))
+
+    def _list_hosts(self, request: Request, sub: str, rg: str, pool: str) -> Response:
+        p = self.estate.pool(sub, rg, pool)
+        return self._page(request, [p.hosts[k] for k in sorted(p.hosts)], self.render_host, avd=True)
+
+    def _get_host(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
+        return Response(200, self.render_host(self.estate.host(self.estate.pool(sub, rg, pool), host)))
+
+    def _patch_host(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
+        h = self.estate.host(self.estate.pool(sub, rg, pool), host)
+        props = (request.json() or {}).get("properties") or {}
+        if "allowNewSession" in props:
+            if not isinstance(props["allowNewSession"], bool):
+                raise ModelError(400, "InvalidRequestContent", "allowNewSession must be a boolean.")
+            self.estate.set_drain(h, props["allowNewSession"])
+        for key in ("friendlyName", "assignedUser"):
+            if key in props:
+                h.overrides[key] = props[key]
+        return Response(200, self.render_host(h))
+
+    def _sessions(self, pool: Pool, hosts: Sequence[Host]) -> list[tuple[Host, Session]]:
+        return [(h, h.sessions[i]) for h in hosts for i in sorted(h.sessions)]
+
+    def _list_pool_sessions(self, request: Request, sub: str, rg: str, pool: str) -> Response:
+        p = self.estate.pool(sub, rg, pool)
+        pairs = self._sessions(p, [p.hosts[k] for k in sorted(p.hosts)])
+        wanted = _odata_filter(request.query.get("$filter"))
+        pairs = [(h, s) for h, s in pairs if _filter_match(wanted, s)]
+        return self._page(request, pairs, lambda pair: self.render_session(*pair), avd=True)
+
+    def _list_host_sessions(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
+        p = self.estate.pool(sub, rg, pool)
+        return self._page(request, self._sessions(p, [self.estate.host(p, host)]),
+                          lambda pair: self.render_session(*pair), avd=True)
+
+    def _session_args(self, sub: str, rg: str, pool: str, host: str) -> Host:
+        return self.estate.host(self.estate.pool(sub, rg, pool), host)
+
+    def _get_session(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
+        h = self._session_args(sub, rg, pool, host)
+        return Response(200, self.render_session(h, self.estate.session(h, sid)))
+
+    def _delete_session(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
+        h = self._session_args(sub, rg, pool, host)
+        if h.sessions.get(int(sid) if sid.isdigit() else -1) is None:
+            return Response(204)
+        self.estate.logoff(h, sid)
+        return Response(200)
+
+    def _disconnect(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
+        self.estate.disconnect(self._session_args(sub, rg, pool, host), sid)
+        return Response(200)
+
+    def _send_message(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
+        body = request.json() or {}
+        self.estate.send_message(self._session_args(sub, rg, pool, host), sid, str(body.get("messageTitle", "")),
+                                 str(body.get("messageBody", "")))
+        return Response(200)
+
+    def _list_app_groups(self, request: Request, sub: str, rg: str) -> Response:
+        self.estate.require_group(sub, rg)
+        groups = [g for k, g in sorted(self.estate.app_groups.items()) if k[:2] == (sub.lower(), rg.lower())]
+        return self._page(request, groups, self.render_app_group, avd=True)
+
+    def _get_app_group(self, request: Request, sub: str, rg: str, ag: str) -> Response:
+        return Response(200, self.render_app_group(self.estate.app_group(sub, rg, ag)))
+
+    # ----------------------------------------------------------------- compute
+
+    def _list_vms(self, request: Request, sub: str, rg: str) -> Response:
+        self.estate.require_group(sub, rg)
+        expand = request.query.get("$expand", "").lower() == "instanceview"
+        vms = [v for k, v in sorted(self.estate.vms.items()) if v.subscription.lower() == sub.lower()
+               and v.resource_group.lower() == rg.lower()]
+        return self._page(request, vms, lambda v: self.render_vm(v, instance_view=expand), avd=False)
+
+    def _list_all_vms(self, request: Request, sub: str) -> Response:
+        if not self.estate.subscription_known(sub):
+            raise ModelError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        status_only = request.query.get("statusOnly", "").lower() == "true"
+        vms = [v for k, v in sorted(self.estate.vms.items()) if v.subscription.lower() == sub.lower()]
+        return self._page(request, vms, lambda v: self.render_vm(v, instance_view=status_only), avd=False)
+
+    def _get_vm(self, request: Request, sub: str, rg: str, vm: str) -> Response:
+        expand = request.query.get("$expand", "").lower() == "instanceview"
+        return Response(200, self.render_vm(self.estate.vm(sub, rg, vm), instance_view=expand))
+
+    def _instance_view(self, request: Request, sub: str, rg: str, vm: str) -> Response:
+        return Response(200, self.render_instance_view(self.estate.vm(sub, rg, vm)))
+
+    def _vm_action(self, request: Request, sub: str, rg: str, vm: str, action: str) -> Response:
+        machine = self.estate.vm(sub, rg, vm)
+        operation = (self.estate.start_vm if action.lower() == "start" else self.estate.deallocate_vm)(machine)
+        if operation is None:
+            return Response(200)
+        version = request.query["api-version"]
+        url = (f"{self.base_url}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{machine.location}"
+               f"/operations/{operation.id}?api-version={version}")
+        return Response(202, None, {"Azure-AsyncOperation": url, "Location": f"{url}&monitor=true"})
+
+    def _operation(self, request: Request, sub: str, loc: str, op: str) -> Response:
+        operation = self.estate.operations.get(op)
+        if operation is None:
+            raise ModelError(404, "OperationNotFound", f"The operation '{op}' was not found.")
+        now = self.clock.now()
+        status = operation.status(now)
+        if request.query.get("monitor", "").lower() == "true":
+            return Response(202 if status == "InProgress" else 200, None,
+                            {"Location": f"{self.base_url}{request.path}?{urlencode(request.query)}"}
+                            if status == "InProgress" else {})
+        body = {"name": operation.id, "status": status, "startTime": _iso(operation.started)}
+        if status == "Succeeded":
+            body["endTime"] = _iso(operation.done_at)
+        return Response(200, body)
+
+    # ----------------------------------------------------------------- role assignments
+
+    def _list_assignments(self, request: Request, scope: str) -> Response:
+        wanted = scope.rstrip("/").lower()
+        found = [a for a in self.estate.assignments.values()
+                 if wanted == a.scope.lower() or wanted.startswith(a.scope.lower() + "/")]
+        principal = re.search(r"principalId eq '([^']+)'", request.query.get("$filter", ""))
+        if principal:
+            found = [a for a in found if a.principal_id == principal.group(1)]
+        return self._page(request, sorted(found, key=lambda a: a.name), self.render_assignment, avd=False)
+
+    def _get_assignment(self, request: Request, scope: str, name: str) -> Response:
+        found = self.estate.assignments.get(name.lower())
+        if found is None or found.scope.lower() != scope.rstrip("/").lower():
+            raise ModelError(404, "RoleAssignmentNotFound", f"The role assignment '{name}' is not found.")
+        return Response(200, self.render_assignment(found))
+
+    def _put_assignment(self, request: Request, scope: str, name: str) -> Response:
+        props = (request.json() or {}).get("properties") or {}
+        if not props.get("roleDefinitionId") or not props.get("principalId"):
+            raise ModelError(400, "InvalidRoleAssignmentRequest", "roleDefinitionId and principalId are required.")
+        assignment, created = self.estate.create_assignment(scope, name, props["roleDefinitionId"],
+                                                            props["principalId"], props.get("principalType", "User"))
+        return Response(201 if created else 200, self.render_assignment(assignment))
+
+    def _delete_assignment(self, request: Request, scope: str, name: str) -> Response:
+        removed = self.estate.delete_assignment(scope, name)
+        return Response(204) if removed is None else Response(200, self.render_assignment(removed))
+
+    # ----------------------------------------------------------------- rendering
+
+    def render_pool(self, pool: Pool) -> dict[str, Any]:
+        """A host pool as HostPools_Get returns it."""
+        base = {"id": pool.id, "name": pool.name, "type": "Microsoft.DesktopVirtualization/hostPools",
+                "location": pool.location, "tags": dict(pool.tags), "systemData": dict(_SYSTEM_DATA),
+                "properties": {
+                    "objectId": _object_id(pool.id), "friendlyName": pool.name, "description": None,
+                    "hostPoolType": "Pooled", "personalDesktopAssignmentType": None, "customRdpProperty": None,
+                    "maxSessionLimit": pool.max_session_limit, "loadBalancerType": pool.load_balancer_type,
+                    "validationEnvironment": False, "ring": None, "registrationInfo": None, "vmTemplate": None,
+                    "ssoadfsAuthority": None, "ssoClientId": None, "ssoClientSecretKeyVaultPath": None,
+                    "ssoSecretType": None, "preferredAppGroupType": "Desktop",
+                    "startVMOnConnect": pool.start_vm_on_connect, "cloudPcResource": False,
+                    "agentUpdate": {"type": "Default", "useSessionHostLocalTime": False,
+                                    "maintenanceWindowTimeZone": None, "maintenanceWindows": []}}}
+        doc = _merge(base, pool.extra)
+        doc.setdefault("properties", {}).update(maxSessionLimit=pool.max_session_limit, loadBalancerType=pool.load_balancer_type,
+                                 startVMOnConnect=pool.start_vm_on_connect)
+        return doc
+
+    def render_host(self, host: Host) -> dict[str, Any]:
+        """A session host as SessionHosts_Get/List return it."""
+        now = self.clock.now()
+        status = host.status(now)
+        vm = host.vm
+        base = {"id": f"{host.pool.id}/sessionHosts/{host.name}", "name": f"{host.pool.name}/{host.name}",
+                "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts", "systemData": dict(_SYSTEM_DATA),
+                "properties": {
+                    "objectId": _object_id(host.name), "lastHeartBeat": _iso(now if status == "Available" else
+                                                                             host.status_timestamp(now)),
+                    "sessions": len(host.sessions), "agentVersion": "1.0.9742.2500",
+                    "allowNewSession": host.allow_new_session, "assignedUser": None, "status": status,
+                    "statusTimestamp": _iso(host.status_timestamp(now)), "osVersion": "10.0.22631",
+                    "sxSStackVersion": "rdp-sxs240131002", "updateState": "Succeeded",
+                    "lastUpdateTime": _iso(host.status_since), "updateErrorMessage": "",
+                    "virtualMachineId": vm.vm_id if vm else None, "friendlyName": None,
+                    "resourceId": vm.id if vm else None,
+                    "sessionHostHealthCheckResults": [{
+                        "healthCheckName": "DomainJoinedCheck",
+                        "healthCheckResult": "SessionHostShutdown" if status == "Shutdown" else "HealthCheckSucceeded",
+                        "additionalFailureDetails": {"message": "SessionHost healthy: is joined to domain",
+                                                     "errorCode": 0, "lastHealthCheckDateTime": _iso(now)}}]}}
+        doc = _merge(base, host.extra)
+        doc.setdefault("properties", {}).update(host.overrides, allowNewSession=host.allow_new_session)
+        if vm is not None:  # the model owns these for hosts on modelled VMs
+            doc["properties"].update(status=status, sessions=len(host.sessions))
+        return doc
+
+    def render_session(self, host: Host, session: Session) -> dict[str, Any]:
+        """A user session as UserSessions_Get/List return it."""
+        user = session.upn.split("@")[0]
+        base = {"id": f"{host.pool.id}/sessionHosts/{host.name}/userSessions/{session.id}",
+                "name": f"{host.pool.name}/{host.name}/{session.id}",
+                "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts/userSessions",
+                "systemData": dict(_SYSTEM_DATA),
+                "properties": {"objectId": _object_id(session.upn), "userPrincipalName": session.upn,
+                               "applicationType": session.app_type, "sessionState": session.state,
+                               "activeDirectoryUserName": f"CONTOSO\\{user}", "createTime": _iso(session.created)}}
+        doc = _merge(base, session.extra)
+        doc.setdefault("properties", {})["sessionState"] = session.state
+        return doc
+
+    def render_app_group(self, group: AppGroup) -> dict[str, Any]:
+        """An application group as ApplicationGroups_Get returns it."""
+        base = {"id": group.id, "name": group.name, "type": "Microsoft.DesktopVirtualization/applicationGroups",
+                "location": group.location, "tags": dict(group.tags), "systemData": dict(_SYSTEM_DATA),
+                "properties": {"objectId": _object_id(group.id), "description": None, "friendlyName": group.name,
+                               "hostPoolArmPath": group.pool.id if group.pool else None, "workspaceArmPath": None,
+                               "applicationGroupType": group.kind, "cloudPcResource": False, "showInFeed": True}}
+        return _merge(base, group.extra)
+
+    def _statuses(self, vm: Vm, imported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The imported statuses (or the twin's own) with the PowerState entry set to the modelled power."""
+        power = vm.power(self.clock.now())
+        statuses = copy.deepcopy(imported) or [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}]
+        entry = {"code": f"PowerState/{power}", "level": "Info", "displayStatus": _DISPLAY[power]}
+        for i, status in enumerate(statuses):
+            if str(status.get("code", "")).startswith("PowerState/"):
+                if status["code"] != entry["code"]:
+                    statuses[i] = entry
+                return statuses
+        return [*statuses, entry]
+
+    def render_vm(self, vm: Vm, *, instance_view: bool = False) -> dict[str, Any]:
+        """A VM as VirtualMachines_Get/List return it; with its instance view when expanded."""
+        base = {"id": vm.id, "name": vm.name, "type": "Microsoft.Compute/virtualMachines", "location": vm.location,
+                "tags": dict(vm.tags),
+                "properties": {"vmId": vm.vm_id, "hardwareProfile": {"vmSize": vm.size},
+                               "provisioningState": "Succeeded",
+                               "osProfile": {"computerName": vm.name[:15], "adminUsername": "avdadmin"},
+                               "storageProfile": {"osDisk": {"osType": "Windows", "name": f"{vm.name}-osdisk",
+                                                             "createOption": "FromImage"}}}}
+        doc = _merge(base, vm.extra)
+        if instance_view:
+            doc.setdefault("properties", {})["instanceView"] = self.render_instance_view(vm)
+        return doc
+
+    def render_instance_view(self, vm: Vm) -> dict[str, Any]:
+        """A VM's instance view; the power state is the modelled one."""
+        imported = (vm.extra.get("properties") or {}).get("instanceView") or {}
+        doc = copy.deepcopy(imported) or {"computerName": vm.name[:15], "osName": "Windows 11 Enterprise multi-session",
+                                          "osVersion": "10.0.22631"}
+        doc["statuses"] = self._statuses(vm, imported.get("statuses") or [])
+        return doc
+
+    @staticmethod
+    def render_assignment(assignment: RoleAssignment) -> dict[str, Any]:
+        """A role assignment as api-version 2022-04-01 returns it."""
+        return {"id": assignment.id, "name": assignment.name, "type": "Microsoft.Authorization/roleAssignments",
+                "properties": {"roleDefinitionId": assignment.role_definition_id,
+                               "principalId": assignment.principal_id, "principalType": assignment.principal_type,
+                               "scope": assignment.scope, "condition": None, "conditionVersion": None,
+                               "createdOn": _iso(assignment.created), "updatedOn": _iso(assignment.created),
+                               "createdBy": None, "updatedBy": None, "delegatedManagedIdentityResourceId": None,
+                               "description": None}}
+
+
+def _odata_filter(text: str | None) -> dict[str, str]:
+    """The `field eq 'value'` clauses of an OData filter joined by `and` (what AVD's list filter accepts)."""
+    if not text:
+        return {}
+    clauses = re.findall(r"(\w+)\s+eq\s+'([^']*)'", text)
+    return {name.lower(): value for name, value in clauses}
+
+
+def _filter_match(wanted: dict[str, str], session: Session) -> bool:
+    upn = wanted.get("userprincipalname")
+    state = wanted.get("state") or wanted.get("sessionstate")
+    return (upn is None or upn.lower() == session.upn.lower()) and (state is None or state.lower() == session.state.lower())
