@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-BENCHMARKS = {"cold-start": "bench.cold_start"}
+BENCHMARKS = {"cold-start": "bench.cold_start", "control-plane": "bench.control_plane"}
 
 
 def main(argv: list[str]) -> int:
