@@ -5,6 +5,8 @@
     ├── InputError           a request or event is malformed or unknown (logged and rejected)
     ├── AuthorizationError   the caller lacks the platform authentication or a role
     └── DependencyError      a dependency (ARM, Qumulo, storage) failed or is unreachable
+        ├── QumuloApiError   Qumulo answered with an error (status, error_class, description)
+        └── QumuloTransportError  no Qumulo answer: unreachable, timed out, or a proxy's HTML page
 """
 
 from __future__ import annotations
@@ -28,3 +30,17 @@ class AuthorizationError(TandemError):
 
 class DependencyError(TandemError):
     """A service Tandem depends on failed, timed out or could not be reached."""
+
+
+class QumuloApiError(DependencyError):
+    """A Qumulo REST error: its HTTP status and the `error_class` and `description` of its body."""
+
+    def __init__(self, status: int, error_class: str, description: str, *, cluster: str = "") -> None:
+        super().__init__(f"Qumulo {cluster or 'cluster'} answered {status} {error_class}: {description}")
+        self.status = status
+        self.error_class = error_class
+        self.description = description
+
+
+class QumuloTransportError(DependencyError):
+    """Qumulo could not be reached or gave no usable answer (timeout, reset, TLS failure, proxy HTML)."""

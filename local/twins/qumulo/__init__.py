@@ -1,0 +1,1 @@
+"""The Qumulo twin: ANQ clusters with snapshots and continuous replication, served over HTTPS on loopback."""

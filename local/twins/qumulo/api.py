@@ -1,0 +1,213 @@
+"""The Qumulo twin: one cluster of the model served over the Qumulo REST paths, HTTPS on loopback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from local.runtime.clock import Clock
+from local.tls import LocalCA
+from local.twins.qumulo.model import LOCK, TIMINGS, Cluster, QumuloModelError, Relationship, SnapshotRecord
+from local.twins.server import Request, Response, TwinServer
+
+
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """Qumulo's error envelope."""
+    return {"module": "qfsd", "error_class": code, "description": message, "stack": [], "user_visible": True}
+
+
+def _iso(when: datetime | None) -> str:
+    return "" if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+class QumuloTwin:
+    """Serves one cluster; start two and `connect` them for replication."""
+
+    def __init__(self, cluster: Cluster, *, port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0,
+                 hang_s: float = 30.0) -> None:
+        self.cluster = cluster
+        self.server = TwinServer(self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s,
+                                 hang_s=hang_s, name=f"qumulo-{cluster.name}")
+        self.base_url = self.server.base_url
+        self.ca = self.server.ca
+        rr = "/v2/replication"
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
+            ("GET", re.compile(r"/v1/files/(?P<ref>.+)/info/attributes"), self._attributes),
+            ("POST", re.compile(r"/v3/snapshots/?"), self._create_snapshot),
+            ("GET", re.compile(r"/v3/snapshots/?"), self._list_snapshots),
+            ("GET", re.compile(r"/v4/snapshots/status/?"), self._snapshot_statuses),
+            ("GET", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._get_snapshot),
+            ("DELETE", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._delete_snapshot),
+            ("GET", re.compile(r"/v1/snapshots/total-used-capacity"), self._capacity),
+            ("GET", re.compile(rf"{rr}/source-relationships/status/?"), self._source_statuses),
+            ("GET", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)/status"), self._source_status),
+            ("PATCH", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)"), self._modify_source),
+            ("POST", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)/replicate"), self._replicate),
+            ("GET", re.compile(rf"{rr}/target-relationships/status/?"), self._target_statuses),
+            ("GET", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/status"), self._target_status),
+            ("POST", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/make-writable"), self._make_writable),
+        ]
+
+    def start(self) -> QumuloTwin:
+        """Serve on 127.0.0.1."""
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.close()
+
+    def __enter__(self) -> QumuloTwin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def clock(self) -> Clock:
+        """The cluster's clock."""
+        return self.cluster.clock
+
+    def outage(self, on: bool = True) -> None:
+        """The region goes dark: the cluster stops answering and stops replicating."""
+        self.cluster.down = on
+        self.server.outage = "hang" if on else None
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/v1/version":
+            return Response(200, {"revision_id": "Qumulo Core 7.4.0 (twin)", "build_id": "twin", "flavor": "release"})
+        with LOCK:
+            self.cluster.settle()
+            if request.method == "POST" and request.path == "/v1/session/login":
+                body = request.json() or {}
+                try:
+                    return Response(200, {"bearer_token": self.cluster.login(str(body.get("username")),
+                                                                             str(body.get("password")))})
+                except QumuloModelError as exc:
+                    return Response(exc.status, error_body(exc.status, exc.error_class, exc.description))
+            token = request.headers.get("authorization", "")
+            if not token.lower().startswith("bearer ") or not self.cluster.authorized(token[7:]):
+                return Response(401, error_body(401, "http_unauthorized_error", "Need to log in first"))
+            for method, pattern, handler in self._routes:
+                match = pattern.fullmatch(request.path)
+                if match and method == request.method:
+                    try:
+                        return handler(request, **match.groupdict())
+                    except QumuloModelError as exc:
+                        return Response(exc.status, error_body(exc.status, exc.error_class, exc.description))
+            return Response(404, error_body(404, "http_not_found_error", f"{request.method} {request.path}"))
+
+    # ----------------------------------------------------------------- files and snapshots
+
+    def _attributes(self, request: Request, ref: str) -> Response:
+        d = self.cluster.directory(ref)
+        return Response(200, {"id": d.id, "file_number": d.id, "path": d.path + "/", "name": d.path.rsplit("/", 1)[-1],
+                              "type": "FS_FILE_TYPE_DIRECTORY", "child_count": len(d.profiles)})
+
+    def render_snapshot(self, s: SnapshotRecord, *, status: bool = False) -> dict[str, Any]:
+        """`api_snapshot_info`, or `api_snapshot_status` with `status`."""
+        doc: dict[str, Any] = {"id": s.id, "name": s.name, "timestamp": _iso(s.taken), "source_file_id": s.directory.id,
+                               "policy_id": None, "expiration": _iso(s.expiration), "in_delete": s.deleted_at is not None}
+        if status:
+            doc.update(source_file_path=s.directory.path + "/", policy_name=None, owners=s.owners, lock_key=None)
+        return doc
+
+    def _create_snapshot(self, request: Request) -> Response:
+        body = request.json() or {}
+        directory = self.cluster.directory(str(body.get("source_file_id") or "/"))
+        expiration = datetime.fromisoformat(body["expiration"]) if body.get("expiration") else None
+        return Response(200, self.render_snapshot(self.cluster.create_snapshot(
+            directory, str(body.get("name_suffix") or ""), expiration)))
+
+    def _listed(self, request: Request) -> list[SnapshotRecord]:
+        wanted = request.query.get("filter", "all")
+        items = sorted(self.cluster.snapshots.values(), key=lambda s: s.id)
+        if "exclude_in_delete" in wanted:
+            return [s for s in items if s.deleted_at is None]
+        if wanted == "only_in_delete":
+            return [s for s in items if s.deleted_at is not None]
+        return items
+
+    def _list_snapshots(self, request: Request) -> Response:
+        return Response(200, {"entries": [self.render_snapshot(s) for s in self._listed(request)]})
+
+    def _snapshot_statuses(self, request: Request) -> Response:
+        return Response(200, {"entries": [self.render_snapshot(s, status=True) for s in self._listed(request)]})
+
+    def _get_snapshot(self, request: Request, sid: str) -> Response:
+        return Response(200, self.render_snapshot(self.cluster.snapshot(int(sid))))
+
+    def _delete_snapshot(self, request: Request, sid: str) -> Response:
+        self.cluster.delete_snapshot(int(sid))
+        return Response(202)
+
+    def _capacity(self, request: Request) -> Response:
+        return Response(200, {"bytes": str(sum(s.size for s in self.cluster.snapshots.values()))})
+
+    # ----------------------------------------------------------------- replication
+
+    def _relationship(self, rid: str, role: str) -> Relationship:
+        rel = self.cluster.relationships.get(rid)
+        if rel is None or (rel.source if role == "source" else rel.target) is not self.cluster:
+            raise QumuloModelError(404, "http_not_found_error", f"no {role} relationship {rid}")
+        return rel
+
+    def render_status(self, rel: Relationship) -> dict[str, Any]:
+        """The relationship status both sides report."""
+        running = rel.job_started is not None
+        return {
+            "id": rel.id, "state": rel.state, "end_reason": "",
+            "source_cluster_name": rel.source.name, "source_root_path": rel.source_dir.path + "/",
+            "source_root_read_only": rel.source_dir.read_only, "source_address": rel.source.address,
+            "source_port": 3712, "target_cluster_name": rel.target.name, "target_address": rel.target.address,
+            "target_root_path": rel.target_dir.path + "/", "target_root_read_only": rel.target_dir.read_only,
+            "target_root_id": rel.target_dir.id, "source_root_id": rel.source_dir.id,
+            "job_state": "REPLICATION_RUNNING" if running else "REPLICATION_NOT_RUNNING",
+            "job_start_time": _iso(rel.job_started), "recovery_point": _iso(rel.recovery_point),
+            "error_from_last_job": rel.last_error,
+            "duration_of_last_job": ({"nanoseconds": str(int(rel.last_duration.total_seconds() * 1e9))}
+                                     if rel.last_duration else None),
+            "replication_enabled": True, "replication_mode": "REPLICATION_CONTINUOUS",
+            "replication_job_status": {"percent_complete": 50.0} if running else None,
+        }
+
+    def _source_statuses(self, request: Request) -> Response:
+        return Response(200, [self.render_status(r) for r in self.cluster.relationships.values()
+                              if r.source is self.cluster])
+
+    def _source_status(self, request: Request, rid: str) -> Response:
+        return Response(200, self.render_status(self._relationship(rid, "source")))
+
+    def _modify_source(self, request: Request, rid: str) -> Response:
+        rel = self._relationship(rid, "source")
+        body = request.json() or {}
+        if "source_root_read_only" in body:
+            rel.source_dir.read_only = bool(body["source_root_read_only"])
+        return Response(200, self.render_status(rel))
+
+    def _replicate(self, request: Request, rid: str) -> Response:
+        rel = self._relationship(rid, "source")
+        if rel.state != "ESTABLISHED":
+            raise QumuloModelError(409, "replication_relationship_not_established_error", f"{rid} is {rel.state}")
+        rel.changed_since_job = True
+        self.cluster.settle()
+        return Response(202, {"monitor_uri": f"/v2/replication/source-relationships/{rid}/status"})
+
+    def _target_statuses(self, request: Request) -> Response:
+        return Response(200, [self.render_status(r) for r in self.cluster.relationships.values()
+                              if r.target is self.cluster])
+
+    def _target_status(self, request: Request, rid: str) -> Response:
+        return Response(200, self.render_status(self._relationship(rid, "target")))
+
+    def _make_writable(self, request: Request, rid: str) -> Response:
+        rel = self._relationship(rid, "target")
+        if rel.state != "ESTABLISHED":
+            raise QumuloModelError(409, "replication_relationship_not_connected_error", f"{rid} is {rel.state}")
+        rel.job_started, rel.job_copy = None, None  # an unfinished job is abandoned
+        rel.state, rel.transition_due = "DISCONNECTING", self.clock.now() + TIMINGS.revert
+        return Response(200, self.render_status(rel))

@@ -1,0 +1,252 @@
+"""The Qumulo twin's model: clusters with profile directories, snapshots, sessions and continuous replication.
+
+Plain Python on a (virtual) clock. Replication jobs take modelled time; a job copies the source as it was
+when the job started, and the target's recovery point is the start of the last successful job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from local.runtime.clock import Clock
+
+SNAPSHOT_LIMIT = 40_000  # per cluster, from the ANQ known-limits page
+
+
+class QumuloModelError(Exception):
+    """A refused call: HTTP status, Qumulo error_class and description."""
+
+    def __init__(self, status: int, error_class: str, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error_class, self.description = status, error_class, description
+
+
+@dataclass
+class Profile:
+    """One user's FSLogix profile container: a version that each write bumps, and when it was written."""
+
+    version: int
+    written: datetime
+
+
+@dataclass
+class Directory:
+    """A directory with a file number and the profile containers in it."""
+
+    id: str
+    path: str
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    read_only: bool = False
+
+
+@dataclass
+class SnapshotRecord:
+    """A snapshot and the profile versions it holds."""
+
+    id: int
+    suffix: str
+    directory: Directory
+    taken: datetime
+    expiration: datetime | None
+    profiles: dict[str, Profile]
+    owners: list[dict[str, Any]] = field(default_factory=list)
+    deleted_at: datetime | None = None
+    size: int = 0
+
+    @property
+    def name(self) -> str:
+        """Qumulo names snapshots '{id}_{suffix}'."""
+        return f"{self.id}_{self.suffix}"
+
+
+@dataclass
+class Relationship:
+    """A replication relationship; the same id on both clusters."""
+
+    id: str
+    source: Cluster
+    source_dir: Directory
+    target: Cluster
+    target_dir: Directory
+    state: str = "ESTABLISHED"
+    job_started: datetime | None = None
+    job_copy: dict[str, Profile] | None = None
+    recovery_point: datetime | None = None
+    recovery_copy: dict[str, Profile] = field(default_factory=dict)
+    transition_due: datetime | None = None
+    last_error: str = ""
+    last_duration: timedelta | None = None
+    changed_since_job: bool = True
+
+
+class Cluster:
+    """One ANQ cluster: users, tokens, directories, snapshots."""
+
+    def __init__(self, name: str, clock: Clock, *, username: str = "admin", password: str = "tandem-demo",
+                 address: str = "10.0.0.5", token_lifetime: timedelta = timedelta(hours=10)) -> None:
+        self.name, self.clock, self.address = name, clock, address
+        self.users = {username: password}
+        self.token_lifetime = token_lifetime
+        self.tokens: dict[str, datetime] = {}
+        self.directories: dict[str, Directory] = {}
+        self.snapshots: dict[int, SnapshotRecord] = {}
+        self.relationships: dict[str, Relationship] = {}  # relationships this cluster takes part in
+        self.down = False
+        self._ids = itertools.count(2)
+        self._snapshot_ids = itertools.count(1)
+
+    # ----------------------------------------------------------------- auth
+
+    def login(self, username: str, password: str) -> str:
+        """A session bearer token, or 401."""
+        if self.users.get(username) != password:
+            raise QumuloModelError(401, "auth_invalid_credentials_error", "Invalid username or password")
+        token = f"session-v1:{secrets.token_urlsafe(24)}"
+        self.tokens[token] = self.clock.now() + self.token_lifetime
+        return token
+
+    def issue_access_token(self) -> str:
+        """A long-lived access token (no expiry), as an administrator would create one."""
+        token = f"access-v1:{secrets.token_urlsafe(24)}"
+        self.tokens[token] = datetime.max.replace(tzinfo=self.clock.now().tzinfo)
+        return token
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expire now (a test control)."""
+        now = self.clock.now()
+        self.tokens = {t: now for t in self.tokens}
+
+    def authorized(self, token: str) -> bool:
+        """Is this a token we issued that has not expired?"""
+        expires = self.tokens.get(token)
+        return expires is not None and self.clock.now() < expires
+
+    # ----------------------------------------------------------------- files
+
+    def mkdir(self, path: str) -> Directory:
+        """Create a directory (idempotent)."""
+        path = "/" + path.strip("/")
+        if path not in self.directories:
+            self.directories[path] = Directory(str(next(self._ids)), path)
+        return self.directories[path]
+
+    def directory(self, ref: str) -> Directory:
+        """A directory by path or file id, or 404 fs_no_such_entry_error."""
+        for d in self.directories.values():
+            if ref in (d.id, d.path, d.path + "/"):
+                return d
+        raise QumuloModelError(404, "fs_no_such_entry_error", f"{ref} {{ no such entry }}")
+
+    def write_profile(self, path: str, user: str) -> Profile:
+        """A user signs out and FSLogix writes their container; refused on a read-only directory."""
+        directory = self.directory(path)
+        if directory.read_only:
+            raise QumuloModelError(403, "fs_read_only_error", f"{directory.path} is read-only")
+        previous = directory.profiles.get(user)
+        profile = Profile((previous.version if previous else 0) + 1, self.clock.now())
+        directory.profiles[user] = profile
+        for rel in self.relationships.values():
+            if rel.source is self and rel.source_dir is directory:
+                rel.changed_since_job = True
+        return profile
+
+    # ----------------------------------------------------------------- snapshots
+
+    def create_snapshot(self, directory: Directory, suffix: str, expiration: datetime | None) -> SnapshotRecord:
+        """Take a snapshot; 409 past the documented per-cluster limit."""
+        if len(self.snapshots) >= SNAPSHOT_LIMIT:
+            raise QumuloModelError(409, "snapshot_limit_exceeded_error", "The snapshot limit has been reached")
+        record = SnapshotRecord(next(self._snapshot_ids), suffix or "OnDemand", directory, self.clock.now(),
+                                expiration, dict(directory.profiles), size=4096 * (1 + len(directory.profiles)))
+        self.snapshots[record.id] = record
+        return record
+
+    def snapshot(self, snapshot_id: int) -> SnapshotRecord:
+        """A snapshot, or 404."""
+        record = self.snapshots.get(snapshot_id)
+        if record is None:
+            raise QumuloModelError(404, "snapshot_not_found_error", f"snapshot {snapshot_id} not found")
+        return record
+
+    def delete_snapshot(self, snapshot_id: int) -> None:
+        """Start deleting a snapshot; owned snapshots can't be deleted."""
+        record = self.snapshot(snapshot_id)
+        if record.owners:
+            raise QumuloModelError(400, "snapshot_owned_error", f"snapshot {snapshot_id} is owned by replication")
+        record.deleted_at = record.deleted_at or self.clock.now()
+
+    def settle(self) -> None:
+        """Expire snapshots whose time has come; finish deletions; move replication along."""
+        now = self.clock.now()
+        for record in list(self.snapshots.values()):
+            if record.expiration is not None and record.expiration <= now and record.deleted_at is None:
+                record.deleted_at = record.expiration
+            if record.deleted_at is not None and now - record.deleted_at >= timedelta(seconds=30):
+                del self.snapshots[record.id]
+        for rel in {id(r): r for r in self.relationships.values()}.values():
+            _advance(rel, now)
+
+
+@dataclass
+class ReplicationTimings:
+    """How long replication work takes in the model."""
+
+    job: timedelta = timedelta(minutes=2)
+    revert: timedelta = timedelta(seconds=30)
+    reconnect: timedelta = timedelta(minutes=1)
+
+
+TIMINGS = ReplicationTimings()
+LOCK = threading.RLock()  # one lock for all clusters: replication touches both sides
+
+
+def _advance(rel: Relationship, now: datetime) -> None:
+    """Move a relationship through time: finish jobs and transitions, start continuous jobs."""
+    if rel.transition_due is not None and now >= rel.transition_due:
+        if rel.state == "DISCONNECTING":
+            rel.target_dir.profiles = dict(rel.recovery_copy)  # revert to the recovery point
+            rel.target_dir.read_only = False
+            rel.state = "DISCONNECTED"
+        elif rel.state == "RECONNECTING":
+            rel.target_dir.profiles = dict(rel.recovery_copy)  # discard writes made since the recovery point
+            rel.target_dir.read_only = True
+            rel.state = "ESTABLISHED"
+            rel.changed_since_job = True
+        rel.transition_due = None
+    if rel.state != "ESTABLISHED":
+        return
+    if rel.job_started is not None and rel.source.down:
+        rel.job_started, rel.job_copy, rel.last_error = None, None, "source unreachable"  # the job dies with the region
+    if rel.job_started is not None and now >= rel.job_started + TIMINGS.job:
+        if rel.target.down:
+            rel.last_error = "target unreachable"
+        else:
+            rel.recovery_point, rel.recovery_copy = rel.job_started, dict(rel.job_copy or {})
+            rel.target_dir.profiles = dict(rel.recovery_copy)
+            rel.last_error = ""
+            rel.last_duration = TIMINGS.job
+        finished = rel.job_started + TIMINGS.job
+        rel.job_started, rel.job_copy = None, None
+        if rel.changed_since_job and not rel.source.down:
+            start_job(rel, finished)
+    if rel.job_started is None and rel.changed_since_job and not rel.source.down:
+        start_job(rel, now)
+
+
+def start_job(rel: Relationship, at: datetime) -> None:
+    """Start a job that copies the source as it is now."""
+    rel.job_started, rel.job_copy, rel.changed_since_job = at, dict(rel.source_dir.profiles), False
+
+
+def connect(rel_id: str, source: Cluster, source_path: str, target: Cluster, target_path: str) -> Relationship:
+    """An established continuous relationship between two clusters; the target directory is read-only."""
+    rel = Relationship(rel_id, source, source.mkdir(source_path), target, target.mkdir(target_path))
+    rel.target_dir.read_only = True
+    source.relationships[rel_id] = rel
+    target.relationships[rel_id] = rel
+    return rel
