@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.tls import LocalCA
@@ -258,3 +258,24 @@ class TwinServer:
                 headers["retry-after-ms"] = str(int(fault.retry_after_s * 1000))
             return Response(429, self.error_body(429, "TooManyRequests", "The request is being throttled."), headers)
         return Response(500, self.error_body(500, "InternalServerError", "An injected server error."))
+
+
+class Twin:
+    """Lifecycle shared by the twins: each owns a `server` (TwinServer) and serves until closed."""
+
+    server: TwinServer
+
+    def start(self) -> Self:
+        """Serve on 127.0.0.1."""
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,7 +15,7 @@ from local.runtime.identity import LocalIdentity
 from local.tls import LocalCA
 from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, Session, Vm
 from local.twins.arm.seed import Seed, build_estate, load_seed
-from local.twins.server import Request, Response, TwinServer
+from local.twins.server import Request, Response, Twin, TwinServer
 
 ARM_AUDIENCE = "https://management.azure.com"
 API_VERSIONS = {
@@ -55,7 +55,7 @@ def _object_id(text: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, text.lower()))
 
 
-class ArmTwin:
+class ArmTwin(Twin):
     """An HTTPS twin of the ARM subset Tandem uses, with a managed-identity endpoint at /msi/token."""
 
     def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None, identity: LocalIdentity | None = None,
@@ -101,21 +101,6 @@ class ArmTwin:
         ]
 
     # ----------------------------------------------------------------- lifecycle
-
-    def start(self) -> ArmTwin:
-        """Serve on 127.0.0.1."""
-        self.server.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.close()
-
-    def __enter__(self) -> ArmTwin:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def identity_settings(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 from local.runtime.clock import Clock
 from local.tls import LocalCA
 from local.twins.qumulo.model import LOCK, TIMINGS, Cluster, QumuloModelError, Relationship, SnapshotRecord
-from local.twins.server import Request, Response, TwinServer
+from local.twins.server import Request, Response, Twin, TwinServer
 
 
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def _iso(when: datetime | None) -> str:
     return "" if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
-class QumuloTwin:
+class QumuloTwin(Twin):
     """Serves one cluster; start two and `connect` them for replication."""
 
     def __init__(self, cluster: Cluster, *, port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0,
@@ -49,21 +49,6 @@ class QumuloTwin:
             ("GET", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/status"), self._target_status),
             ("POST", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/make-writable"), self._make_writable),
         ]
-
-    def start(self) -> QumuloTwin:
-        """Serve on 127.0.0.1."""
-        self.server.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.close()
-
-    def __enter__(self) -> QumuloTwin:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def clock(self) -> Clock:
