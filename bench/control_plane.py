@@ -14,6 +14,7 @@ from typing import Any
 
 from local.runtime.clock import VirtualClock
 from local.twins.arm import ArmTwin, Seed
+from local.twins.arm.seed import pool_seed
 from shared.azure import AzureGateway, PoolRef
 from shared.azure.gateway import pooled_transport
 from shared.azure.resource_id import ResourceId
@@ -21,20 +22,7 @@ from shared.azure.retry import ArmRetryPolicy
 
 SUB = "00000000-0000-4000-8000-00000000b001"
 WORKERS = 16
-
-
-def _seed(pools: int, hosts: int) -> Seed:
-    group = "00000000-0000-4000-8000-0000000000ff"
-    return Seed.model_validate({
-        "subscriptions": [{"id": SUB, "resource_groups": [{
-            "name": "rg-avd", "location": "eastus2",
-            "host_pools": [{"name": f"hp{p:02d}", "max_session_limit": 8,
-                            "hosts": {"count": hosts, "prefix": f"hp{p:02d}", "vm_resource_group": f"rg-hosts-{p % 4}",
-                                      "running": hosts // 3}} for p in range(pools)],
-            "application_groups": [{"name": f"dag{p:02d}", "host_pool": f"hp{p:02d}",
-                                    "assignments": [{"principal_id": group}]} for p in range(pools)]}]}],
-        "users": [{"count": pools * hosts, "groups": [group]}],
-    })
+VM_GROUPS = 4
 
 
 def _naive_clients(endpoint: str, warm: PoolRef) -> tuple[Any, Any]:
@@ -68,12 +56,14 @@ def _arm_requests(twin: ArmTwin) -> int:
 
 def run(pools: int = 20, hosts: int = 100, latency_ms: float = 50.0) -> dict[str, Any]:
     """Read the estate once each way, after a warm-up that pays for TLS handshakes and the first token."""
-    twin = ArmTwin(_seed(pools, hosts), clock=VirtualClock(), latency_s=latency_ms / 1000).start()
+    seed = pool_seed(hosts, pools=pools, running=hosts // 3, users=pools * hosts, max_sessions=8, vm_groups=VM_GROUPS,
+                     subscription=SUB)
+    twin = ArmTwin(Seed.model_validate(seed), clock=VirtualClock(), latency_s=latency_ms / 1000).start()
     os.environ.update(twin.identity_settings)
-    refs = [PoolRef(SUB, "rg-avd", f"hp{p:02d}", (f"rg-hosts-{p % 4}",)) for p in range(pools)]
+    refs = [PoolRef(SUB, "rg-avd", f"hp{p}", (f"rg-hosts-{p % VM_GROUPS}",)) for p in range(pools)]
     estate = twin.estate
     for i in range(1, pools * hosts // 4 + 1):  # a quarter of the seats taken, spread over the pools
-        estate.logon(estate.pool(SUB, "rg-avd", f"hp{i % pools:02d}"), f"user{i:03d}@contoso.com")
+        estate.logon(estate.pool(SUB, "rg-avd", f"hp{i % pools}"), f"user{i:03d}@contoso.com")
     result: dict[str, Any] = {"pools": pools, "hosts": pools * hosts, "latency_ms": latency_ms, "workers": WORKERS}
     try:
         with AzureGateway(endpoint=twin.base_url, max_workers=WORKERS) as gateway:

@@ -38,28 +38,6 @@ def hub() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-SUB = "00000000-0000-4000-8000-00000000a001"
-
-
-def pool_seed(hosts: int = 10, *, running: int = 0, users: int = 0, pools: int = 1, max_sessions: int = 10,
-              load_balancer: str = "BreadthFirst", agent_ready: str = "90s", boot: str = "45s") -> dict[str, Any]:
-    """A seed with `pools` pools of `hosts` hosts each (VMs in rg-hosts), users assigned through one group."""
-    group = "00000000-0000-4000-8000-0000000000ff"
-    return {
-        "seed": 1,
-        "timings": {"boot": boot, "deallocate": "60s", "agent_ready": {"fixed": agent_ready}},
-        "subscriptions": [{"id": SUB, "resource_groups": [{
-            "name": "rg-avd", "location": "eastus2",
-            "host_pools": [{"name": f"hp{p}", "load_balancer_type": load_balancer, "max_session_limit": max_sessions,
-                            "hosts": {"count": hosts, "prefix": f"hp{p}-vm", "vm_resource_group": "rg-hosts",
-                                      "running": running}} for p in range(pools)],
-            "application_groups": [{"name": f"dag{p}", "host_pool": f"hp{p}",
-                                    "assignments": [{"principal_id": group}]} for p in range(pools)],
-        }]}],
-        "users": [{"count": users, "groups": [group]}],
-    }
-
-
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Start ARM twins on a virtual clock: arm(seed_dict) -> ArmTwin; azure-identity is pointed at the last one."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 
 from local.runtime.host import LocalHost
+from local.serving import serve_until_stopped
 
 
 def main(argv: list[str]) -> int:
@@ -33,15 +32,9 @@ def main(argv: list[str]) -> int:
     settings = dict(s.split("=", 1) for s in args.setting)
     host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub)
     host.start(host_port=args.port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     door = host.front_door
-    print(f"READY base_url={door.base_url} master_key={host.master_key} topic_url={door.topic_url} "
-          f"topic_ca={door.ca.ca_path}", flush=True)
-    stop.wait()
-    host.close()
-    return 0
+    return serve_until_stopped({"base_url": door.base_url, "master_key": host.master_key,
+                                "topic_url": door.topic_url, "topic_ca": door.ca.ca_path}, host.close)
 
 
 if __name__ == "__main__":

@@ -178,25 +178,28 @@ class QumuloClient:
 
     # ----------------------------------------------------------------- replication
 
+    def _status(self, side: str, relationship_id: str) -> RelationshipStatus:
+        return RelationshipStatus.model_validate(
+            self.request("GET", f"{REPLICATION}/{side}-relationships/{relationship_id}/status"))
+
+    def _statuses(self, side: str) -> list[RelationshipStatus]:
+        return [RelationshipStatus.model_validate(e) for e in self.request("GET", f"{REPLICATION}/{side}-relationships/status/")]
+
     def source_status(self, relationship_id: str) -> RelationshipStatus:
         """A source relationship's status (on the cluster that owns the writable directory)."""
-        return RelationshipStatus.model_validate(
-            self.request("GET", f"{REPLICATION}/source-relationships/{relationship_id}/status"))
+        return self._status("source", relationship_id)
 
     def source_statuses(self) -> list[RelationshipStatus]:
         """Every source relationship's status."""
-        return [RelationshipStatus.model_validate(e)
-                for e in self.request("GET", f"{REPLICATION}/source-relationships/status/")]
+        return self._statuses("source")
 
     def target_status(self, relationship_id: str) -> RelationshipStatus:
         """A target relationship's status (on the cluster that holds the replica)."""
-        return RelationshipStatus.model_validate(
-            self.request("GET", f"{REPLICATION}/target-relationships/{relationship_id}/status"))
+        return self._status("target", relationship_id)
 
     def target_statuses(self) -> list[RelationshipStatus]:
         """Every target relationship's status."""
-        return [RelationshipStatus.model_validate(e)
-                for e in self.request("GET", f"{REPLICATION}/target-relationships/status/")]
+        return self._statuses("target")
 
     def set_source_read_only(self, relationship_id: str, read_only: bool) -> None:
         """Fence (or unfence) the source directory: no client may write it while it is read-only."""

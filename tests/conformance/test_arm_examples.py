@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from local.twins.arm.seed import GENERATED_SUBSCRIPTION as SUB
+from local.twins.arm.seed import pool_seed
 from shared.azure.retry import ArmRetryPolicy
 from tests.conftest import load_event
 
@@ -250,8 +252,6 @@ def test_start_and_deallocate_are_long_running_operations(arm: Any, name: str, a
 
 def test_the_twin_renders_the_published_shape_for_the_hosts_it_models(arm: Any) -> None:
     """Hosts, sessions and pools the twin models itself carry every property the published examples carry."""
-    from tests.conftest import SUB, pool_seed
-
     twin = arm(pool_seed(1, running=1, users=1))
     pool = twin.estate.pool(SUB, "rg-avd", "hp0")
     twin.estate.logon(pool, "user001@contoso.com")

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import requests
 
+from local.twins.arm.seed import GENERATED_SUBSCRIPTION as SUB
+from local.twins.arm.seed import pool_seed
 from shared.azure import AzureGateway, PoolRef
 from shared.errors import DependencyError
-from tests.conftest import SUB, pool_seed
 
 REF = PoolRef(SUB, "rg-avd", "hp0", ("rg-hosts",))
 
@@ -183,10 +184,8 @@ def test_moving_assignments_moves_who_can_sign_in(arm: Any) -> None:
     twin = arm(pool_seed(2, running=2, users=2, pools=2))
     estate = twin.estate
     groups = [estate.app_group(SUB, "rg-avd", f"dag{p}").id for p in range(2)]
-    for p in range(2):  # start with users assigned to pool 0 only
-        if p == 1:
-            for a in estate.assignments_at(groups[1]):
-                estate.delete_assignment(groups[1], a.name)
+    for a in estate.assignments_at(groups[1]):  # start with users assigned to pool 0 only
+        estate.delete_assignment(groups[1], a.name)
     pools = [estate.pool(SUB, "rg-avd", f"hp{p}") for p in range(2)]
     assert [estate.logon(p, "user001@contoso.com").outcome for p in pools] == ["connected", "not_assigned"]
     with _gateway(twin) as gateway:

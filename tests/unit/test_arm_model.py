@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local.runtime.clock import VirtualClock
-from local.twins.arm.seed import Seed, build_estate
-from tests.conftest import SUB, pool_seed
+from local.twins.arm.seed import GENERATED_SUBSCRIPTION as SUB
+from local.twins.arm.seed import Seed, build_estate, pool_seed
 
 
 def _estate(seed: dict, **timings: object):

@@ -6,10 +6,9 @@ Prints one line `READY base_url=URL ca=PATH subscription=ID identity_endpoint=UR
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
+from local.serving import serve_until_stopped
 from local.twins.arm import ArmTwin, load_seed
 
 
@@ -26,15 +25,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     twin = ArmTwin(seed, port=args.port, latency_s=args.latency_ms / 1000).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     subscription = seed.subscriptions[0].id if seed.subscriptions else ""
-    print(f"READY base_url={twin.base_url} ca={twin.ca.ca_path} subscription={subscription} "
-          f"identity_endpoint={twin.base_url}/msi/token identity_header={twin.identity.header_secret}", flush=True)
-    stop.wait()
-    twin.close()
-    return 0
+    return serve_until_stopped({"base_url": twin.base_url, "ca": twin.ca.ca_path, "subscription": subscription,
+                                "identity_endpoint": f"{twin.base_url}/msi/token",
+                                "identity_header": twin.identity.header_secret}, twin.close)
 
 
 if __name__ == "__main__":

@@ -183,9 +183,7 @@ class ArmTwin(Twin):
     # ----------------------------------------------------------------- desktop virtualization
 
     def _list_pools(self, request: Request, sub: str, rg: str) -> Response:
-        self.estate.require_group(sub, rg)
-        pools = [p for k, p in sorted(self.estate.pools.items()) if k[:2] == (sub.lower(), rg.lower())]
-        return self._page(request, pools, self.render_pool, avd=True)
+        return self._page(request, self.estate.pools_in(sub, rg), self.render_pool, avd=True)
 
     def _get_pool(self, request: Request, sub: str, rg: str, pool: str) -> Response:
         return Response(200, self.render_pool(self.estate.pool(sub, rg, pool)))
@@ -195,10 +193,10 @@ class ArmTwin(Twin):
         return self._page(request, [p.hosts[k] for k in sorted(p.hosts)], self.render_host, avd=True)
 
     def _get_host(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
-        return Response(200, self.render_host(self.estate.host(self.estate.pool(sub, rg, pool), host)))
+        return Response(200, self.render_host(self._host(sub, rg, pool, host)))
 
     def _patch_host(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
-        h = self.estate.host(self.estate.pool(sub, rg, pool), host)
+        h = self._host(sub, rg, pool, host)
         props = (request.json() or {}).get("properties") or {}
         if "allowNewSession" in props:
             if not isinstance(props["allowNewSession"], bool):
@@ -209,49 +207,51 @@ class ArmTwin(Twin):
                 h.overrides[key] = props[key]
         return Response(200, self.render_host(h))
 
-    def _sessions(self, pool: Pool, hosts: Sequence[Host]) -> list[tuple[Host, Session]]:
+    @staticmethod
+    def _sessions(hosts: Sequence[Host]) -> list[tuple[Host, Session]]:
         return [(h, h.sessions[i]) for h in hosts for i in sorted(h.sessions)]
 
     def _list_pool_sessions(self, request: Request, sub: str, rg: str, pool: str) -> Response:
         p = self.estate.pool(sub, rg, pool)
-        pairs = self._sessions(p, [p.hosts[k] for k in sorted(p.hosts)])
+        pairs = self._sessions([p.hosts[k] for k in sorted(p.hosts)])
         wanted = _odata_filter(request.query.get("$filter"))
         pairs = [(h, s) for h, s in pairs if _filter_match(wanted, s)]
         return self._page(request, pairs, lambda pair: self.render_session(*pair), avd=True)
 
     def _list_host_sessions(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
         p = self.estate.pool(sub, rg, pool)
-        return self._page(request, self._sessions(p, [self.estate.host(p, host)]),
+        return self._page(request, self._sessions([self.estate.host(p, host)]),
                           lambda pair: self.render_session(*pair), avd=True)
 
-    def _session_args(self, sub: str, rg: str, pool: str, host: str) -> Host:
+    def _host(self, sub: str, rg: str, pool: str, host: str) -> Host:
         return self.estate.host(self.estate.pool(sub, rg, pool), host)
 
     def _get_session(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
-        h = self._session_args(sub, rg, pool, host)
+        h = self._host(sub, rg, pool, host)
         return Response(200, self.render_session(h, self.estate.session(h, sid)))
 
     def _delete_session(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
-        h = self._session_args(sub, rg, pool, host)
-        if h.sessions.get(int(sid) if sid.isdigit() else -1) is None:
-            return Response(204)
-        self.estate.logoff(h, sid)
+        h = self._host(sub, rg, pool, host)
+        try:
+            self.estate.logoff(h, sid)
+        except ModelError as exc:
+            if exc.status != 404:
+                raise
+            return Response(204)  # ARM's answer for deleting what is not there
         return Response(200)
 
     def _disconnect(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
-        self.estate.disconnect(self._session_args(sub, rg, pool, host), sid)
+        self.estate.disconnect(self._host(sub, rg, pool, host), sid)
         return Response(200)
 
     def _send_message(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
         body = request.json() or {}
-        self.estate.send_message(self._session_args(sub, rg, pool, host), sid, str(body.get("messageTitle", "")),
+        self.estate.send_message(self._host(sub, rg, pool, host), sid, str(body.get("messageTitle", "")),
                                  str(body.get("messageBody", "")))
         return Response(200)
 
     def _list_app_groups(self, request: Request, sub: str, rg: str) -> Response:
-        self.estate.require_group(sub, rg)
-        groups = [g for k, g in sorted(self.estate.app_groups.items()) if k[:2] == (sub.lower(), rg.lower())]
-        return self._page(request, groups, self.render_app_group, avd=True)
+        return self._page(request, self.estate.app_groups_in(sub, rg), self.render_app_group, avd=True)
 
     def _get_app_group(self, request: Request, sub: str, rg: str, ag: str) -> Response:
         return Response(200, self.render_app_group(self.estate.app_group(sub, rg, ag)))

@@ -17,9 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from local.runtime.clock import Clock
+from shared.azure.resource_id import ResourceId
 
 DESKTOP_VIRTUALIZATION_USER = "1d18fff3-a72a-46b5-b4a9-0b38a3cd7e63"  # built-in role definition id
 LoadBalancer = Literal["BreadthFirst", "DepthFirst"]
+DV = "Microsoft.DesktopVirtualization"
+
+
+def vm_id(subscription: str, resource_group: str, name: str) -> str:
+    """A VM's ARM id."""
+    return str(ResourceId(subscription, resource_group, "Microsoft.Compute", "virtualMachines", name))
 
 
 class ModelError(Exception):
@@ -87,6 +94,7 @@ class Vm:
     transitional: str | None = None
     due: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    host: Host | None = None  # the session host running on this VM, set when the host is added
 
     def power(self, now: datetime) -> str:
         """`starting`, `running`, `deallocating`, `deallocated` (as PowerState/<code>)."""
@@ -172,8 +180,7 @@ class Pool:
     @property
     def id(self) -> str:
         """The pool's ARM id."""
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.DesktopVirtualization/hostPools/{self.name}")
+        return str(ResourceId(self.subscription, self.resource_group, DV, "hostPools", self.name))
 
 
 @dataclass
@@ -192,8 +199,7 @@ class AppGroup:
     @property
     def id(self) -> str:
         """The group's ARM id: the scope of its role assignments."""
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.DesktopVirtualization/applicationGroups/{self.name}")
+        return str(ResourceId(self.subscription, self.resource_group, DV, "applicationGroups", self.name))
 
 
 @dataclass
@@ -290,6 +296,8 @@ class Estate:
     def add_host(self, pool: Pool, name: str, vm: Vm | None, *, running: bool = False) -> Host:
         """Register a session host, optionally already running with its agent ready."""
         host = Host(pool, name, vm, status_since=self.clock.now())
+        if vm is not None:
+            vm.host = host
         if vm is not None and running:
             vm.target, vm.transitional, vm.due = "running", None, None
             host.agent_ready_at = self.clock.now()
@@ -327,6 +335,16 @@ class Estate:
             raise ModelError(404, "hostPoolDoesNotExist", "Host Pool Does Not Exist")
         return pool
 
+    def pools_in(self, subscription: str, resource_group: str) -> list[Pool]:
+        """The host pools of a resource group (404 if it does not exist), by name."""
+        self.require_group(subscription, resource_group)
+        return [p for k, p in sorted(self.pools.items()) if k[:2] == _key(subscription, resource_group)]
+
+    def app_groups_in(self, subscription: str, resource_group: str) -> list[AppGroup]:
+        """The application groups of a resource group (404 if it does not exist), by name."""
+        self.require_group(subscription, resource_group)
+        return [g for k, g in sorted(self.app_groups.items()) if k[:2] == _key(subscription, resource_group)]
+
     def host(self, pool: Pool, name: str) -> Host:
         """A session host of `pool`, or 404."""
         host = pool.hosts.get(name.lower())
@@ -337,8 +355,7 @@ class Estate:
     def vm(self, subscription: str, resource_group: str, name: str) -> Vm:
         """A VM, or 404."""
         self.require_group(subscription, resource_group)
-        vm = self.vms.get(f"/subscriptions/{subscription}/resourceGroups/{resource_group}"
-                          f"/providers/Microsoft.Compute/virtualMachines/{name}".lower())
+        vm = self.vms.get(vm_id(subscription, resource_group, name).lower())
         if vm is None:
             raise ModelError(404, "ResourceNotFound", f"The Resource 'Microsoft.Compute/virtualMachines/{name}' "
                              f"under resource group '{resource_group}' was not found.")
@@ -351,14 +368,6 @@ class Estate:
         if group is None:
             raise not_found("Microsoft.DesktopVirtualization/applicationGroups", name)
         return group
-
-    def host_of_vm(self, vm: Vm) -> Host | None:
-        """The session host that runs on `vm`, if any."""
-        for pool in self.pools.values():
-            for host in pool.hosts.values():
-                if host.vm is vm:
-                    return host
-        return None
 
     # ----------------------------------------------------------------- time
 
@@ -392,7 +401,7 @@ class Estate:
                 raise ModelError(409, "OperationNotAllowed", f"Operation 'start' is not allowed on VM '{vm.name}' "
                                  "since the VM is being deallocated.")
             vm.target, vm.transitional, vm.due = "running", "starting", now + self.timings.boot
-            host = self.host_of_vm(vm)
+            host = vm.host
             if host is not None:
                 host.agent_ready_at = vm.due + timedelta(seconds=self.timings.agent_ready.sample(self.rng))
             return self._operation(vm, "start", now, vm.due)
@@ -407,7 +416,7 @@ class Estate:
             if power == "deallocating" and vm.due is not None:
                 return self._operation(vm, "deallocate", now, vm.due)
             vm.target, vm.transitional, vm.due = "deallocated", "deallocating", now + self.timings.deallocate
-            host = self.host_of_vm(vm)
+            host = vm.host
             if host is not None:
                 self.dropped_sessions += len(host.sessions)
                 host.sessions.clear()

@@ -21,6 +21,7 @@ from local.twins.arm.model import (
     Session,
     Timings,
     Vm,
+    vm_id,
 )
 from shared.config.model import Duration
 
@@ -181,17 +182,12 @@ def role_definition(subscription: str) -> str:
     return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{DESKTOP_VIRTUALIZATION_USER}"
 
 
-def user_object_id(upn: str) -> str:
-    """The object id the seed gives a generated user."""
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, upn))
-
-
 def _add_hosts(estate: Estate, pool: Pool, spec: HostsSeed, ids: random.Random) -> None:
     vm_rg = spec.vm_resource_group or pool.resource_group
     for i in range(1, spec.count + 1):
         name = f"{spec.prefix}-{i:03d}"
         vm = estate.add_vm(Vm(
-            id=f"/subscriptions/{pool.subscription}/resourceGroups/{vm_rg}/providers/Microsoft.Compute/virtualMachines/{name}",
+            id=vm_id(pool.subscription, vm_rg, name),
             subscription=pool.subscription, resource_group=vm_rg, name=name, location=pool.location,
             vm_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)), size=spec.size, tags=dict(spec.tags)))
         estate.add_host(pool, f"{name}.{spec.domain}", vm, running=i <= spec.running)
@@ -250,3 +246,33 @@ def import_resource(estate: Estate, doc: dict[str, Any]) -> None:
     session = Session(int(seg["usersessions"]), props.get("userPrincipalName", ""), estate.clock.now(),
                       props.get("sessionState", "Active"), props.get("applicationType", "Desktop"), extra=doc)
     host.sessions[session.id] = session
+
+
+GENERATED_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a001"
+GENERATED_GROUP = "00000000-0000-4000-8000-0000000000ff"
+
+
+def pool_seed(hosts: int = 10, *, pools: int = 1, running: int = 0, users: int = 0, max_sessions: int = 10,
+              load_balancer: str = "BreadthFirst", agent_ready: str = "90s", boot: str = "45s", vm_groups: int = 1,
+              subscription: str = GENERATED_SUBSCRIPTION) -> dict[str, Any]:
+    """A generated estate for tests and benchmarks, as seed-file data.
+
+    Pools hp0..hpN-1 in rg-avd, each with `hosts` hosts (the first `running` already up) whose VMs sit in
+    rg-hosts (or rg-hosts-0..k-1 with `vm_groups` > 1); users user001.. assigned to every pool through one group.
+    """
+    def vm_group(p: int) -> str:
+        return "rg-hosts" if vm_groups == 1 else f"rg-hosts-{p % vm_groups}"
+
+    return {
+        "seed": 1,
+        "timings": {"boot": boot, "deallocate": "60s", "agent_ready": {"fixed": agent_ready}},
+        "subscriptions": [{"id": subscription, "resource_groups": [{
+            "name": "rg-avd", "location": "eastus2",
+            "host_pools": [{"name": f"hp{p}", "load_balancer_type": load_balancer, "max_session_limit": max_sessions,
+                            "hosts": {"count": hosts, "prefix": f"hp{p}-vm", "vm_resource_group": vm_group(p),
+                                      "running": running}} for p in range(pools)],
+            "application_groups": [{"name": f"dag{p}", "host_pool": f"hp{p}",
+                                    "assignments": [{"principal_id": GENERATED_GROUP}]} for p in range(pools)],
+        }]}],
+        "users": [{"count": users, "groups": [GENERATED_GROUP]}],
+    }

@@ -41,12 +41,10 @@ class QumuloTwin(Twin):
             ("GET", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._get_snapshot),
             ("DELETE", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._delete_snapshot),
             ("GET", re.compile(r"/v1/snapshots/total-used-capacity"), self._capacity),
-            ("GET", re.compile(rf"{rr}/source-relationships/status/?"), self._source_statuses),
-            ("GET", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)/status"), self._source_status),
+            ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/status/?"), self._statuses),
+            ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/(?P<rid>[^/]+)/status"), self._status),
             ("PATCH", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)"), self._modify_source),
             ("POST", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)/replicate"), self._replicate),
-            ("GET", re.compile(rf"{rr}/target-relationships/status/?"), self._target_statuses),
-            ("GET", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/status"), self._target_status),
             ("POST", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/make-writable"), self._make_writable),
         ]
 
@@ -160,12 +158,12 @@ class QumuloTwin(Twin):
             "replication_job_status": {"percent_complete": 50.0} if running else None,
         }
 
-    def _source_statuses(self, request: Request) -> Response:
+    def _statuses(self, request: Request, side: str) -> Response:
         return Response(200, [self.render_status(r) for r in self.cluster.relationships.values()
-                              if r.source is self.cluster])
+                              if (r.source if side == "source" else r.target) is self.cluster])
 
-    def _source_status(self, request: Request, rid: str) -> Response:
-        return Response(200, self.render_status(self._relationship(rid, "source")))
+    def _status(self, request: Request, side: str, rid: str) -> Response:
+        return Response(200, self.render_status(self._relationship(rid, side)))
 
     def _modify_source(self, request: Request, rid: str) -> Response:
         rel = self._relationship(rid, "source")
@@ -181,13 +179,6 @@ class QumuloTwin(Twin):
         rel.changed_since_job = True
         self.cluster.settle()
         return Response(202, {"monitor_uri": f"/v2/replication/source-relationships/{rid}/status"})
-
-    def _target_statuses(self, request: Request) -> Response:
-        return Response(200, [self.render_status(r) for r in self.cluster.relationships.values()
-                              if r.target is self.cluster])
-
-    def _target_status(self, request: Request, rid: str) -> Response:
-        return Response(200, self.render_status(self._relationship(rid, "target")))
 
     def _make_writable(self, request: Request, rid: str) -> Response:
         rel = self._relationship(rid, "target")

@@ -188,7 +188,7 @@ class Cluster:
                 record.deleted_at = record.expiration
             if record.deleted_at is not None and now - record.deleted_at >= timedelta(seconds=30):
                 del self.snapshots[record.id]
-        for rel in {id(r): r for r in self.relationships.values()}.values():
+        for rel in self.relationships.values():
             _advance(rel, now)
 
 
