@@ -7,6 +7,7 @@ VM listing with instance view per VM resource group, shared by every pool in it;
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -94,7 +95,7 @@ class AzureGateway:
         self.endpoint = (endpoint or settings.get(settings.ARM_ENDPOINT) or "").rstrip("/")
         self._credential = credential
         self.max_workers = max_workers
-        self._retry = ArmRetryPolicy(budget_s=budget_s, **({"sleep": sleep} if sleep else {}))
+        self._retry = ArmRetryPolicy(budget_s=budget_s, sleep=sleep or time.sleep)
         self._timeouts = {"connection_timeout": connect_timeout_s, "read_timeout": read_timeout_s}
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -372,10 +373,13 @@ class AzureGateway:
 
     def unassign(self, app_group_id: str, principal_id: str) -> list[Outcome]:
         """Remove a principal's Desktop Virtualization User assignments at an application group."""
+        return self._revoke(app_group_id, [a for a in self.assignments(app_group_id) if a.principal_id == principal_id])
+
+    def _revoke(self, app_group_id: str, assignments: Sequence[Assignment]) -> list[Outcome]:
         group = ResourceId.parse(app_group_id)
         outcomes = []
-        for assignment in [a for a in self.assignments(app_group_id) if a.principal_id == principal_id]:
-            target = f"{group.name}:{principal_id}"
+        for assignment in assignments:
+            target = f"{group.name}:{assignment.principal_id}"
             try:
                 self._client("auth", group.subscription).role_assignments.delete(app_group_id, assignment.name)
             except Exception as exc:
@@ -389,17 +393,14 @@ class AzureGateway:
 
         Revocation happens only after every grant succeeded, so no user is ever left without a desktop.
         """
-        principals: dict[str, str] = {}
-        for group in from_groups:
-            for a in self.assignments(group):
-                principals[a.principal_id] = a.principal_type
+        held = {group: self.assignments(group) for group in from_groups}
+        principals = {a.principal_id: a.principal_type for found in held.values() for a in found}
         grants = [f.result() for f in self._parallel(
             [lambda g=g, p=p, t=t: self.assign(g, p, t) for g in to_groups for p, t in principals.items()])]
         outcomes = list(grants)
         if all(o.ok for o in grants):
-            for group in from_groups:
-                for principal in principals:
-                    outcomes.extend(self.unassign(group, principal))
+            for group, found in held.items():
+                outcomes.extend(self._revoke(group, found))
         self._log_outcomes(outcomes)
         return outcomes
 

@@ -194,6 +194,8 @@ def test_moving_assignments_moves_who_can_sign_in(arm: Any) -> None:
         assert [a.principal_type for a in gateway.assignments(groups[1])] == ["Group"]
         assert gateway.assignments(groups[0]) == []
     assert [(o.action, o.result) for o in moved] == [("assign", "done"), ("unassign", "done")]
+    # each move lists its source group once (the revoke reuses it); then the two checks above
+    assert len(twin.server.log("GET", "roleAssignments$")) == 2 + 2
     assert again == []
     assert [estate.logon(p, "user002@contoso.com").outcome for p in pools] == ["not_assigned", "connected"]
 
