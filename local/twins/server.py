@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.tls import LocalCA
 
 log = logging.getLogger("tandem.local.twin")
-FaultKind = Literal["throttle", "error", "reset", "timeout"]
+FaultKind = Literal["throttle", "error", "proxy", "reset", "timeout"]
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Request:
 
 @dataclass
 class Response:
-    """What a dispatcher answers: a status, an optional JSON body and headers."""
+    """What a dispatcher answers: a status, an optional body (JSON, or bytes sent as they are) and headers."""
 
     status: int
     body: Any = None
@@ -225,7 +225,8 @@ class TwinServer:
                 self._send(response)
 
             def _send(self, response: Response) -> None:
-                data = b"" if response.body is None else json.dumps(response.body).encode()
+                body = response.body
+                data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
                 self.send_response(response.status)
                 headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
                 for name, value in headers.items():
@@ -257,6 +258,9 @@ class TwinServer:
             if fault.retry_after_s < 1 or fault.retry_after_s != int(fault.retry_after_s):
                 headers["retry-after-ms"] = str(int(fault.retry_after_s * 1000))
             return Response(429, self.error_body(429, "TooManyRequests", "The request is being throttled."), headers)
+        if fault.kind == "proxy":  # a load balancer or gateway in front of the service answers, in HTML
+            page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+            return Response(502, page, {"Content-Type": "text/html"})
         return Response(500, self.error_body(500, "InternalServerError", "An injected server error."))
 
 

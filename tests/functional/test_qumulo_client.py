@@ -114,3 +114,107 @@ def test_writes_after_the_recovery_point_are_exactly_what_make_writable_loses(pa
     lost = {u for u in users if replica[u].version < east.cluster.directory("/profiles/fslogix").profiles[u].version}
     assert (final.state, final.target_root_read_only) == ("DISCONNECTED", False)
     assert lost == written_late == set(late)
+
+
+def test_a_proxy_html_502_is_a_clear_transport_error_not_a_qumulo_error(pair: Any) -> None:
+    east, _, clock = pair
+    east.server.inject("proxy", pattern="/v3/snapshots", limit=1)
+    with _client(east, clock) as client:
+        assert client.list_snapshots() == []  # a read: the 502 is retried
+        client.login()
+        east.server.inject("proxy", pattern="/make-writable", limit=1)
+        with pytest.raises(QumuloTransportError, match="502 from something in front of the cluster"):
+            client.request("POST", "/v2/replication/target-relationships/r1/make-writable", idempotent=False)
+    assert [r.status for r in east.server.log("GET", "/v3/snapshots")] == [502, 200]
+
+
+def test_wrong_state_calls_are_typed_errors_and_change_nothing(pair: Any) -> None:
+    _, central, clock = pair
+    with _client(central, clock) as target:
+        with pytest.raises(QumuloApiError) as caught:
+            target.request("POST", "/v2/replication/target-relationships/r1/reconnect", idempotent=False)
+        assert caught.value.status == 409
+        with pytest.raises(QumuloApiError) as caught:
+            target.request("POST", "/v2/replication/source-relationships/reverse-target-relationship",
+                           json={"target_relationship_id": "r1", "source_address": "10.1.0.5"}, idempotent=False)
+        assert caught.value.status == 409
+        assert (target.target_status("r1").state, target.target_status("r1").target_root_read_only) == ("ESTABLISHED", True)
+
+
+
+def test_failover_and_failback_through_the_client_with_its_waiting_helpers(pair: Any) -> None:
+    east, central, clock = pair
+    east.cluster.write_profile("/profiles/fslogix", "user001")
+    with _client(east, clock) as a, _client(central, clock) as b:
+        # planned: fence the source, replicate now, wait for a job that started after the fence
+        a.set_source_read_only("r1", True)
+        fenced = clock.now()
+        a.replicate("r1")
+        assert a.wait_for_job_after("r1", fenced).recovery_point > fenced
+        b.make_writable("r1")
+        assert b.make_writable("r1").state == "DISCONNECTING"  # a second call is a no-op, not an error
+        assert not b.wait_writable("r1").target_root_read_only
+        central.cluster.write_profile("/profiles-dr/fslogix", "user001")
+        # failback: reverse on the old target, reconnect the old source, then the way back
+        assert b.reverse("r1", east.cluster.address).id == "r1"
+        assert b.reverse("r1", east.cluster.address).id == "r1"  # already reversed is done
+        a.reconnect("r1")
+        assert a.wait_reconnected("r1").target_root_read_only
+        started = clock.now()
+        b.replicate("r1")
+        b.wait_for_job_after("r1", started)
+    assert east.cluster.directory("/profiles/fslogix").profiles["user001"].version == 2
+    waits = [r for r in central.server.log("GET", "/status") if "target-relationships" in r.path]
+    assert len(waits) >= 2  # make-writable was polled, not assumed
+
+
+def test_a_wait_gives_up_at_its_deadline_on_the_injected_clock(pair: Any) -> None:
+    east, _, clock = pair
+    with _client(east, clock) as a:
+        started = clock.now()
+        a.replicate("r1")  # a job takes two modelled minutes
+        with pytest.raises(QumuloTransportError, match="replication job did not finish within 0:01:00"):
+            a.wait_for_job_after("r1", started, deadline=timedelta(minutes=1), poll=timedelta(seconds=15))
+        assert clock.now() - started == timedelta(minutes=1)
+
+
+def test_a_job_that_fails_is_reported_not_waited_out(pair: Any) -> None:
+    east, central, clock = pair
+    central.outage()  # the target region is dark: the job cannot land
+    with _client(east, clock) as a:
+        started = clock.now()
+        a.replicate("r1")
+        with pytest.raises(QumuloApiError, match="target unreachable"):
+            a.wait_for_job_after("r1", started)
+
+
+def test_the_standalone_twin_prints_ready_and_serves_the_demo_cluster() -> None:
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-m", "local.twins.qumulo", "--port", "0", "--password", "pw-from-flag"],
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+            fields = dict(part.split("=", 1) for part in line.split()[1:])
+            assert line.startswith("READY ") and fields["cluster"] == "anq-east"
+            with QumuloClient(fields["base_url"], username="admin", password="pw-from-flag", ca_bundle=fields["ca"]) as c:
+                assert c.file_attributes("/profiles/fslogix").path == "/profiles/fslogix/"
+                assert [s.state for s in c.source_statuses()] == ["ESTABLISHED"]
+            with QumuloClient(fields["base_url"], username="admin", password="tandem-demo", ca_bundle=fields["ca"]) as c, \
+                    pytest.raises(QumuloApiError) as refused:
+                c.login()
+            assert refused.value.status == 401
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_a_bad_seed_names_the_file_and_the_field(tmp_path: Any) -> None:
+    from local.twins.qumulo.seed import load_seed
+
+    seed = tmp_path / "qumulo.yaml"
+    seed.write_text("clusters: [{name: a, address: 10.0.0.1}]\n"
+                    "relationships: [{id: r, source: a, source_path: /p, target: b, target_path: /q}]\n")
+    with pytest.raises(ValueError, match=r"qumulo.yaml: : Value error, relationship r: unknown cluster 'b'"):
+        load_seed(seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -9,7 +11,7 @@ from typing import Any
 
 from local.runtime.clock import Clock
 from local.tls import LocalCA
-from local.twins.qumulo.model import LOCK, TIMINGS, Cluster, QumuloModelError, Relationship, SnapshotRecord
+from local.twins.qumulo.model import LOCK, Cluster, QumuloModelError, Relationship, SnapshotRecord, make_writable, reconnect, reverse
 from local.twins.server import Request, Response, Twin, TwinServer
 
 
@@ -43,9 +45,12 @@ class QumuloTwin(Twin):
             ("GET", re.compile(r"/v1/snapshots/total-used-capacity"), self._capacity),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/status/?"), self._statuses),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/(?P<rid>[^/]+)/status"), self._status),
+            ("POST", re.compile(rf"{rr}/source-relationships/reverse-target-relationship"), self._reverse),
+            ("GET", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)"), self._get_source),
             ("PATCH", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)"), self._modify_source),
             ("POST", re.compile(rf"{rr}/source-relationships/(?P<rid>[^/]+)/replicate"), self._replicate),
             ("POST", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/make-writable"), self._make_writable),
+            ("POST", re.compile(rf"{rr}/target-relationships/(?P<rid>[^/]+)/reconnect"), self._reconnect),
         ]
 
     @property
@@ -107,12 +112,13 @@ class QumuloTwin(Twin):
             directory, str(body.get("name_suffix") or ""), expiration)))
 
     def _listed(self, request: Request) -> list[SnapshotRecord]:
-        wanted = request.query.get("filter", "all")
+        # v3 takes one of all|exclude_in_delete|only_in_delete; v4 a comma list of api_snapshots_exclude_* filters
+        wanted = set(request.query.get("filter", "all").split(","))
         items = sorted(self.cluster.snapshots.values(), key=lambda s: s.id)
-        if "exclude_in_delete" in wanted:
-            return [s for s in items if s.deleted_at is None]
-        if wanted == "only_in_delete":
-            return [s for s in items if s.deleted_at is not None]
+        if wanted & {"exclude_in_delete", "api_snapshots_exclude_in_delete"}:
+            items = [s for s in items if s.deleted_at is None]
+        if wanted & {"only_in_delete", "api_snapshots_exclude_not_in_delete"}:
+            items = [s for s in items if s.deleted_at is not None]
         return items
 
     def _list_snapshots(self, request: Request) -> Response:
@@ -165,12 +171,30 @@ class QumuloTwin(Twin):
     def _status(self, request: Request, side: str, rid: str) -> Response:
         return Response(200, self.render_status(self._relationship(rid, side)))
 
+    def render_source(self, rel: Relationship) -> dict[str, Any]:
+        """`api_source_relationship`: the source side's configuration."""
+        return {"id": rel.id, "source_root_id": rel.source_dir.id, "source_root_read_only": rel.source_dir.read_only,
+                "target_address": rel.target.address, "target_port": 3712, "replication_enabled": True,
+                "replication_mode": "REPLICATION_CONTINUOUS", "blackout_windows": [], "blackout_window_timezone": "UTC",
+                "map_local_ids_to_nfs_ids": True, "replicate_object_acls": True, "snapshot_policies": []}
+
+    def _etag(self, rel: Relationship) -> str:
+        digest = hashlib.sha256(json.dumps(self.render_source(rel), sort_keys=True).encode()).hexdigest()
+        return f'"{digest[:16]}"'
+
+    def _get_source(self, request: Request, rid: str) -> Response:
+        rel = self._relationship(rid, "source")
+        return Response(200, self.render_source(rel), {"ETag": self._etag(rel)})
+
     def _modify_source(self, request: Request, rid: str) -> Response:
         rel = self._relationship(rid, "source")
+        expected = request.headers.get("if-match")
+        if expected is not None and expected != self._etag(rel):
+            raise QumuloModelError(412, "http_precondition_failed_error", f"{rid} changed since it was read")
         body = request.json() or {}
         if "source_root_read_only" in body:
             rel.source_dir.read_only = bool(body["source_root_read_only"])
-        return Response(200, self.render_status(rel))
+        return Response(200, self.render_source(rel), {"ETag": self._etag(rel)})
 
     def _replicate(self, request: Request, rid: str) -> Response:
         rel = self._relationship(rid, "source")
@@ -182,8 +206,18 @@ class QumuloTwin(Twin):
 
     def _make_writable(self, request: Request, rid: str) -> Response:
         rel = self._relationship(rid, "target")
-        if rel.state != "ESTABLISHED":
-            raise QumuloModelError(409, "replication_relationship_not_connected_error", f"{rid} is {rel.state}")
-        rel.job_started, rel.job_copy = None, None  # an unfinished job is abandoned
-        rel.state, rel.transition_due = "DISCONNECTING", self.clock.now() + TIMINGS.revert
+        make_writable(rel, self.clock.now())
+        return Response(200, self.render_status(rel))
+
+    def _reverse(self, request: Request) -> Response:
+        body = request.json() or {}
+        rel = self.cluster.relationships.get(str(body.get("target_relationship_id")))
+        if rel is None:
+            raise QumuloModelError(404, "http_not_found_error", f"no target relationship {body.get('target_relationship_id')}")
+        reverse(rel, self.cluster, str(body.get("source_address")))
+        return Response(200, self.render_source(rel))
+
+    def _reconnect(self, request: Request, rid: str) -> Response:
+        rel = self._relationship(rid, "target")
+        reconnect(rel, self.cluster, self.clock.now())
         return Response(200, self.render_status(rel))

@@ -65,6 +65,16 @@ class SnapshotRecord:
 
 
 @dataclass
+class ReplicationTimings:
+    """How long replication work takes in the model."""
+
+    job: timedelta = timedelta(minutes=2)
+    revert: timedelta = timedelta(seconds=30)
+    reconnect: timedelta = timedelta(minutes=1)
+
+
+
+@dataclass
 class Relationship:
     """A replication relationship; the same id on both clusters."""
 
@@ -82,6 +92,7 @@ class Relationship:
     last_error: str = ""
     last_duration: timedelta | None = None
     changed_since_job: bool = True
+    timings: ReplicationTimings = field(default_factory=lambda: ReplicationTimings())
 
 
 class Cluster:
@@ -192,16 +203,6 @@ class Cluster:
             _advance(rel, now)
 
 
-@dataclass
-class ReplicationTimings:
-    """How long replication work takes in the model."""
-
-    job: timedelta = timedelta(minutes=2)
-    revert: timedelta = timedelta(seconds=30)
-    reconnect: timedelta = timedelta(minutes=1)
-
-
-TIMINGS = ReplicationTimings()
 LOCK = threading.RLock()  # one lock for all clusters: replication touches both sides
 
 
@@ -222,15 +223,15 @@ def _advance(rel: Relationship, now: datetime) -> None:
         return
     if rel.job_started is not None and rel.source.down:
         rel.job_started, rel.job_copy, rel.last_error = None, None, "source unreachable"  # the job dies with the region
-    if rel.job_started is not None and now >= rel.job_started + TIMINGS.job:
+    if rel.job_started is not None and now >= rel.job_started + rel.timings.job:
         if rel.target.down:
             rel.last_error = "target unreachable"
         else:
             rel.recovery_point, rel.recovery_copy = rel.job_started, dict(rel.job_copy or {})
             rel.target_dir.profiles = dict(rel.recovery_copy)
             rel.last_error = ""
-            rel.last_duration = TIMINGS.job
-        finished = rel.job_started + TIMINGS.job
+            rel.last_duration = rel.timings.job
+        finished = rel.job_started + rel.timings.job
         rel.job_started, rel.job_copy = None, None
         if rel.changed_since_job and not rel.source.down:
             start_job(rel, finished)
@@ -238,14 +239,49 @@ def _advance(rel: Relationship, now: datetime) -> None:
         start_job(rel, now)
 
 
+def make_writable(rel: Relationship, now: datetime) -> None:
+    """Break the relationship on the target: abandon a running job, revert to the recovery point (takes time)."""
+    if rel.state != "ESTABLISHED":
+        raise QumuloModelError(409, "replication_relationship_not_connected_error", f"{rel.id} is {rel.state}")
+    rel.job_started, rel.job_copy = None, None
+    rel.state, rel.transition_due = "DISCONNECTING", now + rel.timings.revert
+
+
+def reverse(rel: Relationship, on: Cluster, source_address: str) -> None:
+    """On the disconnected target: swap roles, so `on` becomes the source; the peer's side stays DISCONNECTED."""
+    if rel.target is not on:
+        raise QumuloModelError(404, "http_not_found_error", f"no target relationship {rel.id}")
+    if rel.state != "DISCONNECTED":
+        raise QumuloModelError(409, "replication_relationship_not_disconnected_error",
+                               f"{rel.id} is {rel.state}; make the target writable first")
+    if source_address != rel.source.address:
+        raise QumuloModelError(400, "invalid_request_error",
+                               f"source_address {source_address} is not the source of {rel.id} ({rel.source.address})")
+    rel.source, rel.target = rel.target, rel.source
+    rel.source_dir, rel.target_dir = rel.target_dir, rel.source_dir
+    rel.job_started, rel.job_copy, rel.last_error = None, None, ""
+
+
+def reconnect(rel: Relationship, on: Cluster, now: datetime) -> None:
+    """On a disconnected target: make it read-only, revert it to the recovery point, then replicate again."""
+    if rel.target is not on:
+        raise QumuloModelError(404, "http_not_found_error", f"no target relationship {rel.id}")
+    if rel.state != "DISCONNECTED":
+        raise QumuloModelError(409, "replication_relationship_not_disconnected_error", f"{rel.id} is {rel.state}")
+    rel.target_dir.read_only = True
+    rel.state, rel.transition_due = "RECONNECTING", now + rel.timings.reconnect
+
+
 def start_job(rel: Relationship, at: datetime) -> None:
     """Start a job that copies the source as it is now."""
     rel.job_started, rel.job_copy, rel.changed_since_job = at, dict(rel.source_dir.profiles), False
 
 
-def connect(rel_id: str, source: Cluster, source_path: str, target: Cluster, target_path: str) -> Relationship:
+def connect(rel_id: str, source: Cluster, source_path: str, target: Cluster, target_path: str, *,
+            timings: ReplicationTimings | None = None) -> Relationship:
     """An established continuous relationship between two clusters; the target directory is read-only."""
-    rel = Relationship(rel_id, source, source.mkdir(source_path), target, target.mkdir(target_path))
+    rel = Relationship(rel_id, source, source.mkdir(source_path), target, target.mkdir(target_path),
+                       timings=timings or ReplicationTimings())
     rel.target_dir.read_only = True
     source.relationships[rel_id] = rel
     target.relationships[rel_id] = rel

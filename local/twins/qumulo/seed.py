@@ -1,0 +1,103 @@
+"""The Qumulo twin's seed file: clusters, their directories and profiles, and the relationships between them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from local.runtime.clock import Clock
+from local.twins.qumulo.model import Cluster, ReplicationTimings, connect
+from shared.config.model import Duration
+
+DEMO_SEED = Path(__file__).with_name("demo.yaml")
+
+
+class _Seed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProfilesSeed(_Seed):
+    """Users whose profile containers exist in a directory at the start: prefix001@domain ..."""
+
+    directory: str
+    prefix: str = "user"
+    count: int = Field(ge=0)
+    domain: str = "contoso.com"
+
+
+class ClusterSeed(_Seed):
+    """One ANQ cluster."""
+
+    name: str
+    address: str = Field(description="the address its peer replicates to (replication traffic, port 3712)")
+    username: str = "admin"
+    password: str = "tandem-demo"
+    directories: list[str] = Field(default_factory=list)
+    profiles: ProfilesSeed | None = None
+
+
+class RelationshipSeed(_Seed):
+    """An established continuous-replication relationship."""
+
+    id: str
+    source: str
+    source_path: str
+    target: str
+    target_path: str
+
+
+class TimingsSeed(_Seed):
+    """How long replication work takes."""
+
+    job: Duration = timedelta(minutes=2)
+    revert: Duration = timedelta(seconds=30)
+    reconnect: Duration = timedelta(minutes=1)
+
+
+class QumuloSeed(_Seed):
+    """The whole seed file."""
+
+    timings: TimingsSeed = TimingsSeed()
+    clusters: list[ClusterSeed] = Field(min_length=1)
+    relationships: list[RelationshipSeed] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_clusters(self) -> QumuloSeed:
+        names = {c.name for c in self.clusters}
+        for rel in self.relationships:
+            for end in (rel.source, rel.target):
+                if end not in names:
+                    raise ValueError(f"relationship {rel.id}: unknown cluster {end!r}")
+        return self
+
+
+def load_seed(path: str | Path | None = None) -> QumuloSeed:
+    """Read and validate a seed file; the demo clusters when `path` is None."""
+    source = Path(path) if path is not None else DEMO_SEED
+    try:
+        return QumuloSeed.model_validate(yaml.safe_load(source.read_text(encoding="utf-8")) or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{source}: {problems}") from exc
+
+
+def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = None) -> dict[str, Cluster]:
+    """The clusters a seed describes, connected; `password` overrides every cluster's login password."""
+    clusters: dict[str, Cluster] = {}
+    for c in seed.clusters:
+        cluster = Cluster(c.name, clock, username=c.username, password=password or c.password, address=c.address)
+        for path in c.directories:
+            cluster.mkdir(path)
+        if c.profiles is not None:
+            cluster.mkdir(c.profiles.directory)
+            for i in range(1, c.profiles.count + 1):
+                cluster.write_profile(c.profiles.directory, f"{c.profiles.prefix}{i:03d}@{c.profiles.domain}")
+        clusters[c.name] = cluster
+    t = seed.timings
+    for r in seed.relationships:
+        connect(r.id, clusters[r.source], r.source_path, clusters[r.target], r.target_path,
+                timings=ReplicationTimings(job=t.job, revert=t.revert, reconnect=t.reconnect))
+    return clusters
