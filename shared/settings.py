@@ -17,6 +17,7 @@ AUTH_ENABLED = "WEBSITE_AUTH_ENABLED"
 LOG_LEVEL = "TANDEM_LOG_LEVEL"
 ARM_ENDPOINT = "TANDEM_ARM_ENDPOINT"
 MANAGED_IDENTITY_CLIENT_ID = "AZURE_CLIENT_ID"
+KEY_VAULT_ENDPOINT = "TANDEM_KEY_VAULT_ENDPOINT"  # unset in Azure; the local twin serves /vaults/<vault>/secrets/...
 
 DEFAULTS: Mapping[str, str] = {
     TOPOLOGY_PATH: "topology.yaml",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import settings
+from shared.azure.identity import default_credential
 from shared.azure.models import HostState, Outcome, PoolRef, PoolState, Result, UserSession
 from shared.azure.resource_id import ResourceId
 from shared.azure.retry import ArmRetryPolicy
@@ -47,13 +48,6 @@ class PoolReads:
 
     states: dict[str, PoolState] = field(default_factory=dict)
     errors: dict[str, DependencyError] = field(default_factory=dict)
-
-
-def _default_credential() -> TokenCredential:
-    from azure.identity import ManagedIdentityCredential  # lazy: cold start
-
-    client_id = settings.get(settings.MANAGED_IDENTITY_CLIENT_ID)
-    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
 
 
 def pooled_transport(max_connections: int, **timeouts: float) -> Any:
@@ -131,7 +125,7 @@ class AzureGateway:
             if client is not None:
                 return client
             if self._credential is None:
-                self._credential = _default_credential()
+                self._credential = default_credential()
             if self._transport is None:
                 self._transport = pooled_transport(self.max_workers, **self._timeouts)
             options: dict[str, Any] = {"base_url": self.endpoint, "retry_policy": self._retry,
@@ -157,7 +151,7 @@ class AzureGateway:
             if self._warmed:
                 return
             if self._credential is None:
-                self._credential = _default_credential()
+                self._credential = default_credential()
             try:
                 self._credential.get_token(ARM_SCOPE)
             except Exception as exc:  # the first real call reports it with its context

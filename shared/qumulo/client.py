@@ -9,7 +9,7 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -18,6 +18,10 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_befo
 from shared.errors import QumuloApiError, QumuloTransportError
 from shared.qumulo.models import FileAttributes, RelationshipStatus, Snapshot, SnapshotStatus
 from shared.telemetry import get_logger, log_event
+
+if TYPE_CHECKING:
+    from shared.config.model import AnqCluster
+    from shared.secrets import SecretResolver
 
 log = get_logger("qumulo")
 REPLICATION = "/v2/replication"
@@ -57,6 +61,19 @@ class QumuloClient:
         verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
         self._http = httpx.Client(base_url=base_url.rstrip("/"), verify=verify,
                                   timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s))
+
+    @classmethod
+    def for_cluster(cls, anq: AnqCluster, secrets: SecretResolver, **options: Any) -> QumuloClient:
+        """A client for a topology's ANQ cluster, its credentials resolved from Key Vault or an app setting."""
+        creds, where = anq.credentials, f"anq {anq.name} credentials"
+        if creds.access_token is not None:
+            options["access_token"] = secrets.resolve(creds.access_token, field=f"{where}.access_token")
+        else:
+            assert creds.password is not None  # the model requires one of the two
+            options.update(username=creds.username, password=secrets.resolve(creds.password, field=f"{where}.password"))
+        return cls(anq.address, ca_bundle=anq.ca_bundle, name=anq.name,
+                   connect_timeout_s=anq.connect_timeout.total_seconds(), read_timeout_s=anq.read_timeout.total_seconds(),
+                   **options)
 
     def close(self) -> None:
         """Close the connection pool."""

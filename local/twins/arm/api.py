@@ -18,6 +18,7 @@ from local.twins.arm.seed import Seed, build_estate, load_seed
 from local.twins.server import Request, Response, Twin, TwinServer
 
 ARM_AUDIENCE = "https://management.azure.com"
+KEY_VAULT_AUDIENCE = "https://vault.azure.net"
 API_VERSIONS = {
     "microsoft.desktopvirtualization": {"2024-04-03"},
     "microsoft.compute": {"2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2026-04-01"},
@@ -62,7 +63,9 @@ class ArmTwin(Twin):
                  port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0, page_size: int = 100,
                  hang_s: float = 30.0) -> None:
         self.clock = clock or WallClock()
-        self.estate: Estate = build_estate(seed or load_seed(), self.clock)
+        seed = seed or load_seed()
+        self.estate: Estate = build_estate(seed, self.clock)
+        self.secrets = {(vault, name): value for vault, kept in seed.key_vaults.items() for name, value in kept.items()}
         self.identity = identity or LocalIdentity()
         self.page_size = page_size
         self.server = TwinServer(self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s,
@@ -106,7 +109,12 @@ class ArmTwin(Twin):
     def identity_settings(self) -> dict[str, str]:
         """App settings that point azure-identity's managed-identity credential at this twin."""
         return {"IDENTITY_ENDPOINT": f"{self.base_url}/msi/token", "IDENTITY_HEADER": self.identity.header_secret,
-                "TANDEM_ARM_ENDPOINT": self.base_url, "REQUESTS_CA_BUNDLE": self.ca.bundle_path}
+                "TANDEM_ARM_ENDPOINT": self.base_url, "TANDEM_KEY_VAULT_ENDPOINT": f"{self.base_url}/vaults",
+                "REQUESTS_CA_BUNDLE": self.ca.bundle_path}
+
+    def set_secret(self, vault: str, name: str, value: str) -> None:
+        """Put a secret in one of the twin's key vaults (what an administrator does before deploying)."""
+        self.secrets[(vault, name)] = value
 
     # ----------------------------------------------------------------- dispatch
 
@@ -114,6 +122,8 @@ class ArmTwin(Twin):
         if request.path == "/msi/token":
             status, body = self.identity.answer_msi(request.headers, request.query)
             return Response(status, body)
+        if request.path.startswith("/vaults/"):
+            return self._key_vault(request)
         denied = self._authenticate(request)
         if denied is not None:
             return denied
@@ -133,12 +143,29 @@ class ArmTwin(Twin):
                 return Response(exc.status, error_body(exc.status, exc.code, exc.message))
         return Response(404, error_body(404, "NotFound", f"No route for {request.method} {request.path}"))
 
-    def _authenticate(self, request: Request) -> Response | None:
+    def _key_vault(self, request: Request) -> Response:
+        """Key Vault's GET secret (data plane), for the vaults in the seed; token audience https://vault.azure.net."""
+        match = re.fullmatch(r"/vaults/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(/(?P<version>[0-9a-f]{32}))?/?",
+                             request.path)
+        denied = self._authenticate(request, KEY_VAULT_AUDIENCE)
+        if denied is not None:
+            return denied
+        if match is None or request.method != "GET":
+            return Response(404, error_body(404, "NotFound", f"No route for {request.method} {request.path}"))
+        value = self.secrets.get((match["vault"], match["name"]))
+        if value is None:
+            return Response(404, error_body(404, "SecretNotFound", f"A secret with (name/id) {match['name']} was not found "
+                                            "in this key vault."))
+        version = match["version"] or "0" * 32
+        return Response(200, {"value": value, "id": f"https://{match['vault']}.vault.azure.net/secrets/{match['name']}/"
+                                                    f"{version}", "attributes": {"enabled": True}})
+
+    def _authenticate(self, request: Request, audience: str = ARM_AUDIENCE) -> Response | None:
         header = request.headers.get("authorization", "")
         if not header:
             return Response(401, error_body(401, "AuthenticationFailed",
                                             "Authentication failed. The 'Authorization' header is missing."))
-        if not header.lower().startswith("bearer ") or self.identity.validate(header[7:], ARM_AUDIENCE) is None:
+        if not header.lower().startswith("bearer ") or self.identity.validate(header[7:], audience) is None:
             return Response(401, error_body(401, "InvalidAuthenticationToken",
                                             "The access token is invalid or has expired."))
         return None

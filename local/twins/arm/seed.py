@@ -135,6 +135,7 @@ class Seed(_Seed):
     subscriptions: list[SubscriptionSeed] = Field(default_factory=list)
     users: list[UsersSeed] = Field(default_factory=list)
     resources: list[dict[str, Any]] = Field(default_factory=list, description="verbatim ARM documents to import")
+    key_vaults: dict[str, dict[str, str]] = Field(default_factory=dict, description="vault name -> secret name -> value")
 
 
 def load_seed(path: str | Path | None = None) -> Seed:
