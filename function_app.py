@@ -3,7 +3,8 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import health
+from functions import autoscale, health
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(autoscale.bp)

@@ -1,8 +1,9 @@
-"""`scripts/tandem`: the administrator's command line (validate a topology, export its JSON Schema)."""
+"""`scripts/tandem`: the administrator's command line (validate a topology, export its JSON Schema, plan a pool)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +18,14 @@ def main(argv: list[str]) -> int:
     validate.add_argument("file", type=Path)
     schema = sub.add_parser("schema", help="print the topology JSON Schema (for editors)")
     schema.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    what_if = sub.add_parser("plan", help="what-if: the decision a policy takes for one pool snapshot (changes nothing)")
+    what_if.add_argument("--policy", choices=["native", "legacy", "tandem"], required=True)
+    what_if.add_argument("--snapshot", type=Path, required=True, help="pool snapshot JSON (see the README)")
+    what_if.add_argument("--json", action="store_true", help="print JSON (the only form)")
+    what_if.add_argument("--explain", action="store_true", help="add each action's reason and the facts used")
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return _plan(args.policy, args.snapshot, explain=args.explain)
     if args.command == "schema":
         text = json_schema()
         if args.out:
@@ -34,6 +42,32 @@ def main(argv: list[str]) -> int:
     pools = sum(len(r.host_pools) for r in topology.regions)
     print(f"{args.file}: valid: {len(topology.regions)} regions, {pools} host pools, "
           f"{len(topology.pairings)} pairing(s)")
+    return 0
+
+
+def _plan(policy: str, file: Path, *, explain: bool) -> int:
+    from shared.autoscale.planner import plan
+    from shared.autoscale.snapshot_file import parse_snapshot
+    from shared.errors import InputError
+
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        snapshot, rules, forecast = parse_snapshot(doc, str(file))
+    except OSError as exc:
+        print(f"error: {file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except json.JSONDecodeError as exc:
+        print(f"error: {file}: not JSON: {exc}", file=sys.stderr)
+        return 1
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    decision = plan(policy, snapshot, rules, forecast)  # type: ignore[arg-type]
+    if explain:
+        print(json.dumps(decision.to_json()))
+    else:
+        print(json.dumps({"target_hosts": decision.target_hosts,
+                          "actions": [{"action": s.action, "host": s.host} for s in decision.actions]}))
     return 0
 
 

@@ -159,6 +159,9 @@ class LocalHost:
         if self.auth_enabled:
             self.settings.setdefault("WEBSITE_AUTH_ENABLED", "True")
         self._apply_env()
+        from shared import clock as app_clock  # the app decides by the runtime's clock, virtual or not
+
+        app_clock.set_source(self.clock.now)
         _, functions = index_app(self.app_module)
         self._index(functions)
         engine_activities = {n: (s.call, s.trigger["name"]) for n, s in self.functions.items() if s.kind == "activityTrigger"}
@@ -188,6 +191,9 @@ class LocalHost:
             self.durable.close()
         for thread in self._threads:
             thread.join(timeout=5)
+        from shared import clock as app_clock
+
+        app_clock.set_source(None)
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

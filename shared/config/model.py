@@ -245,6 +245,15 @@ class PhaseSettings(_Model):
         return self
 
 
+class LegacySettings(_Model):
+    """The legacy scaling runbook's parameters (algorithm: legacy): peak is the ramp_up and peak phases."""
+
+    session_threshold_per_cpu: float = Field(1.0, gt=0)
+    minimum_hosts: int = Field(1, ge=0)
+    cores_per_host: int = Field(8, ge=1)
+    limit_seconds_to_force_logoff: int = Field(900, ge=0)
+
+
 class AutoscalePolicy(_Model):
     """How one or more host pools are scaled."""
 
@@ -261,6 +270,8 @@ class AutoscalePolicy(_Model):
     cooldown: Duration = timedelta(minutes=10)
     holidays: list[date] = Field(default_factory=list)
     dry_run: bool = False
+    boot_lead: Duration = Field(timedelta(minutes=10), description="tandem: start hosts this far ahead of demand")
+    legacy: LegacySettings = Field(default_factory=lambda: LegacySettings())
 
     @model_validator(mode="after")
     def _phases_ordered(self) -> AutoscalePolicy:

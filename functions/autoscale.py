@@ -1,0 +1,112 @@
+"""Autoscale triggers: a timer over every pool, Event Grid signals that act at once, and an HTTP what-if."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import azure.functions as func
+
+from functions.http import problem
+from shared.telemetry import get_logger, log_event
+
+bp = func.Blueprint()
+log = get_logger("tandem.autoscale")
+_service: Any = None
+_lock = threading.Lock()
+
+
+def service() -> Any:
+    """The process's Autoscaler (built on first use: topology, gateway, Table state)."""
+    global _service
+    with _lock:
+        if _service is None:
+            from shared.autoscale.service import Autoscaler
+            from shared.config.loader import get_topology
+
+            _service = Autoscaler(get_topology())
+        return _service
+
+
+def reset() -> None:
+    """Forget the process's Autoscaler (a new topology or new settings take effect)."""
+    global _service
+    with _lock:
+        _service = None
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%AUTOSCALE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def autoscale_timer(timer: func.TimerRequest) -> None:
+    """Evaluate every pool of the topology (one batched read, pools in parallel)."""
+    results = service().run()
+    failed = [r.pool for r in results if r.error]
+    log_event(log, "autoscale.run", pools=len(results), failed=len(failed), past_due=timer.past_due,
+              actions=sum(len(r.applied) for r in results))
+
+
+@bp.event_grid_trigger(arg_name="event")
+def autoscale_events(event: func.EventGridEvent) -> None:
+    """Logon-rate alerts, Tandem.Failover.Started and session host health: act now, not at the next tick."""
+    from shared.autoscale import signals
+    from shared.errors import InputError
+
+    try:
+        signal = signals.parse(event.event_type, event.get_json())
+    except (InputError, ValueError) as exc:
+        log_event(log, "autoscale.event_rejected", level=30, id=event.id, type=event.event_type, reason=str(exc))
+        return
+    scaler = service()
+    if isinstance(signal, signals.Ignored):
+        log_event(log, "autoscale.event_ignored", id=event.id, type=event.event_type, reason=signal.why)
+        return
+    if isinstance(signal, signals.LogonRate):
+        target = next((t for t in scaler.targets.values() if _pool_id(t).lower() == signal.pool_id.lower()), None)
+        if target is None:
+            log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"unknown pool {signal.pool_id}")
+            return
+        scaler.alert_rate(target, signal.per_minute)
+        chosen = [target]
+    elif isinstance(signal, signals.FailoverStarted):
+        chosen = scaler.region_targets(signal.target)
+        if not chosen:
+            log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"no pools in region {signal.target}")
+            return
+        scaler.announce(chosen, signal.sessions)
+    else:
+        found = scaler.pool_of_vm(signal.vm_id)
+        if found is None:
+            log_event(log, "autoscale.event_ignored", id=event.id, reason=f"{signal.vm_id} is not a session host")
+            return
+        chosen = [found]
+    results = scaler.run(chosen)
+    log_event(log, "autoscale.event_handled", id=event.id, type=event.event_type, pools=[r.pool for r in results],
+              actions=sum(len(r.applied) for r in results))
+
+
+def _pool_id(target: Any) -> str:
+    ref = target.ref
+    return (f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}"
+            f"/providers/Microsoft.DesktopVirtualization/hostPools/{ref.name}")
+
+
+@bp.route(route="autoscale/whatif", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def autoscale_whatif(req: func.HttpRequest) -> func.HttpResponse:
+    """The decision for one pool now, without acting: ?pool=NAME[&policy=native|legacy|tandem]."""
+    from shared.autoscale.planner import POLICIES
+    from shared.errors import DependencyError, InputError
+
+    pool = req.params.get("pool", "").strip()
+    policy = req.params.get("policy") or None
+    if not pool:
+        return problem(400, "Missing pool", "give the host pool as ?pool=NAME")
+    if policy is not None and policy not in POLICIES:
+        return problem(400, "Unknown policy", f"policy must be one of {', '.join(POLICIES)}")
+    try:
+        target, decision = service().what_if(pool, policy)
+    except InputError as exc:
+        return problem(404, "Unknown pool", str(exc))
+    except DependencyError as exc:
+        return problem(502, "Azure did not answer", str(exc))
+    body = {"pool": target.pool.name, "region": target.region.name, **decision.to_json()}
+    return func.HttpResponse(json.dumps(body), status_code=200, mimetype="application/json")

@@ -1,0 +1,376 @@
+"""One autoscale evaluation for one or many pools: read (batched), observe, forecast, plan, execute, record.
+
+State per pool lives in Table storage:
+- `autoscalestate`:  last evaluation, last session count, last scale-out, hosts started / warned, announced arrivals;
+- `logonhistory`:    one row per pool and local day with logons and departures per 5-minute slot (the forecast);
+- `autoscaleledger`: every action with its reason and result (and every dry-run decision).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from shared.autoscale.executor import Applied, execute
+from shared.autoscale.forecast import ArrivalHistory, build_forecast, from_entity, to_entity
+from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Rules, plan
+from shared.autoscale.rules import local_time, phase_at, rules_for
+from shared.azure.models import PoolRef, PoolState
+from shared.config.model import AutoscalePolicy, HostPool, Region, Topology
+from shared.errors import InputError
+from shared.telemetry import get_logger, log_event
+
+log = get_logger("tandem.autoscale")
+BOOT_ALLOWANCE = timedelta(minutes=15)  # a host Tandem started counts as coming capacity this long
+RECENT = timedelta(minutes=5)  # the window for the observed logon rate
+
+
+@dataclass
+class PoolMemory:
+    """What one evaluation leaves for the next."""
+
+    last_eval: datetime | None = None
+    last_sessions: int | None = None
+    last_scale_out: datetime | None = None
+    started: dict[str, datetime] = field(default_factory=dict)
+    notified: dict[str, datetime] = field(default_factory=dict)
+    incoming: int = 0
+    incoming_base: int = 0
+    incoming_until: datetime | None = None
+    alert_rate: float = 0.0
+    alert_until: datetime | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        """Table columns."""
+        iso = {k: v.isoformat() for k, v in self.started.items()}
+        warned = {k: v.isoformat() for k, v in self.notified.items()}
+        return {"state": json.dumps({
+            "last_eval": _iso(self.last_eval), "last_sessions": self.last_sessions,
+            "last_scale_out": _iso(self.last_scale_out), "started": iso, "notified": warned,
+            "incoming": self.incoming, "incoming_base": self.incoming_base, "incoming_until": _iso(self.incoming_until),
+            "alert_rate": self.alert_rate, "alert_until": _iso(self.alert_until)})}
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any] | None) -> PoolMemory:
+        """The inverse of to_entity (an unreadable row starts afresh)."""
+        try:
+            d = json.loads(str((entity or {})["state"]))
+        except (KeyError, ValueError):
+            return cls()
+        return cls(last_eval=_dt(d.get("last_eval")), last_sessions=d.get("last_sessions"),
+                   last_scale_out=_dt(d.get("last_scale_out")),
+                   started={k: v for k, v in ((k, _dt(v)) for k, v in d.get("started", {}).items()) if v},
+                   notified={k: v for k, v in ((k, _dt(v)) for k, v in d.get("notified", {}).items()) if v},
+                   incoming=int(d.get("incoming") or 0), incoming_base=int(d.get("incoming_base") or 0),
+                   incoming_until=_dt(d.get("incoming_until")), alert_rate=float(d.get("alert_rate") or 0.0),
+                   alert_until=_dt(d.get("alert_until")))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+class AutoscaleStore:
+    """Table-backed state, history and ledger; history is cached per process (only today's row changes)."""
+
+    def __init__(self) -> None:
+        self._history: dict[str, ArrivalHistory] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _table(name: str) -> Any:
+        from shared.state.tables import table
+
+        return table(name)
+
+    def load(self, key: str) -> PoolMemory:
+        """A pool's memory (empty for a new pool)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.state.tables import safe_key
+
+        try:
+            return PoolMemory.from_entity(self._table("autoscalestate").get_entity("pool", safe_key(key)))
+        except ResourceNotFoundError:
+            return PoolMemory()
+
+    def save(self, key: str, memory: PoolMemory) -> None:
+        """Write a pool's memory."""
+        from shared.state.tables import safe_key
+
+        self._table("autoscalestate").upsert_entity({"PartitionKey": "pool", "RowKey": safe_key(key),
+                                                     **memory.to_entity()})
+
+    def history(self, key: str, today: date) -> ArrivalHistory:
+        """A pool's recorded days (read once per process)."""
+        from shared.state.tables import safe_key
+
+        with self._lock:
+            cached = self._history.get(key)
+        if cached is not None:
+            return cached
+        since = (today - timedelta(days=35)).isoformat()
+        rows = self._table("logonhistory").query_entities("PartitionKey eq @p and RowKey ge @d",
+                                                          parameters={"p": safe_key(key), "d": since})
+        history = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows})
+        with self._lock:
+            return self._history.setdefault(key, history)
+
+    def save_day(self, key: str, day: date, history: ArrivalHistory) -> None:
+        """Write one day of a pool's history."""
+        from shared.state.tables import safe_key
+
+        counts = history.days.get(day)
+        if counts is not None:
+            self._table("logonhistory").upsert_entity({"PartitionKey": safe_key(key), "RowKey": day.isoformat(),
+                                                       **to_entity(counts)})
+
+    def ledger(self, key: str, when: datetime, policy: str, decision: Decision, applied: list[Applied]) -> None:
+        """Record every action and its reason (one transaction per evaluation)."""
+        from shared.state.tables import safe_key
+
+        stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+        rows = [{"PartitionKey": safe_key(key), "RowKey": f"{stamp}-{i:03d}", "time": when.isoformat(),
+                 "policy": policy, "action": a.step.action, "host": a.step.host, "reason": a.step.reason,
+                 "result": a.result, "detail": a.detail[:1000], "target_hosts": decision.target_hosts}
+                for i, a in enumerate(applied)]
+        table = self._table("autoscaleledger")
+        for chunk in range(0, len(rows), 100):
+            table.submit_transaction([("upsert", row) for row in rows[chunk:chunk + 100]])
+
+    def ledger_rows(self, key: str) -> list[dict[str, Any]]:
+        """A pool's ledger, oldest first."""
+        from shared.state.tables import safe_key
+
+        return list(self._table("autoscaleledger").query_entities("PartitionKey eq @p",
+                                                                  parameters={"p": safe_key(key)}))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A pool of the topology with where it lives and its policy."""
+
+    region: Region
+    pool: HostPool
+    ref: PoolRef
+    policy: AutoscalePolicy
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One pool's evaluation: its decision and what was applied."""
+
+    pool: str
+    decision: Decision
+    applied: tuple[Applied, ...] = ()
+    error: str = ""
+
+
+def targets(topology: Topology) -> list[Target]:
+    """Every pool of the topology with its policy."""
+    found = []
+    for region in topology.regions:
+        for pool in region.host_pools:
+            sub = pool.subscription_id or region.subscription_id
+            ref = PoolRef(sub, pool.resource_group, pool.name, tuple(pool.vm_resource_groups or [pool.resource_group]))
+            found.append(Target(region, pool, ref, topology.policies.autoscale[pool.autoscale_policy]))
+    return found
+
+
+def snapshot_of(state: PoolState, memory: PoolMemory, policy: AutoscalePolicy, now: datetime) -> PoolSnapshot:
+    """The planner's view of a pool read through the gateway, with what earlier evaluations remember."""
+    phase = phase_at(policy, now)
+    views = []
+    for h in state.hosts:
+        started = memory.started.get(h.name)
+        booting = h.power == "running" and h.status not in ("Available", "NeedsAssistance") and started is not None \
+            and now - started < BOOT_ALLOWANCE
+        views.append(HostView(h.name, h.power, h.status, len(h.sessions), h.active, h.allow_new_session,
+                              policy.exclusion_tag in h.tags, booting, memory.notified.get(h.name)))
+    return PoolSnapshot(now, phase.phase, state.max_session_limit, tuple(views), phase.load_balancer,
+                        memory.last_scale_out)
+
+
+def observe(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
+            now: datetime) -> float:
+    """Record logons and departures since the last evaluation; return the logon rate of the last minutes."""
+    sessions = [s for h in state.hosts for s in h.sessions]
+    recent = sum(1 for s in sessions if s.created is not None and now - RECENT < s.created <= now)
+    if memory.last_eval is not None and memory.last_sessions is not None and now - memory.last_eval <= RECENT * 2:
+        arrivals = sum(1 for s in sessions if s.created is not None and memory.last_eval < s.created <= now)
+        departures = max(0, arrivals - (len(sessions) - memory.last_sessions))
+        history.record(local_time(policy, now) - timedelta(minutes=1), arrivals, departures)
+    memory.last_eval, memory.last_sessions = now, len(sessions)
+    return recent / (RECENT.total_seconds() / 60)
+
+
+def forecast_for(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
+                 now: datetime, observed_rate: float) -> Forecast:
+    """The forecast the tandem policy plans with: history, the observed (or alerted) rate, announced arrivals."""
+    sessions = sum(len(h.sessions) for h in state.hosts)
+    incoming = 0
+    if memory.incoming_until is not None and now < memory.incoming_until:
+        incoming = max(0, memory.incoming - max(0, sessions - memory.incoming_base))
+    if memory.alert_until is not None and now < memory.alert_until:
+        observed_rate = max(observed_rate, memory.alert_rate)
+    lead = int(policy.boot_lead.total_seconds() // 60) + 5
+    return build_forecast(history, local_time(policy, now), horizon_minutes=lead, observed_rate=observed_rate,
+                          incoming=incoming, holidays=policy.holidays)
+
+
+def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now: datetime) -> None:
+    """Update the memory with what was done: hosts started, users warned, hosts stopped."""
+    for a in applied:
+        if not a.ok or a.result == "dry_run":
+            continue
+        if a.step.action in ("start", "undrain"):
+            memory.last_scale_out = now
+        if a.step.action == "start":
+            memory.started[a.step.host] = now
+        elif a.step.action == "message":
+            memory.notified.setdefault(a.step.host, now)
+        elif a.step.action in ("deallocate", "undrain"):
+            memory.notified.pop(a.step.host, None)
+            memory.started.pop(a.step.host, None)
+    memory.started = {h: t for h, t in memory.started.items() if now - t < BOOT_ALLOWANCE}
+
+
+class Autoscaler:
+    """Evaluates the topology's pools through the gateway; `now` is injectable for the local runtime."""
+
+    def __init__(self, topology: Topology, gateway: Any = None, store: AutoscaleStore | None = None, *,
+                 now: Callable[[], datetime] | None = None, max_workers: int = 8) -> None:
+        from shared.azure.gateway import AzureGateway
+
+        self.topology = topology
+        self.gateway = gateway or AzureGateway()
+        self.store = store or AutoscaleStore()
+        from shared import clock
+
+        self.now = now or clock.now
+        self.max_workers = max_workers
+        self.targets = {t.ref.key: t for t in targets(topology)}
+
+    def find(self, name: str) -> Target:
+        """A pool by name (or key); InputError when the topology has no such pool."""
+        for key, target in self.targets.items():
+            if name.lower() in (key, target.pool.name.lower()):
+                return target
+        raise InputError(f"no host pool {name!r} in the topology")
+
+    def region_targets(self, region: str) -> list[Target]:
+        """The pools of one region."""
+        return [t for t in self.targets.values() if t.region.name == region]
+
+    def pool_of_vm(self, vm_id: str) -> Target | None:
+        """The pool whose session host runs on this VM (from a fresh read), or None."""
+        reads = self.gateway.read_pools([t.ref for t in self.targets.values()])
+        for key, state in reads.states.items():
+            if any(h.vm_id.lower() == vm_id.lower() for h in state.hosts):
+                return self.targets[key]
+        return None
+
+    def run(self, pools: Iterable[Target] | None = None, *, dry_run: bool | None = None) -> list[Evaluation]:
+        """Evaluate pools (default: all): one batched read, then per-pool planning and actions in parallel."""
+        chosen = list(pools) if pools is not None else list(self.targets.values())
+        if not chosen:
+            return []
+        now = self.now()
+        reads = self.gateway.read_pools([t.ref for t in chosen])
+        results: list[Evaluation] = []
+        for key, error in reads.errors.items():
+            log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
+            results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
+        work = [t for t in chosen if t.ref.key in reads.states]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(work) or 1))) as pool:
+            results += list(pool.map(lambda t: self._evaluate(t, reads.states[t.ref.key], now, dry_run), work))
+        return results
+
+    def _evaluate(self, target: Target, state: PoolState, now: datetime, dry_run: bool | None) -> Evaluation:
+        key, policy = target.ref.key, target.policy
+        try:
+            memory = self.store.load(key)
+            today = local_time(policy, now).date()
+            history = self.store.history(key, today)
+            rate = observe(state, memory, history, policy, now)
+            decision = self.decide(target, state, memory, history, now, rate)
+            dry = policy.dry_run if dry_run is None else dry_run
+            applied = execute(self.gateway, state, decision, rules_for(policy, phase_at(policy, now)),
+                              message=policy.logoff_message, dry_run=dry)
+            remember(memory, decision, applied, now)
+            self.store.save(key, memory)
+            self.store.save_day(key, today, history)
+            if applied:
+                self.store.ledger(key, now, policy.algorithm, decision, applied)
+                _publish(target, decision, applied)
+            log_event(log, "autoscale.decision", pool=key, policy=policy.algorithm, target_hosts=decision.target_hosts,
+                      reason=decision.reason, actions=len(decision.actions), dry_run=dry)
+            return Evaluation(key, decision, tuple(applied))
+        except Exception as exc:  # one pool failing never stops the others
+            log_event(log, "autoscale.pool_failed", level=40, pool=key, error=f"{type(exc).__name__}: {exc}")
+            return Evaluation(key, Decision(policy.algorithm, 0, (), "failed"), (), f"{type(exc).__name__}: {exc}")
+
+    def decide(self, target: Target, state: PoolState, memory: PoolMemory, history: ArrivalHistory, now: datetime,
+               rate: float, algorithm: str | None = None) -> Decision:
+        """The decision for one pool (pure once the inputs are read)."""
+        policy = target.policy
+        rules: Rules = rules_for(policy, phase_at(policy, now))
+        snapshot = snapshot_of(state, memory, policy, now)
+        forecast = forecast_for(state, memory, history, policy, now, rate)
+        return plan(algorithm or policy.algorithm, snapshot, rules, forecast)  # type: ignore[arg-type]
+
+    def what_if(self, name: str, algorithm: str | None = None) -> tuple[Target, Decision]:
+        """The decision for a pool now, without acting or recording anything."""
+        target = self.find(name)
+        now = self.now()
+        state = self.gateway.read_pool(target.ref)
+        memory = self.store.load(target.ref.key)
+        history = self.store.history(target.ref.key, local_time(target.policy, now).date())
+        sessions = [s for h in state.hosts for s in h.sessions]
+        rate = sum(1 for s in sessions if s.created and now - RECENT < s.created <= now) / 5
+        return target, self.decide(target, state, memory, history, now, rate, algorithm)
+
+    def announce(self, pools: list[Target], sessions: int, *, until: timedelta = timedelta(hours=1)) -> None:
+        """Expect `sessions` more sessions spread over `pools` (by host count) within `until`."""
+        now = self.now()
+        reads = self.gateway.read_pools([t.ref for t in pools])
+        total_hosts = sum(len(s.hosts) for s in reads.states.values()) or 1
+        for t in pools:
+            state = reads.states.get(t.ref.key)
+            if state is None:
+                continue
+            memory = self.store.load(t.ref.key)
+            memory.incoming = round(sessions * len(state.hosts) / total_hosts)
+            memory.incoming_base = sum(len(h.sessions) for h in state.hosts)
+            memory.incoming_until = now + until
+            self.store.save(t.ref.key, memory)
+
+    def alert_rate(self, target: Target, per_minute: float, *, until: timedelta = timedelta(minutes=15)) -> None:
+        """Remember a logon rate reported by an alert (Log Analytics sees logons Tandem may not have seen yet)."""
+        memory = self.store.load(target.ref.key)
+        memory.alert_rate, memory.alert_until = per_minute, self.now() + until
+        self.store.save(target.ref.key, memory)
+
+
+EVENT_TYPES = {"start": "Tandem.Autoscale.HostStarted", "deallocate": "Tandem.Autoscale.HostStopped",
+               "drain": "Tandem.Autoscale.HostDrained", "undrain": "Tandem.Autoscale.HostUndrained",
+               "logoff": "Tandem.Autoscale.UsersLoggedOff", "message": "Tandem.Autoscale.UsersWarned"}
+
+
+def _publish(target: Target, decision: Decision, applied: list[Applied]) -> None:
+    from shared import events
+
+    batch = [(EVENT_TYPES[a.step.action], f"{target.ref.key}/{a.step.host}",
+              {"pool": target.pool.name, "region": target.region.name, "host": a.step.host, "action": a.step.action,
+               "reason": a.step.reason, "result": a.result, "target_hosts": decision.target_hosts})
+             for a in applied if a.ok and a.result != "dry_run"]
+    events.publish_many(batch)

@@ -1,0 +1,1 @@
+"""Tandem's state in Azure Storage: tables for history, ledgers and per-pool state."""
