@@ -12,7 +12,7 @@ from functions.http import problem
 from shared.telemetry import get_logger, log_event
 
 bp = func.Blueprint()
-log = get_logger("tandem.autoscale")
+log = get_logger("autoscale")
 _service: Any = None
 _lock = threading.Lock()
 
@@ -51,14 +51,15 @@ def autoscale_events(event: func.EventGridEvent) -> None:
     from shared.autoscale import signals
     from shared.errors import InputError
 
+    event_type = str(getattr(event, "event_type", None) or getattr(event, "type", ""))  # Event Grid or CloudEvents
     try:
-        signal = signals.parse(event.event_type, event.get_json())
+        signal = signals.parse(event_type, event.get_json())
     except (InputError, ValueError) as exc:
-        log_event(log, "autoscale.event_rejected", level=30, id=event.id, type=event.event_type, reason=str(exc))
+        log_event(log, "autoscale.event_rejected", level=30, id=event.id, type=event_type, reason=str(exc))
         return
     scaler = service()
     if isinstance(signal, signals.Ignored):
-        log_event(log, "autoscale.event_ignored", id=event.id, type=event.event_type, reason=signal.why)
+        log_event(log, "autoscale.event_ignored", id=event.id, type=event_type, reason=signal.why)
         return
     if isinstance(signal, signals.LogonRate):
         target = next((t for t in scaler.targets.values() if _pool_id(t).lower() == signal.pool_id.lower()), None)
@@ -80,7 +81,7 @@ def autoscale_events(event: func.EventGridEvent) -> None:
             return
         chosen = [found]
     results = scaler.run(chosen)
-    log_event(log, "autoscale.event_handled", id=event.id, type=event.event_type, pools=[r.pool for r in results],
+    log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
               actions=sum(len(r.applied) for r in results))
 
 

@@ -15,7 +15,7 @@ from shared.telemetry import get_logger, log_event
 if TYPE_CHECKING:
     from azure.eventgrid import EventGridPublisherClient
 
-log = get_logger("tandem.events")
+log = get_logger("events")
 PREFIX = "Tandem."
 _client: tuple[str, EventGridPublisherClient] | None = None
 _lock = threading.Lock()

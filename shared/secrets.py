@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from shared.config.model import SecretRef
 
-log = get_logger("tandem.secrets")
+log = get_logger("secrets")
 KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 KEY_VAULT_API_VERSION = "7.5"
 _VAULT_URI = re.compile(r"^https://(?P<vault>[a-z0-9-]+)\.vault\.[a-z.]+(?P<path>/secrets/.+?)/?$")

@@ -25,7 +25,7 @@ from shared.config.model import AutoscalePolicy, HostPool, Region, Topology
 from shared.errors import InputError
 from shared.telemetry import get_logger, log_event
 
-log = get_logger("tandem.autoscale")
+log = get_logger("autoscale")
 BOOT_ALLOWANCE = timedelta(minutes=15)  # a host Tandem started counts as coming capacity this long
 RECENT = timedelta(minutes=5)  # the window for the observed logon rate
 

@@ -31,9 +31,11 @@ def _connection() -> tuple[str, str | None]:
 
 
 def table(name: str) -> TableClient:
-    """The table `name`, created on first use; cached per process (the client is thread-safe)."""
+    """The table `name` of this deployment (prefixed with the task hub name, so deployments sharing a storage
+    account keep apart), created on first use; cached per process (the client is thread-safe)."""
+    name = f"{settings.get(settings.TASK_HUB)}{name}"
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", name):
-        raise ValueError(f"invalid table name {name!r}")
+        raise ValueError(f"invalid table name {name!r} (the task hub name must be letters and digits)")
     where, auth = _connection()
     key = (where, name)
     with _lock:

@@ -39,3 +39,36 @@ def test_schema_is_written_for_editors(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     assert _cli("schema", "--out", str(out)).returncode == 0
     assert json.loads(out.read_text())["title"] == "Tandem topology"
+
+
+def test_plan_prints_each_policys_decision_for_a_snapshot(tmp_path: Path) -> None:
+    snapshot = {"time": "2026-11-30T07:45:00Z", "phase": "ramp_up", "max_session_limit": 10,
+                "load_balancer": "breadth_first", "policy": {"capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
+                "hosts": [{"name": "h1", "power": "running", "status": "Available", "sessions": 8, "active_sessions": 8,
+                           "allow_new_session": True, "excluded": False},
+                          {"name": "h2", "power": "running", "status": "Available", "sessions": 7, "active_sessions": 6,
+                           "allow_new_session": True, "excluded": False},
+                          {"name": "h3", "power": "deallocated", "status": "Shutdown", "sessions": 0,
+                           "active_sessions": 0, "allow_new_session": True, "excluded": False},
+                          {"name": "h4", "power": "deallocated", "status": "Shutdown", "sessions": 0,
+                           "active_sessions": 0, "allow_new_session": True, "excluded": True}]}
+    file = tmp_path / "pool.json"
+    file.write_text(json.dumps(snapshot))
+    native = _cli("plan", "--policy", "native", "--snapshot", str(file), "--json")
+    assert native.returncode == 0, native.stderr
+    # 15 sessions in 20 seats is 75% > 60%: ceil(15 / 6) = 3 hosts; h4 carries the exclusion tag
+    assert json.loads(native.stdout) == {"target_hosts": 3, "actions": [{"action": "start", "host": "h3"}]}
+    # the runbook: the 90% rule asks for ceil(15 / 9) = 2 hosts and 15 sessions on 16 cores stay under 1 per core
+    legacy = json.loads(_cli("plan", "--policy", "legacy", "--snapshot", str(file), "--json").stdout)
+    assert legacy == {"target_hosts": 2, "actions": []}
+    explained = json.loads(_cli("plan", "--policy", "tandem", "--snapshot", str(file), "--json", "--explain").stdout)
+    assert explained["target_hosts"] == 3 and explained["facts"]["sessions"] == 15
+    assert explained["actions"][0]["reason"].startswith("forecast: 15 sessions")
+
+
+def test_plan_rejects_a_bad_snapshot_naming_the_field(tmp_path: Path) -> None:
+    file = tmp_path / "pool.json"
+    file.write_text(json.dumps({"time": "2026-11-30T07:45:00Z", "phase": "lunch", "max_session_limit": 10,
+                                "hosts": [{"name": "h1", "power": "running"}]}))
+    result = _cli("plan", "--policy", "native", "--snapshot", str(file), "--json")
+    assert result.returncode == 1 and "pool.json: phase: Input should be" in result.stderr
