@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-BENCHMARKS = {"cold-start": "bench.cold_start", "control-plane": "bench.control_plane"}
+BENCHMARKS = {"autoscale-burst": "bench.autoscale_burst", "cold-start": "bench.cold_start",
+              "control-plane": "bench.control_plane"}
 
 
 def main(argv: list[str]) -> int:

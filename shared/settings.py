@@ -29,6 +29,18 @@ DEFAULTS: Mapping[str, str] = {
 }
 
 
+SCHEDULES = (AUTOSCALE_SCHEDULE, SNAPSHOT_SCHEDULE)
+
+
+def schedule_defaults(given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """App settings with the schedules' defaults filled in. The Functions host resolves %NAME% in a trigger only
+    from app settings, so every host of this app (the infra, the local runtime) must set them."""
+    values = dict(given or {})
+    for name in SCHEDULES:
+        values.setdefault(name, os.environ.get(name) or DEFAULTS[name])
+    return values
+
+
 def get(name: str, explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
     """Return `explicit` if given, else the app setting `name`, else its default (None if it has none)."""
     if explicit is not None:

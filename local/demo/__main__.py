@@ -12,7 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from local.runtime import LocalHost, VirtualClock
+from local.twins.arm import ArmTwin, load_seed
 from shared.config import TopologyError, load_topology
+from shared.settings import schedule_defaults
 
 TOPOLOGY = Path(__file__).with_name("topology.yaml")
 MORNING = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)  # 05:30 in America/New_York, a Monday
@@ -48,22 +50,76 @@ def play(storage: str) -> int:
         return 1
     clock = VirtualClock(MORNING)
     line = Timeline(clock, next(iter(topology.policies.autoscale.values())).time_zone)
-    settings = {"TANDEM_TOPOLOGY_PATH": str(TOPOLOGY)}
-    with LocalHost("function_app", storage=storage, clock=clock, settings=settings, hub="tandemdemo") as host:
-        pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
-        line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
-        line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed")
-        denied, _ = _get(f"{host.front_door.base_url}/api/health")
-        line.say(f"GET /api/health without a function key -> {denied}")
-        status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
-        line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
-        host.advance(timedelta(hours=1))
-        line.say("the morning storm, snapshots and failover are not played yet: they arrive with their capabilities")
-    ok = denied == 401 and status == 200 and report.get("ok") is True
+    with ArmTwin(load_seed(), clock=clock) as arm:
+        # the demo evaluates every 5 minutes to keep the day short; a deployment's default is every minute
+        settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(TOPOLOGY), "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
+                                      **arm.identity_settings})
+        with LocalHost("function_app", storage=storage, clock=clock, settings=settings, hub="tandemdemo",
+                       identity=arm.identity) as host:
+            pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
+            line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
+            line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
+                     f"ARM twin at {arm.base_url}")
+            denied, _ = _get(f"{host.front_door.base_url}/api/health")
+            line.say(f"GET /api/health without a function key -> {denied}")
+            status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
+            line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
+            storm = morning_storm(host, arm, line)
+            line.say("snapshots and the regional failover are not played yet: they arrive with their capabilities")
+    ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0
     print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
-          f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}")
+          f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
+          f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
+          f"stopped {storm['stopped']}, peak {storm['peak']} running")
     return 0 if ok else 1
 
+
+def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, users: int = 100) -> dict[str, int]:
+    """East's users sign in around 08:00 and out around 17:00 (New York); Tandem's timer and its storm response
+    start hosts ahead of them and stop them after. Every logon goes through the twin's broker."""
+    import random
+
+    from shared.autoscale.service import AutoscaleStore
+
+    sub = next(s.id for s in load_seed().subscriptions if s.resource_groups[0].name == "rg-avd-east")
+    pool = arm.estate.pool(sub, "rg-avd-east", "hp-east-pooled")
+    rng = random.Random(30)
+    day = host.clock.now().astimezone(line.zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com")
+                    for i in range(1, users + 1))
+    leave = {upn: at + timedelta(hours=8, minutes=rng.gauss(30, 20)) for at, upn in arrive}
+    pending, misses, peak, landed = list(arrive), 0, 0, 0
+    said = set()
+    end = day + timedelta(hours=19)
+    while host.clock.now() < end:
+        now = host.clock.now()
+        for item in [p for p in pending if p[0] <= now]:
+            pending.remove(item)
+            if arm.estate.logon(pool, item[1]).outcome == "no_capacity":
+                misses += 1
+                pending.append((now + timedelta(minutes=2), item[1]))
+            else:
+                landed += 1
+        for upn, at in list(leave.items()):
+            if at <= now:
+                arm.estate.logoff_user(pool, upn)
+                del leave[upn]
+        running = sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(now) in ("running", "starting"))
+        peak = max(peak, running)
+        hour = now.astimezone(line.zone).hour
+        if hour in (7, 8, 9, 12, 17, 18) and (hour, now.minute // 30) not in said and now.minute % 30 == 0:
+            said.add((hour, now.minute // 30))
+            sessions = sum(len(h.sessions) for h in pool.hosts.values())
+            line.say(f"hp-east-pooled: {sessions} sessions on {running} running hosts; {landed} of {users} signed in, "
+                     f"{misses} logon misses so far")
+        host.advance(timedelta(minutes=1))
+    ledger = AutoscaleStore().ledger_rows(f"{sub}/rg-avd-east/hp-east-pooled".lower())
+    done = [r for r in ledger if r["result"] == "done"]
+    for r in done[:3] + done[-2:]:
+        line.say(f"ledger: {r['time'][11:16]}Z {r['action']} {r['host'].split('.')[0]}: {r['reason']}")
+    return {"logons": landed, "misses": misses, "peak": peak,
+            "started": sum(1 for r in done if r["action"] == "start"),
+            "stopped": sum(1 for r in done if r["action"] == "deallocate")}
 
 if __name__ == "__main__":
     raise SystemExit(play(os.environ["AzureWebJobsStorage"]))

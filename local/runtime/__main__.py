@@ -12,6 +12,7 @@ import sys
 
 from local.runtime.host import LocalHost
 from local.serving import serve_until_stopped
+from shared.settings import schedule_defaults
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = dict(s.split("=", 1) for s in args.setting)
+    if args.app == "function_app":
+        settings = schedule_defaults(settings)
+        # loopback only: without an ARM twin named, ARM calls fail here instead of leaving the machine
+        settings.setdefault("TANDEM_ARM_ENDPOINT", os.environ.get("TANDEM_ARM_ENDPOINT") or "https://127.0.0.1:9")
     host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub)
     host.start(host_port=args.port)
     door = host.front_door

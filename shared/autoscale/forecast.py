@@ -57,32 +57,31 @@ class ArrivalHistory:
         return [self.days[d] for d in chosen]
 
 
-def _curve(days: list[DayCounts], attr: str, spread: float) -> list[float]:
+def _slot_value(days: list[DayCounts], attr: str, slot: int, spread: float) -> float:
     if not days:
-        return [0.0] * SLOTS
-    curve = []
-    for slot in range(SLOTS):
-        values = [getattr(d, attr)[slot] for d in days]
-        mean = sum(values) / len(values)
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        curve.append(mean + spread * sd)
-    return curve
+        return 0.0
+    values = [getattr(d, attr)[slot] for d in days]
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return mean + spread * sd
 
 
 def build_forecast(history: ArrivalHistory, local: datetime, *, horizon_minutes: int = 60,
                    observed_rate: float = 0.0, incoming: int = 0, holidays: Iterable[date] = ()) -> Forecast:
     """The forecast at `local` (pool-local time): expected net sessions per minute ahead, and the rates."""
     days = history.comparable(local.date(), holidays)
-    arrivals = _curve(days, "arrivals", 1.0)
-    departures = _curve(days, "departures", 0.0)  # departures are not padded: fewer leaving is the safe side
     minute_of_day = local.hour * 60 + local.minute
-    net = []
-    for m in range(horizon_minutes):  # the minute starting m minutes from now
-        slot = ((minute_of_day + m) % (24 * 60)) // SLOT_MINUTES
-        net.append((arrivals[slot] - departures[slot]) / SLOT_MINUTES)
-    recent = [arrivals[((minute_of_day - m) % (24 * 60)) // SLOT_MINUTES] / SLOT_MINUTES for m in range(1, 6)]
-    return Forecast(tuple(net), observed_rate=observed_rate, expected_rate=sum(recent) / len(recent),
-                    incoming=incoming)
+    cache: dict[int, float] = {}
+
+    def net(slot: int) -> float:  # arrivals padded by one deviation; departures are not (fewer leaving is safer)
+        if slot not in cache:
+            cache[slot] = (_slot_value(days, "arrivals", slot, 1.0) - _slot_value(days, "departures", slot, 0.0))
+        return cache[slot] / SLOT_MINUTES
+
+    ahead = tuple(net(((minute_of_day + m) % (24 * 60)) // SLOT_MINUTES) for m in range(horizon_minutes))
+    recent = [_slot_value(days, "arrivals", ((minute_of_day - m) % (24 * 60)) // SLOT_MINUTES, 1.0) / SLOT_MINUTES
+              for m in range(1, 6)]
+    return Forecast(ahead, observed_rate=observed_rate, expected_rate=sum(recent) / len(recent), incoming=incoming)
 
 
 def to_entity(day: DayCounts) -> dict[str, str]:

@@ -93,9 +93,10 @@ class Forecast:
     """What Tandem expects of the next minutes (built from recorded history; see forecast.py)."""
 
     net_per_minute: tuple[float, ...] = ()  # expected change in sessions for each of the next minutes
-    observed_rate: float = 0.0  # logons per minute seen over the last few minutes
+    observed_rate: float = 0.0  # logons per minute seen over the last five minutes
     expected_rate: float = 0.0  # logons per minute the history expected over those minutes
     incoming: int = 0  # sessions announced (e.g. by a failover) that have not arrived yet
+    previous_rate: float | None = None  # logons per minute over the five minutes before (the trend)
 
 
 @dataclass(frozen=True)
@@ -187,17 +188,21 @@ def _scale_out(s: PoolSnapshot, missing: int, reason: str) -> list[Step]:
     return steps
 
 
-def _scale_in(s: PoolSnapshot, rules: Rules, excess: int, *, force: bool, consolidate: bool) -> list[Step]:
-    """Stop up to `excess` serving hosts: empty ones now; otherwise drain the least-loaded and wait (or force)."""
+def _scale_in(s: PoolSnapshot, rules: Rules, excess: int, *, force: bool, consolidate: bool,
+              at_once: bool = False) -> list[Step]:
+    """Stop up to `excess` serving hosts: empty ones now; otherwise drain the least-loaded and wait (or force).
+
+    Native drains one host at a time; `at_once` (tandem) drains every excess host in one go, since the hosts
+    left serving already hold the capacity the forecast needs and draining never disturbs a session."""
     steps: list[Step] = []
     candidates = sorted(_serving(s), key=lambda h: (h.sessions, h.name))
     empty = [h for h in candidates if _stoppable(h, rules)][:excess]
     steps += [Step("deallocate", h.name, f"no sessions ({rules.stop_hosts_when}) and capacity to spare") for h in empty]
     left = excess - len(empty)
-    if left <= 0 or (not consolidate and not force) or (not force and _leaving(s)):
+    if left <= 0 or (not consolidate and not force) or (not force and not at_once and _leaving(s)):
         return steps  # without force, one drained host at a time waits for its users to leave
     busy = [h for h in candidates if h not in empty]
-    for host in busy[: left if force else 1]:  # without force, one host at a time waits for its users
+    for host in busy[: left if force or at_once else 1]:
         steps.append(Step("drain", host.name, f"least-loaded host ({host.sessions} sessions): consolidate"))
         if force:
             steps.append(Step("message", host.name, f"force logoff in {int(rules.logoff_wait.total_seconds() // 60)} min"))
@@ -309,8 +314,11 @@ def projected_sessions(sessions: int, forecast: Forecast, lead_minutes: int) -> 
         peak = max(peak, running)
     why = "forecast"
     surge = forecast.observed_rate > 1.25 * forecast.expected_rate + 0.5
-    if surge:  # arrivals outrun the history: extrapolate the observed rate over the whole lead time
-        extrapolated = forecast.observed_rate * lead_minutes
+    if surge:  # arrivals outrun the history: extrapolate the observed rate, and its growth, over the lead time
+        growth = 1.0
+        if forecast.previous_rate is not None:
+            growth = min(3.0, max(1.0, forecast.observed_rate / max(forecast.previous_rate, 0.2)))
+        extrapolated = sum(forecast.observed_rate * growth ** (k / 5) for k in range(1, lead_minutes + 1))
         if extrapolated > peak:
             peak, why = extrapolated, f"surge {forecast.observed_rate:.1f}/min"
     if forecast.incoming:
@@ -328,6 +336,8 @@ def _tandem(s: PoolSnapshot, rules: Rules, forecast: Forecast) -> Decision:
     eligible = [h for h in managed if h.healthy or h.power in ("deallocated", "stopped")]
     total = len(managed) if rules.exclude_tagged_from_minimum else len(s.hosts)
     floor = max(minimum_hosts(rules.minimum_hosts_pct, total), rules.min_hosts or 0)
+    if s.phase in ("ramp_up", "peak") or any(x > 0 for x in forecast.net_per_minute):
+        floor = max(floor, 1)  # no host serving sees no demand: keep one in working hours or when anyone is expected
     lead = max(1, int(rules.boot_lead.total_seconds() // 60))
     projected, why = projected_sessions(sessions, forecast, lead)
     needed = max(hosts_needed(sessions, limit, threshold), hosts_needed(projected, limit, threshold), floor)
@@ -336,13 +346,15 @@ def _tandem(s: PoolSnapshot, rules: Rules, forecast: Forecast) -> Decision:
     facts = {"sessions": sessions, "projected": round(projected, 1), "serving": len(serving), "floor": floor,
              "ceiling": ceiling}
     if len(serving) < target:
-        reason = f"{why}: {projected:.0f} sessions within {lead} min need {needed} hosts"
+        by_demand = max(hosts_needed(sessions, limit, threshold), hosts_needed(projected, limit, threshold))
+        reason = (f"{why}: {projected:.0f} sessions within {lead} min need {by_demand} hosts" if by_demand >= floor
+                  else f"phase minimum of {floor} hosts")
         return Decision("tandem", target, tuple(_scale_out(s, target - len(serving), reason)), reason, facts)
     cooling = s.last_scale_out is not None and s.time - s.last_scale_out < rules.cooldown
     force = s.phase == "ramp_down" and rules.force_logoff
     steps: list[Step] = []
     if s.phase != "ramp_up" and not cooling and len(serving) > target:
-        steps = _scale_in(s, rules, len(serving) - target, force=force, consolidate=True)
+        steps = _scale_in(s, rules, len(serving) - target, force=force, consolidate=True, at_once=True)
     if s.phase != "ramp_up" and not cooling:
         steps += _finish_leaving(s, rules, force=force, wait=rules.logoff_wait)
     else:  # never keep a host drained while scale-in is not allowed: it would sit idle and billed

@@ -12,13 +12,13 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.autoscale.executor import Applied, execute
 from shared.autoscale.forecast import ArrivalHistory, build_forecast, from_entity, to_entity
-from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Rules, plan
+from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, plan
 from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
 from shared.config.model import AutoscalePolicy, HostPool, Region, Topology
@@ -201,30 +201,35 @@ def snapshot_of(state: PoolState, memory: PoolMemory, policy: AutoscalePolicy, n
 
 
 def observe(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-            now: datetime) -> float:
-    """Record logons and departures since the last evaluation; return the logon rate of the last minutes."""
+            now: datetime) -> tuple[float, float]:
+    """Record logons and departures since the last evaluation; return the logon rates (per minute) of the last
+    five minutes and of the five before."""
     sessions = [s for h in state.hosts for s in h.sessions]
     recent = sum(1 for s in sessions if s.created is not None and now - RECENT < s.created <= now)
+    before = sum(1 for s in sessions if s.created is not None and now - 2 * RECENT < s.created <= now - RECENT)
     if memory.last_eval is not None and memory.last_sessions is not None and now - memory.last_eval <= RECENT * 2:
         arrivals = sum(1 for s in sessions if s.created is not None and memory.last_eval < s.created <= now)
         departures = max(0, arrivals - (len(sessions) - memory.last_sessions))
         history.record(local_time(policy, now) - timedelta(minutes=1), arrivals, departures)
     memory.last_eval, memory.last_sessions = now, len(sessions)
-    return recent / (RECENT.total_seconds() / 60)
+    minutes = RECENT.total_seconds() / 60
+    return recent / minutes, before / minutes
 
 
 def forecast_for(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-                 now: datetime, observed_rate: float) -> Forecast:
+                 now: datetime, rates: tuple[float, float]) -> Forecast:
     """The forecast the tandem policy plans with: history, the observed (or alerted) rate, announced arrivals."""
+    observed_rate, previous_rate = rates
     sessions = sum(len(h.sessions) for h in state.hosts)
     incoming = 0
     if memory.incoming_until is not None and now < memory.incoming_until:
         incoming = max(0, memory.incoming - max(0, sessions - memory.incoming_base))
     if memory.alert_until is not None and now < memory.alert_until:
         observed_rate = max(observed_rate, memory.alert_rate)
-    lead = int(policy.boot_lead.total_seconds() // 60) + 5
-    return build_forecast(history, local_time(policy, now), horizon_minutes=lead, observed_rate=observed_rate,
-                          incoming=incoming, holidays=policy.holidays)
+    lead = int(policy.boot_lead.total_seconds() // 60) + 20  # the planner sizes on the lead; the rest wakes the first host
+    forecast = build_forecast(history, local_time(policy, now), horizon_minutes=lead, observed_rate=observed_rate,
+                              incoming=incoming, holidays=policy.holidays)
+    return replace(forecast, previous_rate=previous_rate)
 
 
 def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now: datetime) -> None:
@@ -242,6 +247,26 @@ def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now
             memory.notified.pop(a.step.host, None)
             memory.started.pop(a.step.host, None)
     memory.started = {h: t for h, t in memory.started.items() if now - t < BOOT_ALLOWANCE}
+
+
+def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
+         now: datetime, *, algorithm: str | None = None, dry_run: bool = False) -> tuple[Decision, list[Applied]]:
+    """One evaluation of one read pool: observe, forecast, plan, execute, remember. The service and the
+    benchmark both run exactly this."""
+    rate = observe(state, memory, history, policy, now)
+    rules = rules_for(policy, phase_at(policy, now))
+    decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,  # type: ignore[arg-type]
+                    forecast_for(state, memory, history, policy, now, rate))
+    applied = execute(gateway, state, decision, rules, message=policy.logoff_message, dry_run=dry_run)
+    remember(memory, decision, applied, now)
+    return decision, applied
+
+
+def announce_to(memory: PoolMemory, state: PoolState, sessions: int, now: datetime, until: timedelta) -> None:
+    """Expect `sessions` more sessions in this pool within `until` (a failover's users)."""
+    memory.incoming = sessions
+    memory.incoming_base = sum(len(h.sessions) for h in state.hosts)
+    memory.incoming_until = now + until
 
 
 class Autoscaler:
@@ -301,12 +326,8 @@ class Autoscaler:
             memory = self.store.load(key)
             today = local_time(policy, now).date()
             history = self.store.history(key, today)
-            rate = observe(state, memory, history, policy, now)
-            decision = self.decide(target, state, memory, history, now, rate)
             dry = policy.dry_run if dry_run is None else dry_run
-            applied = execute(self.gateway, state, decision, rules_for(policy, phase_at(policy, now)),
-                              message=policy.logoff_message, dry_run=dry)
-            remember(memory, decision, applied, now)
+            decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry)
             self.store.save(key, memory)
             self.store.save_day(key, today, history)
             if applied:
@@ -319,15 +340,6 @@ class Autoscaler:
             log_event(log, "autoscale.pool_failed", level=40, pool=key, error=f"{type(exc).__name__}: {exc}")
             return Evaluation(key, Decision(policy.algorithm, 0, (), "failed"), (), f"{type(exc).__name__}: {exc}")
 
-    def decide(self, target: Target, state: PoolState, memory: PoolMemory, history: ArrivalHistory, now: datetime,
-               rate: float, algorithm: str | None = None) -> Decision:
-        """The decision for one pool (pure once the inputs are read)."""
-        policy = target.policy
-        rules: Rules = rules_for(policy, phase_at(policy, now))
-        snapshot = snapshot_of(state, memory, policy, now)
-        forecast = forecast_for(state, memory, history, policy, now, rate)
-        return plan(algorithm or policy.algorithm, snapshot, rules, forecast)  # type: ignore[arg-type]
-
     def what_if(self, name: str, algorithm: str | None = None) -> tuple[Target, Decision]:
         """The decision for a pool now, without acting or recording anything."""
         target = self.find(name)
@@ -335,9 +347,11 @@ class Autoscaler:
         state = self.gateway.read_pool(target.ref)
         memory = self.store.load(target.ref.key)
         history = self.store.history(target.ref.key, local_time(target.policy, now).date())
-        sessions = [s for h in state.hosts for s in h.sessions]
-        rate = sum(1 for s in sessions if s.created and now - RECENT < s.created <= now) / 5
-        return target, self.decide(target, state, memory, history, now, rate, algorithm)
+        rate = observe(state, memory, ArrivalHistory(), target.policy, now)  # a scratch history: nothing is recorded
+        policy = target.policy
+        decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),  # type: ignore[arg-type]
+                        rules_for(policy, phase_at(policy, now)), forecast_for(state, memory, history, policy, now, rate))
+        return target, decision
 
     def announce(self, pools: list[Target], sessions: int, *, until: timedelta = timedelta(hours=1)) -> None:
         """Expect `sessions` more sessions spread over `pools` (by host count) within `until`."""
@@ -349,9 +363,7 @@ class Autoscaler:
             if state is None:
                 continue
             memory = self.store.load(t.ref.key)
-            memory.incoming = round(sessions * len(state.hosts) / total_hosts)
-            memory.incoming_base = sum(len(h.sessions) for h in state.hosts)
-            memory.incoming_until = now + until
+            announce_to(memory, state, round(sessions * len(state.hosts) / total_hosts), now, until)
             self.store.save(t.ref.key, memory)
 
     def alert_rate(self, target: Target, per_minute: float, *, until: timedelta = timedelta(minutes=15)) -> None:

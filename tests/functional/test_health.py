@@ -8,13 +8,14 @@ from pathlib import Path
 import yaml
 
 from local.runtime import LocalHost, VirtualClock
+from shared.settings import schedule_defaults
 
 EXAMPLE = Path(__file__).parents[2] / "local" / "demo" / "topology.yaml"
 
 
 def _health(storage: str, hub: str, topology: Path) -> tuple[int, dict]:
     with LocalHost("function_app", storage=storage, hub=hub, clock=VirtualClock(),
-                   settings={"TANDEM_TOPOLOGY_PATH": str(topology)}) as host:
+                   settings=schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(topology)})) as host:
         url = f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}"
         try:
             with urllib.request.urlopen(url, timeout=10) as resp:

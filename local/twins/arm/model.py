@@ -46,9 +46,9 @@ def not_found(kind: str, name: str) -> ModelError:
 
 @dataclass(frozen=True)
 class Delay:
-    """A distribution of seconds: fixed, uniform(low, high) or normal(mean, sd) clipped at zero."""
+    """A distribution of seconds: fixed, uniform(low, high), normal(mean, sd) clipped at zero, lognormal(median, p95)."""
 
-    kind: Literal["fixed", "uniform", "normal"] = "fixed"
+    kind: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
     a: float = 0.0
     b: float = 0.0
 
@@ -58,12 +58,14 @@ class Delay:
             return rng.uniform(self.a, self.b)
         if self.kind == "normal":
             return max(0.0, rng.gauss(self.a, self.b))
+        if self.kind == "lognormal":  # median a, 95th percentile b
+            return self.a * math.exp(math.log(self.b / self.a) / 1.6449 * rng.gauss(0.0, 1.0))
         return self.a
 
     @property
     def low(self) -> float:
         """The shortest delay this distribution can produce."""
-        return self.a if self.kind != "normal" else 0.0
+        return self.a if self.kind in ("fixed", "uniform") else 0.0
 
 
 @dataclass(frozen=True)

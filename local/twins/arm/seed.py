@@ -33,23 +33,27 @@ class _Seed(BaseModel):
 
 
 class DelaySeed(_Seed):
-    """Exactly one of fixed, uniform [low, high] or normal [mean, sd]."""
+    """Exactly one of fixed, uniform [low, high], normal [mean, sd] or lognormal [median, p95]."""
 
     fixed: Duration | None = None
     uniform: tuple[Duration, Duration] | None = None
     normal: tuple[Duration, Duration] | None = None
+    lognormal: tuple[Duration, Duration] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> DelaySeed:
-        if sum(v is not None for v in (self.fixed, self.uniform, self.normal)) != 1:
-            raise ValueError("give exactly one of fixed, uniform or normal")
+        if sum(v is not None for v in (self.fixed, self.uniform, self.normal, self.lognormal)) != 1:
+            raise ValueError("give exactly one of fixed, uniform, normal or lognormal")
+        if self.lognormal is not None and self.lognormal[1] <= self.lognormal[0]:
+            raise ValueError("lognormal is [median, p95] with p95 above the median")
         return self
 
     def delay(self) -> Delay:
         """The model's distribution."""
         if self.fixed is not None:
             return Delay("fixed", self.fixed.total_seconds())
-        kind, (a, b) = ("uniform", self.uniform) if self.uniform is not None else ("normal", self.normal)  # type: ignore[misc]
+        kind = next(k for k in ("uniform", "normal", "lognormal") if getattr(self, k) is not None)
+        a, b = getattr(self, kind)
         return Delay(kind, a.total_seconds(), b.total_seconds())
 
 
