@@ -8,8 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from local.runtime.clock import Clock
 from local.twins.arm.model import (
@@ -23,6 +22,7 @@ from local.twins.arm.model import (
     Vm,
     vm_id,
 )
+from local.twins.seedfile import read_seed
 from shared.config.model import Duration
 
 DEMO_SEED = Path(__file__).with_name("demo.yaml")
@@ -144,12 +144,7 @@ class Seed(_Seed):
 
 def load_seed(path: str | Path | None = None) -> Seed:
     """Read and validate a seed file (YAML or JSON); the demo estate when `path` is None."""
-    source = Path(path) if path is not None else DEMO_SEED
-    try:
-        return Seed.model_validate(yaml.safe_load(source.read_text(encoding="utf-8")) or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{source}: {problems}") from exc
+    return read_seed(Seed, path if path is not None else DEMO_SEED)
 
 
 def build_estate(seed: Seed, clock: Clock) -> Estate:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from local.runtime.clock import Clock
 from local.twins.qumulo.model import Cluster, ReplicationTimings, connect
+from local.twins.seedfile import read_seed
 from shared.config.model import Duration
 
 DEMO_SEED = Path(__file__).with_name("demo.yaml")
@@ -76,12 +76,7 @@ class QumuloSeed(_Seed):
 
 def load_seed(path: str | Path | None = None) -> QumuloSeed:
     """Read and validate a seed file; the demo clusters when `path` is None."""
-    source = Path(path) if path is not None else DEMO_SEED
-    try:
-        return QumuloSeed.model_validate(yaml.safe_load(source.read_text(encoding="utf-8")) or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{source}: {problems}") from exc
+    return read_seed(QumuloSeed, path if path is not None else DEMO_SEED)
 
 
 def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = None) -> dict[str, Cluster]:
