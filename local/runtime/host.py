@@ -132,6 +132,7 @@ class LocalHost:
         self.functions: dict[str, FunctionSpec] = {}
         self.timers: dict[str, TimerState] = {}
         self.dead_letters: list[tuple[str, str]] = []
+        self.received: list[dict[str, Any]] = []  # every event the topic accepted (what the portal's metrics count)
         self._deliveries: deque[tuple[str, str]] = deque()
         self._delivery_lock = threading.Condition()
         self._delivering = 0
@@ -392,6 +393,7 @@ class LocalHost:
         """Accept events as a topic does and queue them for every subscribed function; returns the count queued."""
         queued = 0
         with self._delivery_lock:
+            self.received.extend(events)
             for event in events:
                 event_type = event.get("type") or event.get("eventType")
                 for function, types in self.subscriptions:

@@ -94,6 +94,8 @@ def test_a_storm_is_met_at_once_and_drained_safely_afterwards(estate: Any) -> No
     twin.server.latency_s = 0.0
     starts = [r for r in _writes(twin) if r.path.endswith("/start")]
     assert len(starts) == 8  # 10 sessions + 6/min over the 10-minute lead: every remaining host, at once
+    started = [e for e in host.received if e["type"] == "Tandem.Autoscale.HostStarted"]
+    assert len(started) == 8 and started[0]["data"]["reason"].startswith("surge")  # one CloudEvent per action
     assert twin.server.max_in_flight >= 4
     host.advance(timedelta(minutes=5))  # booted and registered
     retry = _storm(twin, range(11, 31))
