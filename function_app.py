@@ -3,8 +3,9 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import autoscale, health
+from functions import autoscale, health, snapshots
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(autoscale.bp)
+app.register_functions(snapshots.bp)

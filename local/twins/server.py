@@ -183,6 +183,7 @@ class TwinServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as ARM and Qumulo clients pool connections
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (delayed ACK)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", twin.name, format % args)

@@ -295,6 +295,7 @@ class SnapshotPolicy(_Model):
     tiers: list[SnapshotTier] = Field(min_length=1)
     freshness: Duration = timedelta(hours=2)
     name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")] = "tandem"
+    time_zone: TimeZoneName = Field("UTC", description="the zone of daily_at and weekly_on")
     daily_at: ClockTime = time(0, 0)
     weekly_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "sun"
 

@@ -18,7 +18,8 @@ def _validate(script: Path) -> subprocess.CompletedProcess[str]:
 def test_function_app_passes_the_worker_indexer() -> None:
     result = _validate(ROOT / "function_app.py")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['autoscale_events', 'autoscale_timer', 'autoscale_whatif', 'health']"
+    assert result.stdout.strip() == str(["autoscale_events", "autoscale_timer", "autoscale_whatif", "health",
+                                         "snapshot_now", "snapshots_report", "snapshots_timer"])
 
 
 def test_a_binding_mismatch_is_rejected_like_the_host_would(tmp_path: Path) -> None:

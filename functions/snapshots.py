@@ -1,0 +1,63 @@
+"""Snapshot triggers: the schedule, the recovery-point report, and the on-demand activity failover uses."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.telemetry import get_logger, log_event
+
+bp = df.Blueprint()
+log = get_logger("snapshots")
+_service: Any = None
+_lock = threading.Lock()
+
+
+def service() -> Any:
+    """The process's Snapshotter (built on first use)."""
+    global _service
+    with _lock:
+        if _service is None:
+            from shared.config.loader import get_topology
+            from shared.snapshots.service import Snapshotter
+
+            _service = Snapshotter(get_topology())
+        return _service
+
+
+def reset() -> None:
+    """Forget the process's Snapshotter (a new topology or new settings take effect)."""
+    global _service
+    with _lock:
+        _service = None
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SNAPSHOT_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def snapshots_timer(timer: func.TimerRequest) -> None:
+    """Take the snapshot due in the current slot for every cluster and directory; alert on stale ones."""
+    results = service().run()
+    log_event(log, "snapshots.run", taken=sum(r.result == "taken" for r in results),
+              skipped=sum(r.result == "skipped" for r in results), failed=sum(r.result == "failed" for r in results),
+              stale=sum(r.stale for r in results), past_due=timer.past_due)
+
+
+@bp.route(route="snapshots", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def snapshots_report(req: func.HttpRequest) -> func.HttpResponse:
+    """Recovery points per directory with their expiry, and each cluster's snapshot capacity."""
+    return func.HttpResponse(json.dumps({"clusters": service().report()}), status_code=200,
+                             mimetype="application/json")
+
+
+@bp.activity_trigger(input_name="request")
+def snapshot_now(request: dict) -> int:  # the worker takes plain (unparameterised) types only
+    """Take a labelled snapshot of one directory now (idempotent per label) and return its id."""
+    from datetime import timedelta
+
+    keep = request.get("keep_hours")
+    return int(service().take_now(str(request["region"]), str(request["path"]), str(request["label"]),
+                                  timedelta(hours=float(keep)) if keep else None))
+

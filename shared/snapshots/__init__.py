@@ -1,0 +1,1 @@
+"""Scheduled Qumulo snapshots of the profile directories: slots, tiers, idempotent creation, freshness."""
