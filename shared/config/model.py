@@ -154,6 +154,7 @@ class AnqCluster(_Model):
     credentials: QumuloCredentials
     connect_timeout: Duration = timedelta(seconds=5)
     read_timeout: Duration = timedelta(seconds=30)
+    retry_budget: Duration = Field(timedelta(seconds=30), description="how long safe calls are retried (5xx, resets)")
 
     @field_validator("address")
     @classmethod

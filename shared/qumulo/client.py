@@ -73,7 +73,7 @@ class QumuloClient:
             options.update(username=creds.username, password=secrets.resolve(creds.password, field=f"{where}.password"))
         return cls(anq.address, ca_bundle=anq.ca_bundle, name=anq.name,
                    connect_timeout_s=anq.connect_timeout.total_seconds(), read_timeout_s=anq.read_timeout.total_seconds(),
-                   **options)
+                   retry_budget_s=anq.retry_budget.total_seconds(), **options)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -163,3 +163,45 @@ def test_on_demand_snapshots_are_labelled_idempotent_and_reported(twins: Any) ->
     dr = next(d for d in report["central"]["directories"] if d["path"] == "/profiles-dr/fslogix")
     assert [p["tier"] for p in dr["recovery_points"]] == ["ondemand", "weekly"] and dr["fresh"] is True
     assert report["central"]["snapshot_capacity_bytes"] > 0
+
+
+def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(twins: Any, storage: str, hub: str,
+                                                                                tmp_path: Any) -> None:
+    import urllib.request
+
+    import yaml
+
+    from functions import snapshots as snapshot_functions
+    from local.runtime import LocalHost
+    from shared.settings import schedule_defaults
+    from shared.state.tables import safe_key, table
+
+    east, central, clock = twins
+    doc = topology(east, central).model_dump(mode="json", exclude_none=True)
+    for region in doc["regions"]:
+        region["anq"].update(read_timeout="1s", retry_budget="2s")
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_PASSWORD": "tandem-demo",
+                                  "REQUESTS_CA_BUNDLE": east.ca.bundle_path, "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *"})
+    snapshot_functions.reset()
+    try:
+        with LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings) as host:
+            host.advance(timedelta(hours=1))  # 00:05 -> 01:05: firings at 00:15, 00:30, 00:45, 01:00
+            east.server.hang_s = 1
+            east.outage()
+            host.advance(timedelta(minutes=15))
+            rows = list(table("snapshotledger").list_entities())
+            url = f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}"
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                report = {c["region"]: c for c in json.loads(resp.read())["clusters"]}
+            alerts = [e["type"] for e in host.received]
+    finally:
+        snapshot_functions.reset()
+    taken = [r for r in rows if r["result"] == "taken"]
+    directories = [("east", "/profiles/fslogix"), ("central", "/profiles/fslogix"), ("central", "/profiles-dr/fslogix")]
+    assert sorted((r["PartitionKey"], r["slot"]) for r in taken) == sorted(
+        (safe_key(f"{region}|{p}"), slot) for region, p in directories for slot in ("20261130T0000Z", "20261130T0100Z"))
+    assert [r["result"] for r in rows if r["PartitionKey"] == safe_key("east|/profiles/fslogix")].count("failed") == 1
+    assert "Tandem.Snapshots.ClusterUnreachable" in alerts
+    assert "error" in report["east"] and report["central"]["snapshot_capacity_bytes"] > 0
