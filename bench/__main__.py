@@ -7,7 +7,7 @@ import json
 import sys
 
 BENCHMARKS = {"autoscale-burst": "bench.autoscale_burst", "cold-start": "bench.cold_start",
-              "control-plane": "bench.control_plane"}
+              "control-plane": "bench.control_plane", "snapshots": "bench.snapshots"}
 
 
 def main(argv: list[str]) -> int:

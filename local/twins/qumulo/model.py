@@ -106,6 +106,7 @@ class Cluster:
         self.tokens: dict[str, datetime] = {}
         self.directories: dict[str, Directory] = {}
         self.snapshots: dict[int, SnapshotRecord] = {}
+        self.created: list[SnapshotRecord] = []  # every snapshot ever taken here, for tests and benchmarks
         self.relationships: dict[str, Relationship] = {}  # relationships this cluster takes part in
         self.down = False
         self._ids = itertools.count(2)
@@ -175,6 +176,7 @@ class Cluster:
         record = SnapshotRecord(next(self._snapshot_ids), suffix or "OnDemand", directory, self.clock.now(),
                                 expiration, dict(directory.profiles), size=4096 * (1 + len(directory.profiles)))
         self.snapshots[record.id] = record
+        self.created.append(record)
         return record
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord:
