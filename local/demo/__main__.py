@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm import ArmTwin, load_seed
+from local.twins.qumulo.api import QumuloTwin
+from local.twins.qumulo.seed import build_clusters
+from local.twins.qumulo.seed import load_seed as load_qumulo_seed
 from shared.config import TopologyError, load_topology
 from shared.settings import schedule_defaults
 
@@ -50,33 +56,62 @@ def play(storage: str) -> int:
         return 1
     clock = VirtualClock(MORNING)
     line = Timeline(clock, next(iter(topology.policies.autoscale.values())).time_zone)
-    with ArmTwin(load_seed(), clock=clock) as arm:
-        # the demo evaluates every 5 minutes to keep the day short; a deployment's default is every minute
-        settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(TOPOLOGY), "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
-                                      **arm.identity_settings})
+    clusters = build_clusters(load_qumulo_seed(), clock)
+    with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"]) as east, \
+            QumuloTwin(clusters["anq-central"]) as central, tempfile.TemporaryDirectory() as tmp:
+        local_topology = _point_at_twins(Path(tmp), {"east": east, "central": central})
+        east.cluster.users["svc-tandem"] = "demo-service-account"  # the service account an admin creates
+        arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
+        # the demo evaluates autoscale every 5 minutes to keep the day short; a deployment's default is every minute
+        settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(local_topology), "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
+                                      "QUMULO_EAST_PASSWORD": "demo-service-account", **arm.identity_settings})
         with LocalHost("function_app", storage=storage, clock=clock, settings=settings, hub="tandemdemo",
                        identity=arm.identity) as host:
             pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
             line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
             line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
-                     f"ARM twin at {arm.base_url}")
+                     f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}")
             denied, _ = _get(f"{host.front_door.base_url}/api/health")
             line.say(f"GET /api/health without a function key -> {denied}")
             status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
             line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
-            storm = morning_storm(host, arm, line)
-            line.say("snapshots and the regional failover are not played yet: they arrive with their capabilities")
-    ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0
+            storm = morning_storm(host, arm, line, east)
+            snaps = {name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
+                     for name, twin in (("east", east), ("central", central))}
+            alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
+            line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; "
+                     f"snapshot alerts: {len(alerts)}")
+            _, points = _get(f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}")
+            for cluster in points.get("clusters", []):  # type: ignore[union-attr]
+                for d in cluster.get("directories", []):
+                    line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
+                             f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
+            line.say("the regional failover is not played yet: it arrives with its capability")
+    ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0 \
+        and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0
     print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
           f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
           f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
-          f"stopped {storm['stopped']}, peak {storm['peak']} running")
+          f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
+          f"{snaps['central']}, outage alerts {storm['outage_alerts']}")
     return 0 if ok else 1
 
 
-def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, users: int = 100) -> dict[str, int]:
+def _point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
+    """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
+    doc = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    for region in doc["regions"]:
+        twin = twins[region["name"]]
+        region["anq"].update(address=twin.base_url, ca_bundle=twin.ca.ca_path, read_timeout="2s", retry_budget="3s")
+    path = tmp / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:
     """East's users sign in around 08:00 and out around 17:00 (New York); Tandem's timer and its storm response
-    start hosts ahead of them and stop them after. Every logon goes through the twin's broker."""
+    start hosts ahead of them and stop them after. Every logon goes through the twin's broker; every sign-out
+    writes the user's profile container on east's ANQ. East's ANQ is dark from 13:00 to 14:30."""
     import random
 
     from shared.autoscale.service import AutoscaleStore
@@ -88,7 +123,7 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, users: int = 10
     arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com")
                     for i in range(1, users + 1))
     leave = {upn: at + timedelta(hours=8, minutes=rng.gauss(30, 20)) for at, upn in arrive}
-    pending, misses, peak, landed = list(arrive), 0, 0, 0
+    pending, misses, peak, landed, outage_alerts = list(arrive), 0, 0, 0, 0
     said = set()
     end = day + timedelta(hours=19)
     while host.clock.now() < end:
@@ -103,7 +138,19 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, users: int = 10
         for upn, at in list(leave.items()):
             if at <= now:
                 arm.estate.logoff_user(pool, upn)
+                east.cluster.write_profile("/profiles/fslogix", upn)
                 del leave[upn]
+        local = now.astimezone(line.zone)
+        if (local.hour, local.minute) == (13, 0):
+            east.server.hang_s = 2
+            east.outage(True)
+            line.say("east's ANQ cluster stops answering (a regional storage outage)")
+        elif (local.hour, local.minute) == (14, 30):
+            east.outage(False)
+            alerts = [e for e in host.received if e["type"] == "Tandem.Snapshots.ClusterUnreachable"]
+            outage_alerts = len(alerts)
+            line.say(f"east's ANQ is back; Tandem raised {outage_alerts} 'cluster unreachable' alerts meanwhile "
+                     f"(first: {alerts[0]['data']['detail'][:90] if alerts else 'none'})")
         running = sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(now) in ("running", "starting"))
         peak = max(peak, running)
         hour = now.astimezone(line.zone).hour
@@ -119,7 +166,7 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, users: int = 10
         line.say(f"ledger: {r['time'][11:16]}Z {r['action']} {r['host'].split('.')[0]}: {r['reason']}")
     return {"logons": landed, "misses": misses, "peak": peak,
             "started": sum(1 for r in done if r["action"] == "start"),
-            "stopped": sum(1 for r in done if r["action"] == "deallocate")}
+            "stopped": sum(1 for r in done if r["action"] == "deallocate"), "outage_alerts": outage_alerts}
 
 if __name__ == "__main__":
     raise SystemExit(play(os.environ["AzureWebJobsStorage"]))
