@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import azure.functions as func
 
+from functions import services
 from functions.http import problem
 from shared.telemetry import get_logger, log_event
 
 bp = func.Blueprint()
 log = get_logger("autoscale")
-_service: Any = None
-_lock = threading.Lock()
 
 
 def service() -> Any:
-    """The process's Autoscaler (built on first use: topology, gateway, Table state)."""
-    global _service
-    with _lock:
-        if _service is None:
-            from shared.autoscale.service import Autoscaler
-            from shared.config.loader import get_topology
+    """The process's Autoscaler (built on first use, rebuilt when the topology setting changes)."""
+    from shared.autoscale.service import Autoscaler
 
-            _service = Autoscaler(get_topology())
-        return _service
-
-
-def reset() -> None:
-    """Forget the process's Autoscaler (a new topology or new settings take effect)."""
-    global _service
-    with _lock:
-        _service = None
+    return services.get("autoscale", Autoscaler)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%AUTOSCALE_SCHEDULE%", run_on_startup=False, use_monitor=True)

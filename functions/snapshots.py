@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions import services
 from shared.telemetry import get_logger, log_event
 
 bp = df.Blueprint()
 log = get_logger("snapshots")
-_service: Any = None
-_lock = threading.Lock()
 
 
 def service() -> Any:
-    """The process's Snapshotter (built on first use)."""
-    global _service
-    with _lock:
-        if _service is None:
-            from shared.config.loader import get_topology
-            from shared.snapshots.service import Snapshotter
+    """The process's Snapshotter (built on first use, rebuilt when the topology setting changes)."""
+    from shared.snapshots.service import Snapshotter
 
-            _service = Snapshotter(get_topology())
-        return _service
-
-
-def reset() -> None:
-    """Forget the process's Snapshotter (a new topology or new settings take effect)."""
-    global _service
-    with _lock:
-        _service = None
+    return services.get("snapshots", Snapshotter)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SNAPSHOT_SCHEDULE%", run_on_startup=False, use_monitor=True)

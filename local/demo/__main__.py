@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from functions import services
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm import ArmTwin, load_seed
 from local.twins.qumulo.api import QumuloTwin
@@ -66,7 +69,7 @@ def play(storage: str) -> int:
         settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(local_topology), "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
                                       "QUMULO_EAST_PASSWORD": "demo-service-account", **arm.identity_settings})
         with LocalHost("function_app", storage=storage, clock=clock, settings=settings, hub="tandemdemo",
-                       identity=arm.identity) as host:
+                       identity=arm.identity) as host, _closing_services():
             pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
             line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
             line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
@@ -95,6 +98,15 @@ def play(storage: str) -> int:
           f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
           f"{snaps['central']}, outage alerts {storm['outage_alerts']}")
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def _closing_services() -> Iterator[None]:
+    """Close the app's clients (pooled connections to the twins) when the day is over."""
+    try:
+        yield
+    finally:
+        services.reset()
 
 
 def _point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:

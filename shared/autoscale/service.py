@@ -285,6 +285,12 @@ class Autoscaler:
         self.max_workers = max_workers
         self.targets = {t.ref.key: t for t in targets(topology)}
 
+    def close(self) -> None:
+        """Close the gateway's connections."""
+        close = getattr(self.gateway, "close", None)
+        if callable(close):
+            close()
+
     def find(self, name: str) -> Target:
         """A pool by name (or key); InputError when the topology has no such pool."""
         for key, target in self.targets.items():

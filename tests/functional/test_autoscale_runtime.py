@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from functions import autoscale as autoscale_functions
+from functions import services
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm.seed import GENERATED_SUBSCRIPTION, pool_seed
 from shared.autoscale.service import AutoscaleStore
+from shared.settings import schedule_defaults
 from tests.conftest import load_event
 
 START = datetime(2026, 11, 30, 6, 55, tzinfo=UTC)  # a Monday
@@ -59,13 +60,13 @@ def estate(arm: Any, storage: str, hub: str, tmp_path: Path, request: Any) -> It
     clock = VirtualClock(START)
     twin = arm(pool_seed(10, running=2, users=60, max_sessions=5, agent_ready="90s"), clock=clock)
     policy = getattr(request, "param", {})
-    settings = {**twin.identity_settings, "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, **policy)),
-                "AUTOSCALE_SCHEDULE": "0 */5 * * * *"}
-    autoscale_functions.reset()
+    settings = schedule_defaults({**twin.identity_settings, "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, **policy)),
+                                  "AUTOSCALE_SCHEDULE": "0 */5 * * * *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *"})
+    services.reset()
     host = LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings, identity=twin.identity)
     with host:
         yield host, twin
-    autoscale_functions.reset()
+    services.reset()
 
 
 def _writes(twin: Any) -> list[Any]:

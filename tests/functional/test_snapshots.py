@@ -171,7 +171,7 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
 
     import yaml
 
-    from functions import snapshots as snapshot_functions
+    from functions import services
     from local.runtime import LocalHost
     from shared.settings import schedule_defaults
     from shared.state.tables import safe_key, table
@@ -184,7 +184,7 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
     path.write_text(yaml.safe_dump(doc))
     settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_PASSWORD": "tandem-demo",
                                   "REQUESTS_CA_BUNDLE": east.ca.bundle_path, "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *"})
-    snapshot_functions.reset()
+    services.reset()
     try:
         with LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings) as host:
             host.advance(timedelta(hours=1))  # 00:05 -> 01:05: firings at 00:15, 00:30, 00:45, 01:00
@@ -197,7 +197,7 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
                 report = {c["region"]: c for c in json.loads(resp.read())["clusters"]}
             alerts = [e["type"] for e in host.received]
     finally:
-        snapshot_functions.reset()
+        services.reset()
     taken = [r for r in rows if r["result"] == "taken"]
     directories = [("east", "/profiles/fslogix"), ("central", "/profiles/fslogix"), ("central", "/profiles-dr/fslogix")]
     assert sorted((r["PartitionKey"], r["slot"]) for r in taken) == sorted(
