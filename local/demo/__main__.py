@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from functions import services
+from local.demo.estate import TOPOLOGY, running
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm import ArmTwin, load_seed
 from local.twins.qumulo.api import QumuloTwin
-from local.twins.qumulo.seed import build_clusters
-from local.twins.qumulo.seed import load_seed as load_qumulo_seed
 from shared.config import TopologyError, load_topology
-from shared.settings import schedule_defaults
 
-TOPOLOGY = Path(__file__).with_name("topology.yaml")
 MORNING = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)  # 05:30 in America/New_York, a Monday
 
 
@@ -59,37 +49,29 @@ def play(storage: str) -> int:
         return 1
     clock = VirtualClock(MORNING)
     line = Timeline(clock, next(iter(topology.policies.autoscale.values())).time_zone)
-    clusters = build_clusters(load_qumulo_seed(), clock)
-    with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"]) as east, \
-            QumuloTwin(clusters["anq-central"]) as central, tempfile.TemporaryDirectory() as tmp:
-        local_topology = _point_at_twins(Path(tmp), {"east": east, "central": central})
-        east.cluster.users["svc-tandem"] = "demo-service-account"  # the service account an admin creates
-        arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
-        # the demo evaluates autoscale every 5 minutes to keep the day short; a deployment's default is every minute
-        settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(local_topology), "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
-                                      "QUMULO_EAST_PASSWORD": "demo-service-account", **arm.identity_settings})
-        with LocalHost("function_app", storage=storage, clock=clock, settings=settings, hub="tandemdemo",
-                       identity=arm.identity) as host, _closing_services():
-            pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
-            line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
-            line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
-                     f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}")
-            denied, _ = _get(f"{host.front_door.base_url}/api/health")
-            line.say(f"GET /api/health without a function key -> {denied}")
-            status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
-            line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
-            storm = morning_storm(host, arm, line, east)
-            snaps = {name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
-                     for name, twin in (("east", east), ("central", central))}
-            alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
-            line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; "
-                     f"snapshot alerts: {len(alerts)}")
-            _, points = _get(f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}")
-            for cluster in points.get("clusters", []):  # type: ignore[union-attr]
-                for d in cluster.get("directories", []):
-                    line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
-                             f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
-            line.say("the regional failover is not played yet: it arrives with its capability")
+    # the demo evaluates autoscale every 5 minutes to keep the day short; a deployment's default is every minute
+    with running(storage, clock, hub="tandemdemo", settings={"AUTOSCALE_SCHEDULE": "0 */5 * * * *"}) as estate:
+        host, arm, east, central = estate.host, estate.arm, estate.anq["east"], estate.anq["central"]
+        pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
+        line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
+        line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
+                 f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}")
+        denied, _ = _get(f"{host.front_door.base_url}/api/health")
+        line.say(f"GET /api/health without a function key -> {denied}")
+        status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
+        line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
+        storm = morning_storm(host, arm, line, east)
+        snaps = {name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
+                 for name, twin in (("east", east), ("central", central))}
+        alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
+        line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; "
+                 f"snapshot alerts: {len(alerts)}")
+        _, points = _get(f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}")
+        for cluster in points.get("clusters", []):  # type: ignore[union-attr]
+            for d in cluster.get("directories", []):
+                line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
+                         f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
+        line.say("the regional failover is not played yet: it arrives with its capability")
     ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0 \
         and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0
     print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
@@ -98,26 +80,6 @@ def play(storage: str) -> int:
           f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
           f"{snaps['central']}, outage alerts {storm['outage_alerts']}")
     return 0 if ok else 1
-
-
-@contextlib.contextmanager
-def _closing_services() -> Iterator[None]:
-    """Close the app's clients (pooled connections to the twins) when the day is over."""
-    try:
-        yield
-    finally:
-        services.reset()
-
-
-def _point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
-    """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
-    doc = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
-    for region in doc["regions"]:
-        twin = twins[region["name"]]
-        region["anq"].update(address=twin.base_url, ca_bundle=twin.ca.ca_path, read_timeout="2s", retry_budget="3s")
-    path = tmp / "topology.yaml"
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
 
 
 def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:

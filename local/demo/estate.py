@@ -1,0 +1,65 @@
+"""The demo estate, running: the ARM twin, both ANQ twins and the local runtime with the real function app,
+all on one clock, with the example topology pointed at the twins. The demo and the end-to-end tests use it."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from functions import services
+from local.runtime import LocalHost
+from local.runtime.clock import Clock
+from local.twins.arm import ArmTwin, load_seed
+from local.twins.qumulo.api import QumuloTwin
+from local.twins.qumulo.seed import build_clusters
+from local.twins.qumulo.seed import load_seed as load_qumulo_seed
+from shared.settings import schedule_defaults
+
+TOPOLOGY = Path(__file__).with_name("topology.yaml")
+SERVICE_PASSWORD = "demo-service-account"
+
+
+@dataclass
+class Estate:
+    """Handles on everything that runs."""
+
+    host: LocalHost
+    arm: ArmTwin
+    anq: dict[str, QumuloTwin]  # by region
+    topology_path: Path
+
+
+def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
+    """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
+    doc = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    for region in doc["regions"]:
+        twin = twins[region["name"]]
+        region["anq"].update(address=twin.base_url, ca_bundle=twin.ca.ca_path, read_timeout="2s", retry_budget="3s")
+    path = tmp / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
+            hang_s: float = 2.0) -> Iterator[Estate]:
+    """Start the estate; close the app's clients, the runtime and the twins on the way out."""
+    clusters = build_clusters(load_qumulo_seed(), clock)
+    with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
+            QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
+        path = point_at_twins(Path(tmp), {"east": east, "central": central})
+        east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
+        arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
+        values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
+                                    **arm.identity_settings, **(settings or {})})
+        with LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
+                       identity=arm.identity) as host:
+            try:
+                yield Estate(host, arm, {"east": east, "central": central}, path)
+            finally:
+                services.reset()

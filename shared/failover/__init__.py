@@ -1,0 +1,1 @@
+"""Regional failover and failback as a Durable Functions orchestration."""

@@ -1,0 +1,244 @@
+"""The failover's steps as idempotent operations on ARM and Qumulo; each is one Durable activity.
+
+Every step takes a plain-JSON request and returns a plain-JSON result, so the orchestration can replay it,
+and can run again without changing anything twice (drain, fence, make-writable and assignment moves all
+read the current state first; repeating them is a no-op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.azure.models import PoolRef
+from shared.config.model import Pairing, Region, Topology
+from shared.errors import InputError
+from shared.telemetry import get_logger, log_event
+
+log = get_logger("failover")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One replicated profile directory between the two regions, in the direction of the failover."""
+
+    source_path: str
+    target_path: str
+    relationship_id: str | None
+
+
+def pairing_of(topology: Topology, source: str, target: str) -> Pairing:
+    """The pairing joining `source` and `target`; InputError otherwise."""
+    for pairing in topology.pairings:
+        if {pairing.primary, pairing.secondary} == {source, target}:
+            return pairing
+    raise InputError(f"regions {source!r} and {target!r} are not paired in the topology")
+
+
+def region(topology: Topology, name: str) -> Region:
+    """A region by name; InputError when the topology has none."""
+    found = next((r for r in topology.regions if r.name == name), None)
+    if found is None:
+        raise InputError(f"no region {name!r} in the topology")
+    return found
+
+
+def links(topology: Topology, source: str, target: str) -> list[Link]:
+    """The replicated directories, oriented from `source` to `target` (failback runs them backwards)."""
+    pairing = pairing_of(topology, source, target)
+    forward = pairing.primary == source
+    return [Link(r.source_directory if forward else r.target_directory,
+                 r.target_directory if forward else r.source_directory, r.relationship_id) for r in pairing.replication]
+
+
+def pool_refs(reg: Region) -> list[PoolRef]:
+    """The region's pools as gateway references."""
+    return [PoolRef(p.subscription_id or reg.subscription_id, p.resource_group, p.name,
+                    tuple(p.vm_resource_groups or [p.resource_group])) for p in reg.host_pools]
+
+
+def app_groups(reg: Region) -> list[str]:
+    """The ARM ids of the region's application groups whose assignments move."""
+    return [f"/subscriptions/{p.subscription_id or reg.subscription_id}/resourceGroups/{p.resource_group}/providers/"
+            f"Microsoft.DesktopVirtualization/applicationGroups/{g}" for p in reg.host_pools for g in p.application_groups]
+
+
+class Steps:
+    """The operations, given the app's long-lived clients."""
+
+    def __init__(self, topology: Topology, gateway: Any, qumulo: Any, autoscaler: Any, snapshots: Any) -> None:
+        self.topology, self.gateway, self.qumulo = topology, gateway, qumulo
+        self.autoscaler, self.snapshots = autoscaler, snapshots
+
+    def _relationship(self, target: Region, link: Link) -> str:
+        """The relationship id: from the topology, else found on the target cluster by its target path."""
+        if link.relationship_id:
+            return link.relationship_id
+        for status in self.qumulo(target).target_statuses():
+            if status.target_root_path.rstrip("/") == link.target_path:
+                return status.id
+        raise InputError(f"no replication relationship into {link.target_path} on {target.anq.name}")
+
+    # ----------------------------------------------------------------- preflight
+
+    def preflight(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Read one side: pools (sessions, hosts) and the replication state; never changes anything."""
+        reg = region(self.topology, req["region"])
+        side = req["side"]
+        other = region(self.topology, req["other"])
+        problems: list[str] = []
+        reads = self.gateway.read_pools(pool_refs(reg))
+        problems += [f"{key}: {err}" for key, err in reads.errors.items()]
+        sessions = sum(len(h.sessions) for s in reads.states.values() for h in s.hosts)
+        available = sum(1 for s in reads.states.values() for h in s.hosts if h.status == "Available")
+        hosts = sum(len(s.hosts) for s in reads.states.values())
+        relationships = []
+        try:
+            client = self.qumulo(reg)
+            source_reg, target_reg = (reg, other) if side == "source" else (other, reg)
+            for link in links(self.topology, source_reg.name, target_reg.name):
+                if side == "target":
+                    rid = self._relationship(reg, link)
+                    status = client.target_status(rid)
+                    relationships.append({"id": rid, "state": status.state, "recovery_point": _iso(status.recovery_point),
+                                          "read_only": status.target_root_read_only})
+                    if status.state != "ESTABLISHED":
+                        problems.append(f"relationship {rid} into {link.target_path} is {status.state}")
+                else:
+                    client.file_attributes(link.source_path)
+        except Exception as exc:  # a side that cannot be read is a finding, not a crash
+            problems.append(f"{reg.anq.name}: {exc}")
+        return {"region": reg.name, "side": side, "ok": not problems, "problems": problems, "sessions": sessions,
+                "hosts": hosts, "available": available, "relationships": relationships}
+
+    # ----------------------------------------------------------------- hosts and users
+
+    def warm(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Ask autoscale to size the target region for the incoming users now."""
+        pools = self.autoscaler.region_targets(req["region"])
+        self.autoscaler.announce(pools, int(req["sessions"]))
+        results = self.autoscaler.run(pools)
+        return {"started": sum(1 for r in results for a in r.applied if a.step.action == "start" and a.ok)}
+
+    def drain(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Drain every host of the region's pools and warn the active users (again on a retry: harmless)."""
+        reg = region(self.topology, req["region"])
+        reads = self.gateway.read_pools(pool_refs(reg))
+        drained, warned = 0, 0
+        for state in reads.states.values():
+            outcomes = self.gateway.set_drain(state.ref, [h.name for h in state.hosts if h.allow_new_session], True)
+            drained += sum(o.ok for o in outcomes)
+            if req.get("message"):
+                for h in state.hosts:
+                    for s in h.sessions:
+                        if s.state == "Active":
+                            warned += self.gateway.send_message(state.ref, h.name, s.id, "Regional failover",
+                                                                req["message"]).ok
+        return {"drained": drained, "warned": warned}
+
+    def undrain(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Undo a drain (a cancelled failover)."""
+        reg = region(self.topology, req["region"])
+        reads = self.gateway.read_pools(pool_refs(reg))
+        done = 0
+        for state in reads.states.values():
+            done += sum(o.ok for o in self.gateway.set_drain(
+                state.ref, [h.name for h in state.hosts if not h.allow_new_session], False))
+        return {"undrained": done}
+
+    def logoff(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Sign out every remaining session of the region's pools (their profiles are written on sign-out)."""
+        reg = region(self.topology, req["region"])
+        reads = self.gateway.read_pools(pool_refs(reg))
+        done = 0
+        for state in reads.states.values():
+            for h in state.hosts:
+                done += sum(self.gateway.logoff(state.ref, h.name, s.id).ok for s in h.sessions)
+        return {"logged_off": done}
+
+    def move_assignments(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Grant the source's users on the target's application groups, then revoke them at the source."""
+        source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
+        outcomes = self.gateway.move_assignments(app_groups(source), app_groups(target))
+        failed = [o.detail or o.target for o in outcomes if not o.ok]
+        if failed:
+            raise RuntimeError(f"assignments not moved: {failed[:3]}")
+        return {"changes": sum(o.result == "done" for o in outcomes)}
+
+    # ----------------------------------------------------------------- storage
+
+    def fence(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Set (or clear) read-only on the source directories; returns the moment it took effect."""
+        from shared import clock
+
+        source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
+        client = self.qumulo(source)
+        ids = [self._relationship(target, link) for link in links(self.topology, source.name, target.name)]
+        for rid in ids:
+            client.set_source_read_only(rid, bool(req["read_only"]))
+        return {"relationships": ids, "at": clock.now().isoformat()}
+
+    def replicate(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Start a replication job now on each relationship."""
+        source = region(self.topology, req["source"])
+        for rid in req["relationships"]:
+            self.qumulo(source).replicate(rid)
+        return {"started": len(req["relationships"])}
+
+    def replicated(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Has a job that started after `after` finished on every relationship? (a failed job is an error)"""
+        source = region(self.topology, req["source"])
+        after = datetime.fromisoformat(req["after"])
+        done, points = True, {}
+        for rid in req["relationships"]:
+            status = self.qumulo(source).source_status(rid)
+            if status.error_from_last_job and not status.running:
+                raise RuntimeError(f"replication job on {rid} failed: {status.error_from_last_job}")
+            points[rid] = _iso(status.recovery_point)
+            done = done and not status.running and status.recovery_point is not None and status.recovery_point > after
+        return {"done": done, "recovery_points": points}
+
+    def snapshot_target(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A labelled snapshot of every target directory before it is made writable."""
+        target, source = region(self.topology, req["target"]), req["source"]
+        ids = {link.target_path: self.snapshots.take_now(target.name, link.target_path, req["label"])
+               for link in links(self.topology, source, target.name)}
+        return {"snapshots": ids}
+
+    def make_writable(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Make the target directories writable (the point of no return); repeated calls are no-ops."""
+        target = region(self.topology, req["target"])
+        client = self.qumulo(target)
+        states = {rid: client.make_writable(rid).state for rid in req["relationships"]}
+        return {"states": states}
+
+    def writable(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Are the target directories writable yet?"""
+        target = region(self.topology, req["target"])
+        client = self.qumulo(target)
+        statuses = [client.target_status(rid) for rid in req["relationships"]]
+        return {"done": all(s.state == "DISCONNECTED" and not s.target_root_read_only for s in statuses)}
+
+    def verify(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Enough Available target hosts for the moved sessions at the pool's limit."""
+        reg = region(self.topology, req["target"])
+        reads = self.gateway.read_pools(pool_refs(reg))
+        seats = sum(s.max_session_limit * sum(1 for h in s.hosts if h.status == "Available" and h.allow_new_session)
+                    for s in reads.states.values())
+        return {"seats": seats, "needed": int(req["sessions"]), "ok": seats >= int(req["sessions"])}
+
+    def audit(self, req: dict[str, Any]) -> None:
+        """One row per step of an instance in `<hub>failoveraudit`, and a CloudEvent for each stage."""
+        from shared import events
+        from shared.state.tables import safe_key, table
+
+        table("failoveraudit").upsert_entity({"PartitionKey": safe_key(req["instance"]),
+                                              "RowKey": f"{req['seq']:03d}-{req['step']}", **req["row"]})
+        if req.get("event"):
+            events.publish(req["event"], req["instance"], req["row"])
+        log_event(log, "failover.step", instance=req["instance"], step=req["step"], status=req["row"].get("status"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
