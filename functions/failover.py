@@ -7,6 +7,7 @@ read from the principal App Service authentication puts on the request. Without 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -114,7 +115,7 @@ async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationC
     from shared.errors import DependencyError, InputError
     from shared.failover.orchestrator import MODES
     from shared.failover.steps import pairing_of
-    from shared.state.lease import held
+    from shared.state.lease import Lease
 
     denied = _denied(req, OPERATOR)
     if denied is not None:
@@ -143,15 +144,18 @@ async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationC
         "approval_timeout_s": f.approval_timeout.total_seconds(), "job_s": 120.0, "revert_s": 30.0}}
     instance = _pair_id(body["source"], body["target"])
     try:
-        with held(instance):
-            existing = await client.get_status(instance)
-            running = existing is not None and existing.runtime_status in (
-                df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
-            if not running:
-                await client.start_new("failover_orchestrator", instance, request)
-                log_event(log, "failover.started", instance=instance, mode=body["mode"], by=request["requested_by"])
+        lease = await asyncio.to_thread(Lease, instance)  # waiting for it must not stall the worker's loop
     except DependencyError as exc:
         return problem(503, "Could not take the pair's lock", str(exc))
+    try:
+        existing = await client.get_status(instance)
+        running = existing is not None and existing.runtime_status in (
+            df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+        if not running:
+            await client.start_new("failover_orchestrator", instance, request)
+            log_event(log, "failover.started", instance=instance, mode=body["mode"], by=request["requested_by"])
+    finally:
+        lease.release()  # one quick call; not in the thread pool, which waiting callers may fill
     response = client.create_check_status_response(req, instance)
     if running:
         response = func.HttpResponse(response.get_body(), status_code=200, mimetype="application/json")

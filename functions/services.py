@@ -13,7 +13,7 @@ from typing import Any
 from shared import settings
 
 _services: dict[str, tuple[str, Any]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # a service may be built from others (failover uses autoscale and snapshots)
 
 
 def get(name: str, build: Callable[[Any], Any]) -> Any:

@@ -142,9 +142,9 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
 
     if mode == "unplanned":
         if not (policy["auto_approve"] and rpo_s is not None and rpo_s <= policy["max_rpo_s"]):
-            run._status("awaiting approval")
             yield from run.note("approval", "waiting", f"RPO {rpo_s} s; approve or reject",
                                 "Tandem.Failover.ApprovalRequested")
+            run._status("awaiting approval")
             timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=policy["approval_timeout_s"]))
             approve, reject = context.wait_for_external_event("Approve"), context.wait_for_external_event("Reject")
             winner = yield context.task_any([approve, reject, timeout, run.cancel])

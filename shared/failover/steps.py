@@ -196,7 +196,7 @@ class Steps:
             if status.error_from_last_job and not status.running:
                 raise RuntimeError(f"replication job on {rid} failed: {status.error_from_last_job}")
             points[rid] = _iso(status.recovery_point)
-            done = done and not status.running and status.recovery_point is not None and status.recovery_point > after
+            done = done and not status.running and status.recovery_point is not None and status.recovery_point >= after
         return {"done": done, "recovery_points": points}
 
     def snapshot_target(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -268,11 +268,11 @@ class QumuloClient:
 
     def wait_for_job_after(self, relationship_id: str, after: datetime, *, deadline: timedelta = timedelta(minutes=30),
                            poll: timedelta = timedelta(seconds=15)) -> RelationshipStatus:
-        """Wait until a job that started after `after` finished without error (recovery_point > after)."""
+        """Wait until a job that started at or after `after` finished without error (recovery_point >= after)."""
         def done(s: RelationshipStatus) -> bool:
             if s.error_from_last_job and not s.running:
                 raise QumuloApiError(409, "replication_job_failed", s.error_from_last_job, cluster=self.name)
-            return not s.running and s.recovery_point is not None and s.recovery_point > after
+            return not s.running and s.recovery_point is not None and s.recovery_point >= after
 
         return self._wait("replication job", lambda: self.source_status(relationship_id), done, deadline, poll)
 

@@ -1,0 +1,168 @@
+"""Failover end to end: the real function app on the local runtime, the ARM twin and both ANQ twins, one clock."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from local.demo.estate import Estate, running
+from local.runtime import VirtualClock
+from local.twins.arm.model import DESKTOP_VIRTUALIZATION_USER
+
+MORNING = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 09:00 in New York
+EAST_SUB, CENTRAL_SUB = "00000000-0000-4000-8000-0000000000e1", "00000000-0000-4000-8000-0000000000c1"
+QUIET = {"AUTOSCALE_SCHEDULE": "0 0 0 1 1 *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *"}
+
+
+@pytest.fixture
+def estate(storage: str, hub: str) -> Iterator[Estate]:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=QUIET) as running_estate:
+        yield running_estate
+
+
+def call(estate: Estate, method: str, path: str, body: Any = None, roles: tuple[str, ...] = (),
+         function: str = "failover_start") -> tuple[int, dict[str, Any]]:
+    host = estate.host
+    headers = {"Content-Type": "application/json"}
+    if roles:
+        token, _ = host.identity.issue("api://tandem", name="ana@contoso.com", roles=list(roles))
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{host.front_door.base_url}/api/{path}?code={host.function_keys[function]}"
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read() or b"{}")
+
+
+def sign_in(estate: Estate, users: range) -> None:
+    """East's users sign in and write their profiles once (their containers exist on east's ANQ)."""
+    pool = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
+    for i in users:
+        estate.arm.estate.logon(pool, f"user{i:03d}@contoso.com")
+
+
+def run_to_end(estate: Estate, instance: str, limit: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+    host = estate.host
+    end = host.clock.now() + limit
+    while host.clock.now() < end:
+        host.wait_idle()
+        status = host.durable.status(instance)
+        if status and status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+            return status
+        host.advance(timedelta(seconds=15))
+    raise AssertionError(f"{instance} did not finish: {host.durable.status(instance)}")
+
+
+def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Estate) -> None:
+    east, central = estate.anq["east"].cluster, estate.anq["central"].cluster
+    sign_in(estate, range(1, 21))
+    pool = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
+    for i in range(1, 21):  # a morning's work: every container written again just before the failover
+        east.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
+    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
+                                                        "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))
+    assert status == 202 and started["id"] == "failover-central-east"
+    final = run_to_end(estate, "failover-central-east")
+    assert final["runtimeStatus"] == "Completed", final
+    assert final["output"]["outcome"] == "completed"
+    source = east.directory("/profiles/fslogix").profiles
+    target = central.directory("/profiles-dr/fslogix").profiles
+    assert {u: p.version for u, p in target.items()} == {u: p.version for u, p in source.items()}  # nothing lost
+    assert not central.directory("/profiles-dr/fslogix").read_only and east.directory("/profiles/fslogix").read_only
+    assert all(not h.sessions for h in pool.hosts.values())  # everyone was signed out of east
+    central_group = estate.arm.estate.app_group(CENTRAL_SUB, "rg-avd-central", "dag-central-desktop")
+    east_group = estate.arm.estate.app_group(EAST_SUB, "rg-avd-east", "dag-east-desktop")
+    assert [a.principal_id for a in estate.arm.estate.assignments_at(central_group.id)] == [
+        "6a3f1c2e-0b7d-4e58-9c41-5d2a7e9b1f00"]
+    assert estate.arm.estate.assignments_at(east_group.id) == []
+    central_pool = estate.arm.estate.pool(CENTRAL_SUB, "rg-avd-central", "hp-central-pooled")
+    landed = [estate.arm.estate.logon(central_pool, f"user{i:03d}@contoso.com").outcome for i in range(1, 21)]
+    assert landed.count("connected") == 20  # the moved users can work in central at once
+    steps = [s["step"] for s in final["customStatus"]["steps"]]
+    assert steps.index("fence source") < steps.index("replication caught up") < steps.index("make writable")
+    assert [e["type"] for e in estate.host.received if e["type"].startswith("Tandem.Failover.")][-1] == \
+        "Tandem.Failover.Completed"
+    assert DESKTOP_VIRTUALIZATION_USER in estate.arm.estate.assignments_at(central_group.id)[0].role_definition_id
+
+
+def test_an_unplanned_failover_waits_for_an_approver_and_reports_its_rpo(estate: Estate) -> None:
+    east_twin, central = estate.anq["east"], estate.anq["central"].cluster
+    sign_in(estate, range(1, 11))
+    east_twin.cluster.settle()  # continuous replication runs: a job starts ...
+    estate.host.advance(timedelta(minutes=5))
+    east_twin.cluster.settle()  # ... and finishes: the recovery point is 5 minutes old
+    for i in range(1, 4):  # three containers written after that job started: what the region's loss costs
+        east_twin.cluster.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
+    east_twin.server.hang_s = 1
+    east_twin.outage()
+    status, _ = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "unplanned",
+                                                  "reason": "east is down"}, roles=("Tandem.Failover.Operator",))
+    assert status == 202
+    estate.host.advance(timedelta(minutes=5))
+    estate.host.wait_idle()
+    waiting = estate.host.durable.status("failover-central-east")
+    assert waiting["customStatus"]["state"] == "awaiting approval"
+    assert central.directory("/profiles-dr/fslogix").read_only  # never writable without approval
+    denied, body = call(estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Operator",),
+                        function="failover_decide")
+    assert denied == 403 and body["title"] == "Missing role"
+    ok, _ = call(estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Approver",),
+                 function="failover_decide")
+    assert ok == 202
+    final = run_to_end(estate, "failover-central-east")
+    assert final["output"]["outcome"] == "completed" and final["output"]["rpo_s"] >= 300
+    assert not central.directory("/profiles-dr/fslogix").read_only
+    source = east_twin.cluster.directory("/profiles/fslogix").profiles
+    target = central.directory("/profiles-dr/fslogix").profiles
+    lost = {u for u, p in source.items() if target.get(u) is None or target[u].version < p.version}
+    assert lost == {f"user{i:03d}@contoso.com" for i in range(1, 4)}  # exactly the writes after the recovery point
+
+
+def test_bad_requests_are_refused_and_concurrent_starts_yield_one_instance(estate: Estate) -> None:
+    operator = ("Tandem.Failover.Operator",)
+    assert call(estate, "POST", "failover", {"source": "east"}, roles=operator)[0] == 400
+    assert call(estate, "POST", "failover", {"source": "east", "target": "mars", "mode": "planned", "reason": "x"},
+                roles=operator)[1]["title"] == "Unknown region pair"
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "sideways",
+                                             "reason": "x"}, roles=operator)[1]["title"] == "Invalid mode"
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "x"})[0] \
+        == 401  # not signed in
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "x"},
+                roles=("Tandem.Failover.Approver",))[0] == 403
+    body = {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: call(estate, "POST", "failover", body, roles=operator), range(10)))
+    assert {a[1]["id"] for a in answers} == {"failover-central-east"} and sorted(a[0] for a in answers) == [200] * 9 + [202]
+    estate.host.wait_idle()
+    assert [e["type"] for e in estate.host.received].count("Tandem.Failover.Preflight") == 1  # one instance ran
+    pool_ = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
+    assert not any(h.allow_new_session for h in pool_.hosts.values())  # draining, in the drain wait
+    cancelled, _ = call(estate, "POST", "failover/failover-central-east/cancel", {}, roles=operator,
+                        function="failover_decide")
+    assert cancelled == 202
+    final = run_to_end(estate, "failover-central-east")
+    assert final["output"]["outcome"] == "cancelled"
+    assert all(h.allow_new_session for h in pool_.hosts.values())  # rolled back: nobody is locked out of east
+    assert estate.anq["central"].cluster.directory("/profiles-dr/fslogix").read_only
+
+
+def test_a_drill_rehearses_every_step_and_changes_nothing(estate: Estate) -> None:
+    body = {"source": "east", "target": "central", "mode": "drill", "reason": "quarterly drill"}
+    assert call(estate, "POST", "failover", body, roles=("Tandem.Failover.Operator",))[0] == 202
+    final = run_to_end(estate, "failover-central-east")
+    assert final["output"]["outcome"] == "drill" and final["output"]["expected_rto_s"] > 0
+    assert {s["status"] for s in final["customStatus"]["steps"][1:-1]} == {"rehearsed"}
+    writes = [r for r in estate.arm.server.log() if r.method in ("POST", "PATCH", "PUT", "DELETE")]
+    assert writes == []
+    assert [r for r in estate.anq["central"].server.log() if r.method != "GET" and r.path != "/v1/session/login"] == []
