@@ -23,7 +23,8 @@ bp = df.Blueprint()
 log = get_logger("failover")
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
 ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "move_assignments", "fence", "replicate",
-              "replicated", "snapshot_target", "make_writable", "writable", "verify", "audit")
+              "replicated", "snapshot_target", "make_writable", "writable", "verify", "audit", "relationships",
+              "reverse", "reconnect", "reconnected", "fence_record", "try_fence")
 
 
 def steps() -> Any:

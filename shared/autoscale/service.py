@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.autoscale.executor import Applied, execute
 from shared.autoscale.forecast import ArrivalHistory, build_forecast, from_entity, to_entity
-from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, plan
+from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Step, plan
 from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
 from shared.config.model import AutoscalePolicy, HostPool, Region, Topology
@@ -318,10 +318,19 @@ class Autoscaler:
         now = self.now()
         reads = self.gateway.read_pools([t.ref for t in chosen])
         results: list[Evaluation] = []
+        fenced = _fenced()
         for key, error in reads.errors.items():
             log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
             results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
         work = [t for t in chosen if t.ref.key in reads.states]
+        for t in [t for t in work if t.region.name in fenced]:  # a failed-over region stays drained until failback
+            state = reads.states[t.ref.key]
+            steps = tuple(Step("drain", h.name, "region fenced by a failover") for h in state.hosts if h.allow_new_session)
+            decision = Decision("fenced", 0, steps, "region fenced by a failover")
+            applied = execute(self.gateway, state, decision, rules_for(t.policy, phase_at(t.policy, now)),
+                              message=t.policy.logoff_message)
+            results.append(Evaluation(t.ref.key, decision, tuple(applied)))
+        work = [t for t in work if t.region.name not in fenced]
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(work) or 1))) as pool:
             results += list(pool.map(lambda t: self._evaluate(t, reads.states[t.ref.key], now, dry_run), work))
         return results
@@ -377,6 +386,17 @@ class Autoscaler:
         memory = self.store.load(target.ref.key)
         memory.alert_rate, memory.alert_until = per_minute, self.now() + until
         self.store.save(target.ref.key, memory)
+
+
+def _fenced() -> set[str]:
+    """Regions a failover fenced; none when the fence table cannot be read (autoscale carries on)."""
+    try:
+        from shared.failover.steps import fenced_regions
+
+        return fenced_regions()
+    except Exception as exc:
+        log_event(log, "autoscale.fences_unreadable", level=30, error=type(exc).__name__)
+        return set()
 
 
 EVENT_TYPES = {"start": "Tandem.Autoscale.HostStarted", "deallocate": "Tandem.Autoscale.HostStopped",

@@ -15,7 +15,8 @@ import azure.durable_functions as df
 
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=5)
 POLL = timedelta(seconds=15)
-MODES = ("planned", "unplanned", "drill")
+MODES = ("planned", "unplanned", "drill", "failback")
+FENCE_RETRY = timedelta(minutes=5)
 
 
 class Run:
@@ -82,10 +83,11 @@ class Run:
         return False
 
     def until(self, name: str, activity: str, payload: dict[str, Any], deadline: timedelta, *,
-              cancellable: bool) -> Generator[Any, Any, dict[str, Any] | None]:
+              cancellable: bool, poll: timedelta = POLL) -> Generator[Any, Any, dict[str, Any] | None]:
         """Poll an activity until it answers done; None when cancelled. Fails after `deadline`."""
         entry = {"step": name, "status": "running", "started": self._now()}
         self.steps.append(entry)
+        self._status(name)
         give_up = self.ctx.current_utc_datetime + deadline
         while True:
             answer = yield self.act(activity, payload)
@@ -99,7 +101,7 @@ class Run:
                 self._status("failed")
                 yield self.audit(entry, "Tandem.Failover.Failed")
                 raise RuntimeError(f"{name} did not finish within {deadline}")
-            timer = self.ctx.create_timer(self.ctx.current_utc_datetime + POLL)
+            timer = self.ctx.create_timer(self.ctx.current_utc_datetime + poll)
             if cancellable:
                 winner = yield self.ctx.task_any([timer, self.cancel])
                 if winner == self.cancel:
@@ -118,8 +120,8 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     req = context.get_input()
     run = Run(context, req)
     source, target, mode, policy = req["source"], req["target"], req["mode"], req["policy"]
-    sides = [run.act("preflight", {"region": source, "side": "source", "other": target}),
-             run.act("preflight", {"region": target, "side": "target", "other": source})]
+    sides = [run.act("preflight", {"region": source, "side": "source", "other": target, "mode": mode}),
+             run.act("preflight", {"region": target, "side": "target", "other": source, "mode": mode})]
     src, tgt = yield from run.step("preflight", context.task_all(sides), event="Tandem.Failover.Preflight")
     relationships = [r["id"] for r in tgt["relationships"]]
     recovery_points = [datetime.fromisoformat(r["recovery_point"]) for r in tgt["relationships"] if r["recovery_point"]]
@@ -128,6 +130,8 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     if blocking:
         yield from run.note("abort", "failed", "; ".join(blocking)[:500], "Tandem.Failover.Failed")
         return {"outcome": "aborted", "problems": blocking, "steps": run.steps}
+    if mode == "failback":
+        return (yield from _failback(run, context, source, target, policy, src["sessions"]))
     if mode == "drill":
         for name in ("warm target", "drain source", "drain wait", "log off", "fence source", "replicate",
                      "snapshot target", "make writable", "move assignments", "verify"):
@@ -187,6 +191,11 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
                                     timedelta(minutes=30), cancellable=False)
     yield from run.note("completed", "done", f"RPO {rpo_s} s" if mode == "unplanned" else "no data lost",
                         "Tandem.Failover.Completed")
+    if mode == "unplanned":  # keep the failed region fenced: when it returns, drained and read-only until failback
+        yield from run.step("fence record", run.act("fence_record", {
+            "region": source, "fenced": True, "instance": context.instance_id, "since": run._now()}))
+        yield from run.until("fence returning region", "try_fence", {"source": source, "target": target},
+                             timedelta(days=14), cancellable=False, poll=FENCE_RETRY)
     return {"outcome": "completed", "mode": mode, "rpo_s": rpo_s if mode == "unplanned" else 0.0,
             "seats": verified["seats"] if verified else 0, "steps": run.steps}
 
@@ -198,3 +207,62 @@ def _roll_back(run: Run, source: str, target: str, *, fenced: bool) -> Generator
     yield from run.step("undrain source", run.act("undrain", {"region": source}))
     yield from run.note("cancelled", "cancelled", "rolled back", "Tandem.Failover.Cancelled")
     return {"outcome": "cancelled", "steps": run.steps}
+
+
+def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, policy: dict[str, Any],
+              sessions: int) -> Generator[Any, Any, dict[str, Any]]:
+    """Back to the original region: re-protect it, move everyone over as a planned failover, restore direction.
+
+    `source` serves now (it was the failover's target); `target` is the region coming back.
+    """
+    rels = yield from run.step("find relationships", run.act("relationships", {"source": target, "target": source}))
+    ids = rels["relationships"]
+    yield from run.step("reverse", run.act("reverse", {"source": source, "peer": target, "relationships": ids}))
+    yield from run.step("reconnect", run.act("reconnect", {"target": target, "relationships": ids}))
+    joined = yield from run.until("reconnected", "reconnected", {"target": target, "relationships": ids},
+                                  timedelta(hours=2), cancellable=True)
+    if joined is None:
+        yield from run.note("cancelled", "cancelled", "re-protection stopped; replication stays reversed",
+                            "Tandem.Failover.Cancelled")
+        return {"outcome": "cancelled", "steps": run.steps}
+    caught = yield from run.until("caught up", "replicated", {"source": source, "relationships": ids,
+                                                              "after": joined["at"]}, timedelta(hours=6),
+                                  cancellable=True)
+    if caught is None:
+        yield from run.note("cancelled", "cancelled", "re-protected; no users moved", "Tandem.Failover.Cancelled")
+        return {"outcome": "cancelled", "steps": run.steps}
+    yield from run.step("warm target and drain source", ctx.task_all([
+        run.act("warm", {"region": target, "sessions": sessions}),
+        run.act("drain", {"region": source, "message": policy["warning_message"]})]), event="Tandem.Failover.Started")
+    if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
+        yield from run.step("undrain source", run.act("undrain", {"region": source}))
+        yield from run.note("cancelled", "cancelled", "rolled back", "Tandem.Failover.Cancelled")
+        return {"outcome": "cancelled", "steps": run.steps}
+    yield from run.step("log off", run.act("logoff", {"region": source}))
+    fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target,
+                                                                  "read_only": True}))
+    yield from run.step("replicate", run.act("replicate", {"source": source, "relationships": ids}))
+    yield from run.until("replication caught up", "replicated", {"source": source, "relationships": ids,
+                                                                 "after": fence["at"]}, timedelta(hours=2),
+                         cancellable=False)
+    label = "failback-" + "".join(c for c in ctx.instance_id.lower() if c.isalnum())[-24:]
+    yield from run.step("snapshot target", run.act("snapshot_target", {"source": source, "target": target,
+                                                                       "label": label}))
+    yield from run.step("make writable", run.act("make_writable", {"target": target, "relationships": ids}),
+                        event="Tandem.Failover.PointOfNoReturn")
+    yield from run.until("target writable", "writable", {"target": target, "relationships": ids}, timedelta(hours=1),
+                         cancellable=False)
+    yield from run.step("move assignments", run.act("move_assignments", {"source": source, "target": target}))
+    # the original direction again: the original region replicates to the standby, which is read-only
+    yield from run.step("restore direction", run.act("reverse", {"source": target, "peer": source,
+                                                                 "relationships": ids}))
+    yield from run.step("reconnect standby", run.act("reconnect", {"target": source, "relationships": ids}))
+    yield from run.until("standby reconnected", "reconnected", {"target": source, "relationships": ids},
+                         timedelta(hours=2), cancellable=False)
+    yield from run.step("clear fence", run.act("fence_record", {"region": target, "fenced": False,
+                                                                "instance": ctx.instance_id, "since": run._now()}))
+    verified = yield from run.until("verify", "verify", {"target": target, "sessions": sessions},
+                                    timedelta(minutes=30), cancellable=False)
+    yield from run.note("completed", "done", "failed back; original direction restored", "Tandem.Failover.Completed")
+    return {"outcome": "completed", "mode": "failback", "seats": verified["seats"] if verified else 0,
+            "steps": run.steps}

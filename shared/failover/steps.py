@@ -98,7 +98,9 @@ class Steps:
             client = self.qumulo(reg)
             source_reg, target_reg = (reg, other) if side == "source" else (other, reg)
             for link in links(self.topology, source_reg.name, target_reg.name):
-                if side == "target":
+                if side == "target" and req.get("mode") == "failback":
+                    client.file_attributes(link.target_path)  # returning: reachable is all we ask before re-protecting
+                elif side == "target":
                     rid = self._relationship(reg, link)
                     status = client.target_status(rid)
                     relationships.append({"id": rid, "state": status.state, "recovery_point": _iso(status.recovery_point),
@@ -228,6 +230,72 @@ class Steps:
                     for s in reads.states.values())
         return {"seats": seats, "needed": int(req["sessions"]), "ok": seats >= int(req["sessions"])}
 
+    # ----------------------------------------------------------------- failback and fencing
+
+    def relationships(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The relationship ids between the two regions (from the topology, else found on either cluster)."""
+        source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
+        ids = []
+        for link in links(self.topology, source.name, target.name):
+            if link.relationship_id:
+                ids.append(link.relationship_id)
+                continue
+            found = [s.id for reg in (target, source) for s in self.qumulo(reg).target_statuses()
+                     if s.target_root_path.rstrip("/") in (link.target_path, link.source_path)]
+            if not found:
+                raise InputError(f"no replication relationship between {link.source_path} and {link.target_path}")
+            ids.append(found[0])
+        return {"relationships": ids}
+
+    def reverse(self, req: dict[str, Any]) -> dict[str, Any]:
+        """On the region that now serves (a disconnected target): become the replication source again."""
+        new_source, peer = region(self.topology, req["source"]), region(self.topology, req["peer"])
+        client = self.qumulo(new_source)
+        done = {}
+        for rid in req["relationships"]:
+            if any(s.id == rid for s in client.source_statuses()):
+                done[rid] = rid  # reversed already (a retried step)
+                continue
+            address = client.target_status(rid).source_address or _host(peer.anq.address)  # the replication address
+            done[rid] = client.reverse(rid, address).id
+        for rid in done:  # reversal re-applies retained configuration: the new source must be writable
+            client.set_source_read_only(rid, False)
+        return {"reversed": list(done)}
+
+    def reconnect(self, req: dict[str, Any]) -> dict[str, Any]:
+        """On the returning region: reconnect as target, discarding its writes since the recovery point."""
+        target = region(self.topology, req["target"])
+        return {"states": {rid: self.qumulo(target).reconnect(rid).state for rid in req["relationships"]}}
+
+    def reconnected(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Are the relationships established again on the target side?"""
+        from shared import clock
+
+        target = region(self.topology, req["target"])
+        statuses = [self.qumulo(target).target_status(rid) for rid in req["relationships"]]
+        return {"done": all(s.state == "ESTABLISHED" for s in statuses), "at": clock.now().isoformat()}
+
+    def fence_record(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Record (or clear) that a region is fenced: autoscale keeps its hosts drained and starts none."""
+        from shared.state.tables import table
+
+        fences = table("failoverfences")
+        if req["fenced"]:
+            fences.upsert_entity({"PartitionKey": "fence", "RowKey": req["region"], "instance": req["instance"],
+                                  "since": req["since"]})
+        else:
+            fences.delete_entity("fence", req["region"])
+        return {"region": req["region"], "fenced": bool(req["fenced"])}
+
+    def try_fence(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Fence a region that may still be down: drain its hosts and make its directories read-only."""
+        try:
+            self.drain({"region": req["source"]})
+            self.fence({"source": req["source"], "target": req["target"], "read_only": True})
+        except Exception as exc:  # still unreachable: try again later
+            return {"done": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"done": True}
+
     def audit(self, req: dict[str, Any]) -> None:
         """One row per step of an instance in `<hub>failoveraudit`, and a CloudEvent for each stage."""
         from shared import events
@@ -238,6 +306,17 @@ class Steps:
         if req.get("event"):
             events.publish(req["event"], req["instance"], req["row"])
         log_event(log, "failover.step", instance=req["instance"], step=req["step"], status=req["row"].get("status"))
+
+
+def fenced_regions() -> set[str]:
+    """The regions a failover fenced (their hosts stay drained until failback)."""
+    from shared.state.tables import table
+
+    return {e["RowKey"] for e in table("failoverfences").query_entities("PartitionKey eq 'fence'")}
+
+
+def _host(address: str) -> str:
+    return address.split("://", 1)[-1].split(":", 1)[0].rstrip("/")
 
 
 def _iso(value: datetime | None) -> str | None:

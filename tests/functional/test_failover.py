@@ -52,13 +52,15 @@ def sign_in(estate: Estate, users: range) -> None:
         estate.arm.estate.logon(pool, f"user{i:03d}@contoso.com")
 
 
-def run_to_end(estate: Estate, instance: str, limit: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+def run_to_end(estate: Estate, instance: str, limit: timedelta = timedelta(hours=1),
+               until: Any = None) -> dict[str, Any]:
+    """Advance the clock until the instance finishes (or `until(status)` holds)."""
     host = estate.host
     end = host.clock.now() + limit
     while host.clock.now() < end:
         host.wait_idle()
         status = host.durable.status(instance)
-        if status and status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+        if status and (status["runtimeStatus"] in ("Completed", "Failed", "Terminated") or (until and until(status))):
             return status
         host.advance(timedelta(seconds=15))
     raise AssertionError(f"{instance} did not finish: {host.durable.status(instance)}")
@@ -96,7 +98,7 @@ def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Est
     assert DESKTOP_VIRTUALIZATION_USER in estate.arm.estate.assignments_at(central_group.id)[0].role_definition_id
 
 
-def test_an_unplanned_failover_waits_for_an_approver_and_reports_its_rpo(estate: Estate) -> None:
+def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Estate) -> None:
     east_twin, central = estate.anq["east"], estate.anq["central"].cluster
     sign_in(estate, range(1, 11))
     east_twin.cluster.settle()  # continuous replication runs: a job starts ...
@@ -120,13 +122,39 @@ def test_an_unplanned_failover_waits_for_an_approver_and_reports_its_rpo(estate:
     ok, _ = call(estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Approver",),
                  function="failover_decide")
     assert ok == 202
-    final = run_to_end(estate, "failover-central-east")
-    assert final["output"]["outcome"] == "completed" and final["output"]["rpo_s"] >= 300
+    watching = run_to_end(estate, "failover-central-east",
+                          until=lambda s: s["customStatus"]["state"] == "fence returning region")
+    assert watching["runtimeStatus"] == "Running"  # users are in central; the failed region is watched
     assert not central.directory("/profiles-dr/fslogix").read_only
     source = east_twin.cluster.directory("/profiles/fslogix").profiles
     target = central.directory("/profiles-dr/fslogix").profiles
     lost = {u for u, p in source.items() if target.get(u) is None or target[u].version < p.version}
     assert lost == {f"user{i:03d}@contoso.com" for i in range(1, 4)}  # exactly the writes after the recovery point
+    completed = next(s for s in watching["customStatus"]["steps"] if s["step"] == "completed")
+    assert completed["status"] == "done"
+
+    # east comes back: it is fenced (read-only, hosts drained) and autoscale keeps it so
+    east_twin.outage(False)
+    fenced = run_to_end(estate, "failover-central-east", limit=timedelta(minutes=30))
+    assert fenced["runtimeStatus"] == "Completed", fenced
+    assert east_twin.cluster.directory("/profiles/fslogix").read_only
+    east_pool = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
+    estate.host.fire_timer("autoscale_timer")
+    assert not any(h.allow_new_session for h in east_pool.hosts.values())
+    central.write_profile("/profiles-dr/fslogix", "user005@contoso.com")  # work done in central meanwhile
+
+    # failback: re-protect east, move everyone back, restore the original direction
+    status, _ = call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
+                                                  "reason": "east is healthy"}, roles=("Tandem.Failover.Operator",))
+    assert status == 202
+    back = run_to_end(estate, "failover-central-east", limit=timedelta(hours=2))
+    assert back["output"]["outcome"] == "completed", back["customStatus"]
+    east_dir, standby = east_twin.cluster.directory("/profiles/fslogix"), central.directory("/profiles-dr/fslogix")
+    assert not east_dir.read_only and standby.read_only  # the original direction
+    assert east_dir.profiles["user005@contoso.com"].version == central.directory(
+        "/profiles-dr/fslogix").profiles["user005@contoso.com"].version  # central's work came home
+    estate.host.fire_timer("autoscale_timer")
+    assert any(h.allow_new_session for h in east_pool.hosts.values())  # the fence is lifted
 
 
 def test_bad_requests_are_refused_and_concurrent_starts_yield_one_instance(estate: Estate) -> None:
