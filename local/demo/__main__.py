@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from local.demo.estate import TOPOLOGY, running
@@ -71,15 +72,119 @@ def play(storage: str) -> int:
             for d in cluster.get("directories", []):
                 line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
                          f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
-        line.say("the regional failover is not played yet: it arrives with its capability")
+        drill = regional_outage(estate, line)
     ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0 \
-        and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0
+        and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0 and drill["failover"] == "completed" \
+        and drill["failback"] == "completed" and drill["moved_in"] == drill["users"] and drill["lost"] == drill["expected_lost"]
     print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
           f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
           f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
           f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
-          f"{snaps['central']}, outage alerts {storm['outage_alerts']}")
+          f"{snaps['central']}, outage alerts {storm['outage_alerts']}, failover {drill['failover']} "
+          f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost), failback {drill['failback']}")
     return 0 if ok else 1
+
+
+def _post(estate: Any, path: str, body: dict[str, Any], role: str, function: str) -> tuple[int, dict[str, Any]]:
+    """An operator or approver calling Tandem's HTTP API, signed in through (emulated) App Service auth."""
+    host = estate.host
+    token, _ = host.identity.issue("api://tandem", name="oncall@contoso.com", roles=[role])
+    req = urllib.request.Request(f"{host.front_door.base_url}/api/{path}?code={host.function_keys[function]}",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read() or b"{}")
+
+
+def _until(estate: Any, instance: str, done: Any, limit: timedelta) -> dict[str, Any]:
+    host = estate.host
+    end = host.clock.now() + limit
+    while True:
+        host.wait_idle()
+        status = host.durable.status(instance) or {}
+        if status.get("runtimeStatus") in ("Completed", "Failed") or done(status) or host.clock.now() >= end:
+            return status
+        host.advance(timedelta(seconds=15))
+
+
+def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, Any]:
+    """The evening shift in east; east's storage fails; Resource Health proposes a failover; the on-call
+    approver approves over HTTP; users move to central; east returns fenced; the operator fails back."""
+    host, arm = estate.host, estate.arm
+    east, central = estate.anq["east"].cluster, estate.anq["central"].cluster
+    sub_e, sub_c = "00000000-0000-4000-8000-0000000000e1", "00000000-0000-4000-8000-0000000000c1"
+    east_pool = arm.estate.pool(sub_e, "rg-avd-east", "hp-east-pooled")
+    central_pool = arm.estate.pool(sub_c, "rg-avd-central", "hp-central-pooled")
+    shift = [f"user{i:03d}@contoso.com" for i in range(1, users + 1)]
+    east.settle()
+    host.advance(timedelta(minutes=5))
+    east.settle()  # replication is current
+    line.say(f"the evening shift: {users} of east's users keep working; their profiles replicate to central")
+    late = shift[:5]
+    for upn in late:  # saved just before the outage: newer than the last replication job
+        east.write_profile("/profiles/fslogix", upn)
+    estate.anq["east"].server.hang_s = 2
+    estate.anq["east"].outage(True)
+    anq_id = f"/subscriptions/{sub_e}/resourceGroups/rg-anq-east/providers/Qumulo.Storage/fileSystems/anq-east"
+    host.deliver_event("failover_events", {
+        "id": "rh-anq-east", "topic": f"/subscriptions/{sub_e}", "subject": anq_id, "dataVersion": "1",
+        "eventType": "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged",
+        "eventTime": host.clock.now().isoformat(),
+        "data": {"resourceInfo": {"id": anq_id, "name": "x", "type": "Microsoft.ResourceHealth/availabilityStatuses",
+                                  "properties": {"targetResourceId": anq_id,
+                                                 "targetResourceType": "Qumulo.Storage/fileSystems",
+                                                 "availabilityState": "Unavailable",
+                                                 "previousAvailabilityState": "Available"}}}})
+    line.say("east's ANQ is down; Resource Health reports it Unavailable")
+    instance = "failover-central-east"
+    waiting = _until(estate, instance, lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval",
+                     timedelta(minutes=10))
+    approval = next(s for s in waiting["customStatus"]["steps"] if s["step"] == "approval")
+    line.say(f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}")
+    status, _ = _post(estate, f"failover/{instance}/approve", {}, "Tandem.Failover.Approver", "failover_decide")
+    line.say(f"the on-call approver approves over HTTP -> {status}")
+    for upn in shift:  # their sessions died with the storage
+        arm.estate.logoff_user(east_pool, upn)
+    moved = _until(estate, instance, lambda s: any(st["step"] == "completed" for st in
+                                                    (s.get("customStatus") or {}).get("steps", [])),
+                   timedelta(hours=1))
+    rpo = next((st["detail"] for st in moved["customStatus"]["steps"] if st["step"] == "completed"), "")
+    line.say(f"failover complete ({rpo}); central's profiles are writable and the users are assigned there")
+    landed = [arm.estate.logon(central_pool, upn).outcome for upn in shift]
+    pending = [u for u, o in zip(shift, landed, strict=True) if o == "no_capacity"]
+    for _ in range(10):  # the moved users' storm: those without a seat retry every 2 minutes
+        if not pending:
+            break
+        host.advance(timedelta(minutes=2))
+        pending = [u for u in pending if arm.estate.logon(central_pool, u).outcome == "no_capacity"]
+    moved_in = sum(1 for h in central_pool.hosts.values() for _ in h.sessions)
+    line.say(f"{moved_in} of {users} moved users are working in central")
+    source, target = east.directory("/profiles/fslogix").profiles, central.directory("/profiles-dr/fslogix").profiles
+    lost = [u for u, p_ in source.items() if u not in target or target[u].version < p_.version]
+    line.say(f"profile writes lost: {len(lost)} (exactly those after the recovery point: {len(late)})")
+    for upn in shift:
+        central.write_profile("/profiles-dr/fslogix", upn)
+        arm.estate.logoff_user(central_pool, upn)
+    estate.anq["east"].outage(False)
+    fenced = _until(estate, instance, lambda s: False, timedelta(minutes=30))
+    line.say(f"east is back and fenced: directory read-only {east.directory('/profiles/fslogix').read_only}, "
+             f"hosts drained {not any(h.allow_new_session for h in east_pool.hosts.values())}")
+    status, _ = _post(estate, "failover", {"source": "central", "target": "east", "mode": "failback",
+                                           "reason": "east is healthy again"}, "Tandem.Failover.Operator",
+                      "failover_start")
+    line.say(f"the operator starts the failback over HTTP -> {status}")
+    back = _until(estate, instance, lambda s: False, timedelta(hours=2))
+    home = sum(1 for u in shift if east.directory("/profiles/fslogix").profiles[u].version ==
+               central.directory("/profiles-dr/fslogix").profiles[u].version)
+    line.say(f"failback {(back.get('output') or {}).get('outcome')}: {home} of {users} profiles are home with "
+             f"central's changes; central is the read-only standby again")
+    return {"failover": fenced.get("output", {}).get("outcome") if fenced.get("output") else "?",
+            "failback": (back.get("output") or {}).get("outcome"), "rpo_s": float(rpo.split()[1]) if rpo else 0.0,
+            "lost": len(lost), "expected_lost": len(late), "moved_in": moved_in, "users": users}
 
 
 def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:
