@@ -7,7 +7,8 @@ import json
 import sys
 
 BENCHMARKS = {"autoscale-burst": "bench.autoscale_burst", "cold-start": "bench.cold_start",
-              "control-plane": "bench.control_plane", "snapshots": "bench.snapshots"}
+              "control-plane": "bench.control_plane", "failover-rto": "bench.failover_rto",
+              "snapshots": "bench.snapshots"}
 
 
 def main(argv: list[str]) -> int:
