@@ -33,6 +33,15 @@ class Estate:
     anq: dict[str, QumuloTwin]  # by region
     topology_path: Path
 
+    def restart(self) -> LocalHost:
+        """Stop the runtime as a crashed or recycled worker would, and start a new one on the same task hub."""
+        old = self.host
+        old.close()
+        services.reset()
+        self.host = LocalHost("function_app", storage=old.storage, clock=old.clock, settings=old.settings,
+                              hub=old.hub, identity=old.identity)
+        return self.host.start()
+
 
 def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
     """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
@@ -57,9 +66,10 @@ def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | 
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
         values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
                                     **arm.identity_settings, **(settings or {})})
-        with LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
-                       identity=arm.identity) as host:
-            try:
-                yield Estate(host, arm, {"east": east, "central": central}, path)
-            finally:
-                services.reset()
+        estate = Estate(LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
+                                  identity=arm.identity).start(), arm, {"east": east, "central": central}, path)
+        try:
+            yield estate
+        finally:
+            services.reset()
+            estate.host.close()

@@ -232,3 +232,57 @@ def test_alerts_propose_one_unplanned_failover_and_unknown_topics_are_rejected(e
     assert estate.anq["central"].cluster.directory("/profiles-dr/fslogix").read_only  # nothing without approval
     events = [json.loads(r.message)["event"] for r in caplog.records if r.message.startswith("{")]
     assert events.count("failover.event_rejected") == 1 and events.count("failover.proposal_duplicate") == 2
+
+
+def _writes(twin: Any) -> list[str]:
+    return [f"{r.method} {r.path}" for r in twin.server.log() if r.method in ("POST", "PATCH", "PUT", "DELETE")
+            and r.status < 400 and r.path not in ("/msi/token", "/v1/session/login")]
+
+
+def test_restarting_the_runtime_whenever_it_rests_between_steps_still_does_each_side_effect_once(
+        estate: Estate) -> None:
+    sign_in(estate, range(1, 11))
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
+                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    restarts, states = 0, set()
+    end = estate.host.clock.now() + timedelta(hours=1)
+    while estate.host.clock.now() < end:
+        estate.host.wait_idle()
+        status = estate.host.durable.status("failover-central-east")
+        if status["runtimeStatus"] == "Completed":
+            break
+        # resting between steps (a durable timer: the drain wait, each poll): the worker is recycled and a new
+        # one picks the instance up from the task hub
+        states.add(status["customStatus"]["state"])
+        estate.restart()
+        restarts += 1
+        estate.host.advance(timedelta(seconds=15))
+    final = estate.host.durable.status("failover-central-east")
+    assert final["runtimeStatus"] == "Completed" and restarts >= 40
+    assert {"drain wait", "replication caught up", "target writable"} <= states
+    qumulo = _writes(estate.anq["east"]) + _writes(estate.anq["central"])
+    assert sorted(w for w in qumulo if "/v3/snapshots" not in w) == sorted([
+        "PATCH /v2/replication/source-relationships/5c1e0d7a-east-central",  # fence
+        "POST /v2/replication/source-relationships/5c1e0d7a-east-central/replicate",
+        "POST /v2/replication/target-relationships/5c1e0d7a-east-central/make-writable"])
+    assignments = [w for w in _writes(estate.arm) if "roleassignments" in w.lower()]
+    assert [w.split()[0] for w in assignments].count("PUT") == 1 and [w.split()[0] for w in assignments].count(
+        "DELETE") == 1
+
+
+def test_ten_percent_faults_on_both_twins_still_converge(estate: Estate) -> None:
+    sign_in(estate, range(1, 11))
+    for twin in (estate.arm, estate.anq["east"], estate.anq["central"]):
+        twin.server.inject("error", rate=0.1, pattern=r"^(?!GET /msi/token)")
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
+                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    final = run_to_end(estate, "failover-central-east", limit=timedelta(hours=2))
+    assert final["output"]["outcome"] == "completed", final["customStatus"]
+    east, central = estate.anq["east"].cluster, estate.anq["central"].cluster
+    assert {u: p.version for u, p in central.directory("/profiles-dr/fslogix").profiles.items()} == {
+        u: p.version for u, p in east.directory("/profiles/fslogix").profiles.items()}
+    assert not central.directory("/profiles-dr/fslogix").read_only
+    group = estate.arm.estate.app_group(CENTRAL_SUB, "rg-avd-central", "dag-central-desktop")
+    assert len(estate.arm.estate.assignments_at(group.id)) == 1
+    assert sum(r.fault == "error" for t in (estate.arm, estate.anq["east"], estate.anq["central"])
+               for r in t.server.log()) > 0  # the faults did happen
