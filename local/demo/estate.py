@@ -38,7 +38,9 @@ class Estate:
         old = self.host
         old.close()
         services.reset()
-        self.host = LocalHost("function_app", storage=old.storage, clock=old.clock, settings=old.settings,
+        settings = {k: v for k, v in old.settings.items()  # the new worker gets its own front door and topic
+                    if k not in ("TANDEM_EVENTS_ENDPOINT", "TANDEM_EVENTS_KEY")}
+        self.host = LocalHost("function_app", storage=old.storage, clock=old.clock, settings=settings,
                               hub=old.hub, identity=old.identity)
         return self.host.start()
 

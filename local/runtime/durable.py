@@ -90,6 +90,8 @@ class DurableEngine:
         self._timers: dict[tuple[str, int], datetime] = {}
         self._busy = 0
         self._pool = ThreadPoolExecutor(max_workers=max_activity_workers, thread_name_prefix="activity")
+        self.hold_activities = False  # a test control: park scheduled activities instead of running them
+        self.parked: list[tuple[str, int, str, str | None]] = []
         self._stopping = False
         self.activity_log: list[tuple[str, str, Any]] = []
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="orchestrator", daemon=True)
@@ -480,8 +482,20 @@ class DurableEngine:
 
     def _submit_activity(self, instance_id: str, task_id: int, name: str, input_json: str | None) -> None:
         with self._lock:
+            if self.hold_activities:  # the scheduled step is in the history; nothing has run it yet
+                self.parked.append((instance_id, task_id, name, input_json))
+                return
             self._busy += 1
         self._pool.submit(self._run_activity, instance_id, task_id, name, input_json)
+
+    def release_parked(self) -> int:
+        """Run the parked activities (test control); returns how many."""
+        with self._lock:
+            parked, self.parked = self.parked, []
+            self._busy += len(parked)
+        for item in parked:
+            self._pool.submit(self._run_activity, *item)
+        return len(parked)
 
     def _run_activity(self, instance_id: str, task_id: int, name: str, input_json: str | None) -> None:
         try:
