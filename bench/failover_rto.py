@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,14 +27,11 @@ INSTANCE = "failover-central-east"
 
 
 def _start(estate: Estate, mode: str) -> None:
-    host = estate.host
-    token, _ = host.identity.issue("api://tandem", name="bench", roles=["Tandem.Failover.Operator"])
-    body = json.dumps({"source": "east", "target": "central", "mode": mode, "reason": "bench"}).encode()
-    req = urllib.request.Request(f"{host.front_door.base_url}/api/failover?code={host.function_keys['failover_start']}",
-                                 data=body, method="POST", headers={"Content-Type": "application/json",
-                                                                     "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=30):
-        pass
+    status, answer = estate.host.http("POST", "failover", body={"source": "east", "target": "central", "mode": mode,
+                                                                "reason": "bench"},
+                                      function="failover_start", roles=["Tandem.Failover.Operator"], name="bench")
+    if status != 202:
+        raise RuntimeError(f"failover start answered {status}: {answer}")
 
 
 def _usable(estate: Estate) -> bool:

@@ -202,7 +202,6 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
     from shared.config.loader import get_topology
     from shared.errors import InputError
     from shared.failover import signals
-    from shared.failover.steps import pairing_of
 
     topology = get_topology()
     event_type = str(getattr(event, "event_type", None) or getattr(event, "type", ""))
@@ -222,7 +221,6 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
         log_event(log, "failover.event_ignored", id=event.id, reason=f"{signal.region} has no pair")
         return
     target = pairing.secondary if signal.region == pairing.primary else pairing.primary
-    pairing_of(topology, signal.region, target)
     instance = _pair_id(signal.region, target)
     existing = await client.get_status(instance)
     if existing is not None and existing.runtime_status in (df.OrchestrationRuntimeStatus.Running,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,16 +29,6 @@ class Timeline:
         print(f"{self.clock.now().astimezone(self.zone):%a %H:%M %Z}  {text}", flush=True)
 
 
-def _get(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        with err:
-            body = err.read()
-            return err.code, json.loads(body) if body else {}
-
-
 def play(storage: str) -> int:
     """Run the day; return the process exit code."""
     try:
@@ -57,9 +45,9 @@ def play(storage: str) -> int:
         line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
         line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
                  f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}")
-        denied, _ = _get(f"{host.front_door.base_url}/api/health")
+        denied, _ = host.http("GET", "health")
         line.say(f"GET /api/health without a function key -> {denied}")
-        status, report = _get(f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}")
+        status, report = host.http("GET", "health", function="health")
         line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
         storm = morning_storm(host, arm, line, east)
         snaps = {name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
@@ -67,7 +55,7 @@ def play(storage: str) -> int:
         alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
         line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; "
                  f"snapshot alerts: {len(alerts)}")
-        _, points = _get(f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}")
+        _, points = host.http("GET", "snapshots", function="snapshots_report")
         for cluster in points.get("clusters", []):  # type: ignore[union-attr]
             for d in cluster.get("directories", []):
                 line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
@@ -83,21 +71,6 @@ def play(storage: str) -> int:
           f"{snaps['central']}, outage alerts {storm['outage_alerts']}, failover {drill['failover']} "
           f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost), failback {drill['failback']}")
     return 0 if ok else 1
-
-
-def _post(estate: Any, path: str, body: dict[str, Any], role: str, function: str) -> tuple[int, dict[str, Any]]:
-    """An operator or approver calling Tandem's HTTP API, signed in through (emulated) App Service auth."""
-    host = estate.host
-    token, _ = host.identity.issue("api://tandem", name="oncall@contoso.com", roles=[role])
-    req = urllib.request.Request(f"{host.front_door.base_url}/api/{path}?code={host.function_keys[function]}",
-                                 data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, json.loads(err.read() or b"{}")
 
 
 def _until(estate: Any, instance: str, done: Any, limit: timedelta) -> dict[str, Any]:
@@ -145,7 +118,8 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
                      timedelta(minutes=10))
     approval = next(s for s in waiting["customStatus"]["steps"] if s["step"] == "approval")
     line.say(f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}")
-    status, _ = _post(estate, f"failover/{instance}/approve", {}, "Tandem.Failover.Approver", "failover_decide")
+    status, _ = host.http("POST", f"failover/{instance}/approve", body={}, function="failover_decide",
+                          roles=["Tandem.Failover.Approver"], name="oncall@contoso.com")
     line.say(f"the on-call approver approves over HTTP -> {status}")
     for upn in shift:  # their sessions died with the storage
         arm.estate.logoff_user(east_pool, upn)
@@ -173,9 +147,9 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     fenced = _until(estate, instance, lambda s: False, timedelta(minutes=30))
     line.say(f"east is back and fenced: directory read-only {east.directory('/profiles/fslogix').read_only}, "
              f"hosts drained {not any(h.allow_new_session for h in east_pool.hosts.values())}")
-    status, _ = _post(estate, "failover", {"source": "central", "target": "east", "mode": "failback",
-                                           "reason": "east is healthy again"}, "Tandem.Failover.Operator",
-                      "failover_start")
+    status, _ = host.http("POST", "failover", body={"source": "central", "target": "east", "mode": "failback",
+                                                    "reason": "east is healthy again"},
+                          function="failover_start", roles=["Tandem.Failover.Operator"], name="oncall@contoso.com")
     line.say(f"the operator starts the failback over HTTP -> {status}")
     back = _until(estate, instance, lambda s: False, timedelta(hours=2))
     home = sum(1 for u in shift if east.directory("/profiles/fslogix").profiles[u].version ==

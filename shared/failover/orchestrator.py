@@ -235,9 +235,7 @@ def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target
         run.act("warm", {"region": target, "sessions": sessions}),
         run.act("drain", {"region": source, "message": policy["warning_message"]})]), event="Tandem.Failover.Started")
     if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
-        yield from run.step("undrain source", run.act("undrain", {"region": source}))
-        yield from run.note("cancelled", "cancelled", "rolled back", "Tandem.Failover.Cancelled")
-        return {"outcome": "cancelled", "steps": run.steps}
+        return (yield from _roll_back(run, source, target, fenced=False))
     yield from run.step("log off", run.act("logoff", {"region": source}))
     fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target,
                                                                   "read_only": True}))

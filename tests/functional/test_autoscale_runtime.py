@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,27 +167,20 @@ def test_malformed_and_unknown_events_are_rejected_with_a_log_line_and_no_action
     assert _writes(twin) == [] and not host.dead_letters
 
 
-def _get(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, json.loads(err.read())
-
-
 @pytest.mark.parametrize("estate", [{"dry_run": True}], indirect=True)
 def test_what_if_answers_without_acting_and_dry_run_changes_nothing(estate: Any) -> None:
     host, twin = estate
     host.advance(timedelta(minutes=10))
     _storm(twin, range(1, 11))  # both running hosts full
-    base = f"{host.front_door.base_url}/api/autoscale/whatif?code={host.function_keys['autoscale_whatif']}"
+    def whatif(query: str) -> tuple[int, dict[str, Any]]:
+        return host.http("GET", f"autoscale/whatif?{query}", function="autoscale_whatif")
+
     twin.server.clear_log()
-    status, body = _get(f"{base}&pool=hp0&policy=native")
+    status, body = whatif("pool=hp0&policy=native")
     assert status == 200 and body["pool"] == "hp0" and body["policy"] == "native"
     assert body["target_hosts"] == 3 and [a["action"] for a in body["actions"]] == ["start"]
-    assert _get(f"{base}&policy=native")[0] == 400
-    assert _get(f"{base}&pool=hp0&policy=magic")[1]["title"] == "Unknown policy"
-    assert _get(f"{base}&pool=nope")[0] == 404
+    assert whatif("policy=native")[0] == 400
+    assert whatif("pool=hp0&policy=magic")[1]["title"] == "Unknown policy"
+    assert whatif("pool=nope")[0] == 404
     host.advance(timedelta(minutes=5))  # the timer runs, but the policy is dry_run
     assert _writes(twin) == []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -29,20 +27,7 @@ def estate(storage: str, hub: str) -> Iterator[Estate]:
 
 def call(estate: Estate, method: str, path: str, body: Any = None, roles: tuple[str, ...] = (),
          function: str = "failover_start") -> tuple[int, dict[str, Any]]:
-    host = estate.host
-    headers = {"Content-Type": "application/json"}
-    if roles:
-        token, _ = host.identity.issue("api://tandem", name="ana@contoso.com", roles=list(roles))
-        headers["Authorization"] = f"Bearer {token}"
-    url = f"{host.front_door.base_url}/api/{path}?code={host.function_keys[function]}"
-    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, json.loads(err.read() or b"{}")
+    return estate.host.http(method, path, body=body, function=function, roles=roles, name="ana@contoso.com")
 
 
 def sign_in(estate: Estate, users: range) -> None:

@@ -1,8 +1,5 @@
 """The health route: 200 with the estate when the topology loads, 503 naming the problems when not."""
 
-import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
@@ -16,13 +13,7 @@ EXAMPLE = Path(__file__).parents[2] / "local" / "demo" / "topology.yaml"
 def _health(storage: str, hub: str, topology: Path) -> tuple[int, dict]:
     with LocalHost("function_app", storage=storage, hub=hub, clock=VirtualClock(),
                    settings=schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(topology)})) as host:
-        url = f"{host.front_door.base_url}/api/health?code={host.function_keys['health']}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            with err:
-                return err.code, json.loads(err.read())
+        return host.http("GET", "health", function="health")
 
 
 def test_health_summarises_a_valid_estate(storage: str, hub: str) -> None:

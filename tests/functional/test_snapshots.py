@@ -167,8 +167,6 @@ def test_on_demand_snapshots_are_labelled_idempotent_and_reported(twins: Any) ->
 
 def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(twins: Any, storage: str, hub: str,
                                                                                 tmp_path: Any) -> None:
-    import urllib.request
-
     import yaml
 
     from functions import services
@@ -192,9 +190,8 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
             east.outage()
             host.advance(timedelta(minutes=15))
             rows = list(table("snapshotledger").list_entities())
-            url = f"{host.front_door.base_url}/api/snapshots?code={host.function_keys['snapshots_report']}"
-            with urllib.request.urlopen(url, timeout=30) as resp:
-                report = {c["region"]: c for c in json.loads(resp.read())["clusters"]}
+            _, answer = host.http("GET", "snapshots", function="snapshots_report")
+            report = {c["region"]: c for c in answer["clusters"]}
             alerts = [e["type"] for e in host.received]
     finally:
         services.reset()
