@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from shared import settings
+from shared import USER_AGENT, settings
 from shared.errors import ConfigError, DependencyError
 from shared.telemetry import get_logger, log_event
 
@@ -72,7 +72,7 @@ class SecretResolver:
         verify = _trust()
         try:
             response = httpx.get(url, params={"api-version": KEY_VAULT_API_VERSION}, timeout=self._timeout,
-                                 headers={"Authorization": f"Bearer {token}"}, verify=verify)
+                                 headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}, verify=verify)
         except httpx.HTTPError as exc:
             raise DependencyError(f"{field}: Key Vault secret {uri} could not be read: {type(exc).__name__}") from exc
         if response.status_code != 200:

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared import settings
+from shared import USER_AGENT, settings
 from shared.azure.identity import default_credential
 from shared.azure.models import HostState, Outcome, PoolRef, PoolState, Result, UserSession
 from shared.azure.resource_id import ResourceId
@@ -129,7 +129,8 @@ class AzureGateway:
             if self._transport is None:
                 self._transport = pooled_transport(self.max_workers, **self._timeouts)
             options: dict[str, Any] = {"base_url": self.endpoint, "retry_policy": self._retry,
-                                       "transport": self._transport, "credential_scopes": [ARM_SCOPE]}
+                                       "transport": self._transport, "credential_scopes": [ARM_SCOPE],
+                                       "user_agent": USER_AGENT}
             if kind == "dv":
                 from azure.mgmt.desktopvirtualization import DesktopVirtualizationMgmtClient
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,6 +33,61 @@ _VMS = _RG + r"/providers/microsoft\.compute/virtualmachines"
 _POOL = _DV + r"/hostpools/(?P<pool>[^/]+)"
 _HOST = _POOL + r"/sessionhosts/(?P<host>[^/]+)"
 _SESSION = _HOST + r"/usersessions/(?P<sid>[^/]+)"
+_ASSIGNMENTS = r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments"
+_DVA = "Microsoft.DesktopVirtualization/hostpools"
+_VMA = "Microsoft.Compute/virtualMachines"
+_RAA = "Microsoft.Authorization/roleAssignments"
+KEY_VAULT_GET_SECRET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"  # a data action (Key Vault Secrets User)
+
+# Every path the twin serves: method, path, handler, and the ARM action Azure authorizes the call against (from the
+# resource provider operations list; a host pool's user-session listing is authorized as the session hosts' one).
+ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [(m, re.compile(p, re.I), h, a) for m, p, h, a in [
+    ("GET", _DV + r"/hostpools", "_list_pools", f"{_DVA}/read"),
+    ("GET", _POOL, "_get_pool", f"{_DVA}/read"),
+    ("GET", _POOL + r"/sessionhosts", "_list_hosts", f"{_DVA}/sessionhosts/read"),
+    ("GET", _HOST, "_get_host", f"{_DVA}/sessionhosts/read"),
+    ("PATCH", _HOST, "_patch_host", f"{_DVA}/sessionhosts/write"),
+    ("GET", _POOL + r"/usersessions", "_list_pool_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
+    ("GET", _HOST + r"/usersessions", "_list_host_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
+    ("GET", _SESSION, "_get_session", f"{_DVA}/sessionhosts/usersessions/read"),
+    ("DELETE", _SESSION, "_delete_session", f"{_DVA}/sessionhosts/usersessions/delete"),
+    ("POST", _SESSION + r"/disconnect", "_disconnect", f"{_DVA}/sessionhosts/usersessions/disconnect/action"),
+    ("POST", _SESSION + r"/sendmessage", "_send_message", f"{_DVA}/sessionhosts/usersessions/sendMessage/action"),
+    ("GET", _DV + r"/applicationgroups", "_list_app_groups", "Microsoft.DesktopVirtualization/applicationgroups/read"),
+    ("GET", _DV + r"/applicationgroups/(?P<ag>[^/]+)", "_get_app_group", "Microsoft.DesktopVirtualization/applicationgroups/read"),
+    ("GET", _VMS, "_list_vms", f"{_VMA}/read"),
+    ("GET", _SUB + r"/providers/microsoft\.compute/virtualmachines", "_list_all_vms", f"{_VMA}/read"),
+    ("GET", _VMS + r"/(?P<vm>[^/]+)", "_get_vm", f"{_VMA}/read"),
+    ("GET", _VMS + r"/(?P<vm>[^/]+)/instanceview", "_instance_view", f"{_VMA}/instanceView/read"),
+    ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>start)", "_vm_action", f"{_VMA}/start/action"),
+    ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>deallocate)", "_vm_action", f"{_VMA}/deallocate/action"),
+    ("GET", _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "_operation",
+     "Microsoft.Compute/locations/operations/read"),
+    ("GET", _ASSIGNMENTS, "_list_assignments", f"{_RAA}/read"),
+    ("GET", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_get_assignment", f"{_RAA}/read"),
+    ("PUT", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_put_assignment", f"{_RAA}/write"),
+    ("DELETE", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_delete_assignment", f"{_RAA}/delete"),
+]]
+
+_seen: Counter[tuple[str, str]] = Counter()  # every ARM twin's (caller, action) counts in this process
+_seen_lock = threading.Lock()
+
+
+def caller_of(user_agent: str) -> str:
+    """The first product token of a User-Agent ('tandem/0.1.0 azsdk-python-…' -> 'tandem'): who made the call."""
+    first = user_agent.split(" ", 1)[0]
+    return first.split("/", 1)[0].lower() or "unknown"
+
+
+def actions_seen(caller: str | None = None) -> Counter[str]:
+    """The ARM actions the twins of this process were asked for (by `caller`, or by anyone), with counts."""
+    with _seen_lock:
+        found: Counter[str] = Counter()
+        for (who, action), count in _seen.items():
+            if caller is None or who == caller:
+                found[action] += count
+        return found
+
 _DISPLAY = {"running": "VM running", "starting": "VM starting", "deallocating": "VM deallocating",
             "deallocated": "VM deallocated"}
 _SYSTEM_DATA = {"createdBy": "tandem-twin", "createdByType": "Application", "createdAt": "2026-01-05T08:00:00Z",
@@ -72,36 +129,8 @@ class ArmTwin(Twin):
                                  hang_s=hang_s, name="arm")
         self.base_url = self.server.base_url
         self.ca = self.server.ca
-        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
-            ("GET", re.compile(_DV + r"/hostpools", re.I), self._list_pools),
-            ("GET", re.compile(_POOL, re.I), self._get_pool),
-            ("GET", re.compile(_POOL + r"/sessionhosts", re.I), self._list_hosts),
-            ("GET", re.compile(_HOST, re.I), self._get_host),
-            ("PATCH", re.compile(_HOST, re.I), self._patch_host),
-            ("GET", re.compile(_POOL + r"/usersessions", re.I), self._list_pool_sessions),
-            ("GET", re.compile(_HOST + r"/usersessions", re.I), self._list_host_sessions),
-            ("GET", re.compile(_SESSION, re.I), self._get_session),
-            ("DELETE", re.compile(_SESSION, re.I), self._delete_session),
-            ("POST", re.compile(_SESSION + r"/disconnect", re.I), self._disconnect),
-            ("POST", re.compile(_SESSION + r"/sendmessage", re.I), self._send_message),
-            ("GET", re.compile(_DV + r"/applicationgroups", re.I), self._list_app_groups),
-            ("GET", re.compile(_DV + r"/applicationgroups/(?P<ag>[^/]+)", re.I), self._get_app_group),
-            ("GET", re.compile(_VMS, re.I), self._list_vms),
-            ("GET", re.compile(_SUB + r"/providers/microsoft\.compute/virtualmachines", re.I), self._list_all_vms),
-            ("GET", re.compile(_VMS + r"/(?P<vm>[^/]+)", re.I), self._get_vm),
-            ("GET", re.compile(_VMS + r"/(?P<vm>[^/]+)/instanceview", re.I), self._instance_view),
-            ("POST", re.compile(_VMS + r"/(?P<vm>[^/]+)/(?P<action>start|deallocate)", re.I), self._vm_action),
-            ("GET", re.compile(_SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
-                               re.I), self._operation),
-            ("GET", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments", re.I),
-             self._list_assignments),
-            ("GET", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
-                               re.I), self._get_assignment),
-            ("PUT", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
-                               re.I), self._put_assignment),
-            ("DELETE", re.compile(r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments/(?P<name>[^/]+)",
-                                  re.I), self._delete_assignment),
-        ]
+        self._routes = [(method, pattern, getattr(self, handler), action) for method, pattern, handler, action in ROUTES]
+        self.actions: Counter[tuple[str, str]] = Counter()  # (caller, ARM action) of every routed request
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -123,15 +152,17 @@ class ArmTwin(Twin):
             status, body = self.identity.answer_msi(request.headers, request.query)
             return Response(status, body)
         if request.path.startswith("/vaults/"):
+            self._note(request, KEY_VAULT_GET_SECRET if request.method == "GET" else f"unmapped {request.method} vault")
             return self._key_vault(request)
+        path = request.path.rstrip("/")
+        route = self._route(request.method, path)
+        # Azure authorizes the action before the provider sees the call, so a refused or failed call still needed it.
+        self._note(request, route[2] if route else f"unmapped {request.method} {path}")
         denied = self._authenticate(request)
         if denied is not None:
             return denied
-        path = request.path.rstrip("/")
-        for method, pattern, handler in self._routes:
-            match = pattern.fullmatch(path)
-            if match is None or method != request.method:
-                continue
+        if route is not None:
+            match, handler, _ = route
             bad_version = self._check_api_version(path, request.query.get("api-version"))
             if bad_version is not None:
                 return bad_version
@@ -142,6 +173,19 @@ class ArmTwin(Twin):
             except ModelError as exc:
                 return Response(exc.status, error_body(exc.status, exc.code, exc.message))
         return Response(404, error_body(404, "NotFound", f"No route for {request.method} {request.path}"))
+
+    def _route(self, method: str, path: str) -> tuple[re.Match[str], Callable[..., Response], str] | None:
+        for verb, pattern, handler, action in self._routes:
+            match = pattern.fullmatch(path) if verb == method else None
+            if match is not None:
+                return match, handler, action
+        return None
+
+    def _note(self, request: Request, action: str) -> None:
+        key = (caller_of(request.headers.get("user-agent", "")), action)
+        with _seen_lock:
+            self.actions[key] += 1
+            _seen[key] += 1
 
     def _key_vault(self, request: Request) -> Response:
         """Key Vault's GET secret (data plane), for the vaults in the seed; token audience https://vault.azure.net."""
