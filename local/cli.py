@@ -1,4 +1,5 @@
-"""`scripts/tandem`: the administrator's command line (validate a topology, export its JSON Schema, plan a pool)."""
+"""`scripts/tandem`: the administrator's command line (validate a topology, export its JSON Schema, print its
+deployment parameters, plan a pool)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def main(argv: list[str]) -> int:
     validate.add_argument("file", type=Path)
     schema = sub.add_parser("schema", help="print the topology JSON Schema (for editors)")
     schema.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    params = sub.add_parser("params", help="print the estate parameters of infra/main.bicep for a topology file (JSON)")
+    params.add_argument("file", type=Path)
     what_if = sub.add_parser("plan", help="what-if: the decision a policy takes for one pool snapshot (changes nothing)")
     what_if.add_argument("--policy", choices=["native", "legacy", "tandem"], required=True)
     what_if.add_argument("--snapshot", type=Path, required=True, help="pool snapshot JSON (see the README)")
@@ -39,6 +42,9 @@ def main(argv: list[str]) -> int:
     except TopologyError as exc:
         print(f"invalid topology:\n{exc}", file=sys.stderr)
         return 1
+    if args.command == "params":
+        print(json.dumps({name: {"value": value} for name, value in topology.deployment_parameters().items()}, indent=2))
+        return 0
     pools = sum(len(r.host_pools) for r in topology.regions)
     print(f"{args.file}: valid: {len(topology.regions)} regions, {pools} host pools, "
           f"{len(topology.pairings)} pairing(s)")

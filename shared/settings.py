@@ -13,6 +13,7 @@ EVENTS_KEY = "TANDEM_EVENTS_KEY"
 AUTOSCALE_SCHEDULE = "AUTOSCALE_SCHEDULE"
 SNAPSHOT_SCHEDULE = "SNAPSHOT_SCHEDULE"
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+APPINSIGHTS_AUTH = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"  # 'ClientId=<id>;Authorization=AAD' in Azure
 AUTH_ENABLED = "WEBSITE_AUTH_ENABLED"
 LOG_LEVEL = "TANDEM_LOG_LEVEL"
 ARM_ENDPOINT = "TANDEM_ARM_ENDPOINT"
@@ -39,6 +40,20 @@ def schedule_defaults(given: Mapping[str, str] | None = None) -> dict[str, str]:
     for name in SCHEDULES:
         values.setdefault(name, os.environ.get(name) or DEFAULTS[name])
     return values
+
+
+def storage(service: str) -> tuple[str, bool] | None:
+    """Where `service` ('blob', 'queue' or 'table') of AzureWebJobsStorage is: (connection string, False) locally,
+    (endpoint, True) in Azure, where shared keys are off and the identity-based form
+    (`AzureWebJobsStorage__<service>ServiceUri` or `__accountName`) is set; None if neither is."""
+    value = get(STORAGE)
+    if value:
+        return value, False
+    uri = os.environ.get(f"{STORAGE}__{service}ServiceUri")
+    account = os.environ.get(f"{STORAGE}__accountName")
+    if uri or account:
+        return uri or f"https://{account}.{service}.core.windows.net", True
+    return None
 
 
 def get(name: str, explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:

@@ -32,7 +32,12 @@ def configure(env: dict[str, str] | None = None) -> None:
         if connection:
             from azure.monitor.opentelemetry import configure_azure_monitor  # lazy: heavy import
 
-            configure_azure_monitor(connection_string=connection, logger_name=LOGGER_NAME)
+            options: dict[str, Any] = {}
+            if "authorization=aad" in (settings.get(settings.APPINSIGHTS_AUTH, env=env) or "").lower():
+                from shared.azure.identity import default_credential  # ingestion with local auth off takes Entra ID only
+
+                options["credential"] = default_credential()
+            configure_azure_monitor(connection_string=connection, logger_name=LOGGER_NAME, **options)
 
 
 def get_logger(name: str) -> logging.Logger:

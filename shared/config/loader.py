@@ -70,10 +70,16 @@ def load_topology(path: str | Path) -> Topology:
     return parse_topology(data, file)
 
 
+APP_ROOT = Path(__file__).resolve().parents[2]  # where function_app.py is: the deployed package's root
+
+
 def get_topology(path: str | None = None) -> Topology:
-    """The app's topology, loaded once per process from TANDEM_TOPOLOGY_PATH (or `path`)."""
+    """The app's topology, loaded once per process from TANDEM_TOPOLOGY_PATH (or `path`); a relative path that is
+    not found from the working directory is taken from the app's root (where the deployed package puts it)."""
     location = settings.get(settings.TOPOLOGY_PATH, explicit=path)
     assert location is not None  # TOPOLOGY_PATH has a default
+    if not Path(location).is_absolute() and not Path(location).exists():
+        location = str(APP_ROOT / location)
     return _load_once(location)
 
 

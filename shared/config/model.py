@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -375,6 +375,25 @@ class Topology(_Model):
                     if path not in {d.path for d in by_name[region].profile_directories}:
                         raise ValueError(f"replication directory {path!r} is not a profile directory of {region!r}")
         return self
+
+    def deployment_parameters(self) -> dict[str, list[Any]]:
+        """Where Tandem acts, as infra/main.bicep's parameters: the AVD resource groups (with the application groups
+        whose assignments move), the VM resource groups and the ANQ resources; each once, in topology order."""
+        avd: dict[tuple[str, str], list[str]] = {}
+        vms: dict[tuple[str, str], None] = {}
+        for region in self.regions:
+            for pool in region.host_pools:
+                sub = pool.subscription_id or region.subscription_id
+                groups = avd.setdefault((sub, pool.resource_group), [])
+                groups.extend(g for g in pool.application_groups if g not in groups)
+                for rg in pool.vm_resource_groups or [pool.resource_group]:
+                    vms[(sub, rg)] = None
+        return {
+            "avdResourceGroups": [{"subscriptionId": s, "resourceGroup": rg, "applicationGroups": groups}
+                                  for (s, rg), groups in avd.items()],
+            "vmResourceGroups": [{"subscriptionId": s, "resourceGroup": rg} for s, rg in vms],
+            "anqResourceIds": [r.anq.resource_id for r in self.regions if r.anq.resource_id],
+        }
 
     def region(self, name: str) -> Region:
         """The region called `name` (KeyError if there is none)."""

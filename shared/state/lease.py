@@ -17,10 +17,16 @@ class Lease:
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
         from azure.storage.blob import BlobServiceClient
 
-        connection = settings.get(settings.STORAGE)
-        if not connection:
+        found = settings.storage("blob")
+        if found is None:
             raise DependencyError(f"app setting {settings.STORAGE} is not set: no lock storage")
-        self._service = BlobServiceClient.from_connection_string(connection)
+        where, identity = found
+        if identity:
+            from shared.azure.identity import default_credential
+
+            self._service = BlobServiceClient(where, credential=default_credential())
+        else:
+            self._service = BlobServiceClient.from_connection_string(where)
         container = self._service.get_container_client(f"{settings.get(settings.TASK_HUB)}-locks".lower())
         try:
             container.create_container()

@@ -3,7 +3,6 @@ identity-based `AzureWebJobsStorage__accountName` / `__tableServiceUri` in Azure
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from typing import TYPE_CHECKING
@@ -20,14 +19,11 @@ _lock = threading.Lock()
 
 def _connection() -> tuple[str, str | None]:
     """(connection string or table endpoint, None or 'identity')."""
-    value = settings.get(settings.STORAGE)
-    if value:
-        return value, None
-    uri = os.environ.get(f"{settings.STORAGE}__tableServiceUri")
-    account = os.environ.get(f"{settings.STORAGE}__accountName")
-    if uri or account:
-        return uri or f"https://{account}.table.core.windows.net", "identity"
-    raise ConfigError(f"app setting {settings.STORAGE} (or {settings.STORAGE}__accountName) is not set")
+    found = settings.storage("table")
+    if found is None:
+        raise ConfigError(f"app setting {settings.STORAGE} (or {settings.STORAGE}__accountName) is not set")
+    where, identity = found
+    return where, "identity" if identity else None
 
 
 def table(name: str) -> TableClient:
