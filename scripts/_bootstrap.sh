@@ -45,3 +45,21 @@ bootstrap() {
   fi
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 }
+
+# The infra checks' own virtual environment (checkov pins packaging==23.2, which pytest cannot share).
+bootstrap_tools() {
+  local py want stamp=.venv-tools/.tandem-installed
+  if [ ! -x .venv-tools/bin/python ]; then
+    py="$(find_python)" || { echo "error: Python 3.13 not found (tried python3.13 and \$PYENV_ROOT/versions/3.13.*); install it or set TANDEM_PYTHON" >&2; exit 1; }
+    echo "setup: creating .venv-tools with $py (checkov)" >&2
+    PYENV_VERSION=3.13.0 "$py" -m venv .venv-tools
+  fi
+  want="$(sha256sum requirements-tools.txt | cut -d' ' -f1)"
+  if ! stamp_ok "$stamp" "$want"; then
+    echo "setup: installing pinned infra tools (about 45 s the first time)" >&2
+    .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: pip install of requirements-tools.txt failed" >&2; exit 1; }
+    echo "$want" > "$stamp"
+  fi
+}

@@ -57,3 +57,32 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield start
     for twin in started:
         twin.close()
+
+
+# ----------------------------------------------------------------- tests that read what the whole suite did
+
+_WHOLE_SUITE = pytest.StashKey[bool]()
+_DESELECTED = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run `after_suite` tests last, and note whether this run collected every test module of tests/."""
+    last = [item for item in items if item.get_closest_marker("after_suite")]
+    items[:] = [item for item in items if not item.get_closest_marker("after_suite")] + last
+    modules = {Path(str(item.path)).resolve() for item in items}
+    every = {p.resolve() for p in Path(__file__).parent.rglob("test_*.py")}
+    config.stash[_WHOLE_SUITE] = every <= modules and not config.getoption("keyword") \
+        and not config.getoption("markexpr") and not config.getoption("lf", False) and not config.getoption("deselect")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Anything deselected (-k, -m, --deselect) means this is not the whole suite."""
+    if items:
+        items[0].config.stash[_DESELECTED] = True
+
+
+@pytest.fixture
+def whole_suite(request: pytest.FixtureRequest) -> None:
+    """Skip unless this run is the whole suite (scripts/test with no selection)."""
+    if not request.config.stash.get(_WHOLE_SUITE, False) or request.config.stash.get(_DESELECTED, False):
+        pytest.skip("reads what the whole suite did: run scripts/test without a selection")
