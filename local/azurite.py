@@ -13,6 +13,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from local.tls import LocalCA
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
@@ -27,24 +31,39 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def connection_string(blob: int, queue: int, table: int) -> str:
+def connection_string(blob: int, queue: int, table: int, scheme: str = "http") -> str:
     """The storage connection string for an Azurite on these ports."""
-    base = "http://127.0.0.1"
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+    base = f"{scheme}://127.0.0.1"
+    return (f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={base}:{blob}/{ACCOUNT};QueueEndpoint={base}:{queue}/{ACCOUNT};"
             f"TableEndpoint={base}:{table}/{ACCOUNT};")
 
 
 class Azurite:
-    """A running Azurite process with in-memory persistence (its data lives as long as the process)."""
+    """A running Azurite process with in-memory persistence (its data lives as long as the process).
 
-    def __init__(self) -> None:
+    With `oauth` (a LocalCA), it serves HTTPS with that CA's certificate and also accepts Entra ID bearer tokens
+    (Azurite's `--oauth basic`: issuer, audience and lifetime are checked), as Azure storage with shared keys off
+    does; `endpoints` then gives the identity-based settings' service URIs.
+    """
+
+    def __init__(self, oauth: LocalCA | None = None) -> None:
         binary = ROOT / "node_modules" / ".bin" / "azurite"
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing: run `npm ci` in {ROOT} (the scripts do this for you)")
         self._binary = binary
         self.process: subprocess.Popen[bytes] | None = None
         self.connection_string = ""
+        self.endpoints: dict[str, str] = {}  # service ('blob', 'queue', 'table') -> URI
+        self._tls: list[str] = []
+        self._scheme = "http"
+        if oauth is not None:
+            folder = Path(tempfile.mkdtemp(prefix="tandem-azurite-tls-"))
+            issued = oauth.issue_server_cert()
+            issued.private_key_pem.write_to_path(str(folder / "key.pem"))
+            issued.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+            self._tls = ["--oauth", "basic", "--cert", str(folder / "cert.pem"), "--key", str(folder / "key.pem")]
+            self._scheme = "https"
 
     def start(self, attempts: int = 5) -> Azurite:
         """Start on free ports (retrying if another process takes a port first) and wait until it listens."""
@@ -57,12 +76,14 @@ class Azurite:
                  "--loose",
                  "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
                  "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
-                 "--tableHost", "127.0.0.1", "--tablePort", str(ports[2])],
+                 "--tableHost", "127.0.0.1", "--tablePort", str(ports[2]), *self._tls],
                 stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
             )
             if self._wait(ports):
                 errors.close()
-                self.connection_string = connection_string(*ports)
+                self.connection_string = connection_string(*ports, scheme=self._scheme)
+                self.endpoints = {service: f"{self._scheme}://127.0.0.1:{port}/{ACCOUNT}"
+                                  for service, port in zip(("blob", "queue", "table"), ports, strict=True)}
                 return self
             self.stop()
             errors.seek(0)

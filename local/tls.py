@@ -32,10 +32,14 @@ class LocalCA:
         """The process's CA: the runtime and every twin share it, so one bundle trusts them all."""
         return cls()
 
+    def issue_server_cert(self) -> trustme.LeafCert:
+        """A fresh server certificate for the loopback names (for servers that read PEM files, like Azurite)."""
+        return self._ca.issue_cert("127.0.0.1", "localhost")
+
     def server_context(self) -> ssl.SSLContext:
         """A server-side TLS context with a fresh certificate for the loopback names."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self.issue_server_cert().configure_cert(context)
         return context
 
     def client_context(self) -> ssl.SSLContext:

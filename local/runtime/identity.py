@@ -1,6 +1,6 @@
 """The platform's identities, played locally: managed-identity tokens and App Service authentication.
 
-Tokens are HMAC-signed claims, so every local server in this process can tell a token it issued from
+Tokens are JWTs signed with a per-process HMAC key, so every local server in this process can tell a token it issued from
 a forged one. Nothing here is a security boundary in production; it exists so that Tandem's real
 credential and role-check code paths run unchanged.
 """
@@ -14,6 +14,8 @@ import json
 import secrets
 import time
 from typing import Any
+
+_HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
 def _b64(data: bytes) -> str:
@@ -31,27 +33,30 @@ class LocalIdentity:
         self._secret = secret or secrets.token_bytes(32)
         self.header_secret = secrets.token_hex(16)  # what IDENTITY_HEADER carries
         self.principal_id = "11111111-2222-4333-8444-555555555555"
+        self.tenant_id = "72f988bf-0000-4000-8000-00000000a11d"
 
     def issue(self, audience: str, *, subject: str | None = None, name: str | None = None,
               roles: list[str] | None = None, lifetime_s: int = 3600) -> tuple[str, int]:
-        """A token for `audience` (a resource URI) and its expiry (epoch seconds)."""
-        expires = int(time.time()) + lifetime_s
-        claims = {"aud": audience.rstrip("/"), "exp": expires, "oid": subject or self.principal_id,
+        """A token for `audience` (a resource URI) and its expiry (epoch seconds): a JWT as Entra ID issues
+        (header, claims with issuer, audience and lifetime), signed with this process's HMAC key."""
+        now = int(time.time())
+        expires = now + lifetime_s
+        claims = {"aud": audience.rstrip("/"), "iss": f"https://sts.windows.net/{self.tenant_id}/", "iat": now,
+                  "nbf": now - 60, "exp": expires, "tid": self.tenant_id, "oid": subject or self.principal_id,
                   "name": name or "tandem-function-identity", "roles": roles or []}
-        body = _b64(json.dumps(claims, sort_keys=True).encode())
-        signature = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
-        return f"{body}.{signature}", expires
+        signed = f"{_b64(json.dumps(_HEADER).encode())}.{_b64(json.dumps(claims, sort_keys=True).encode())}"
+        signature = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
+        return f"{signed}.{signature}", expires
 
     def validate(self, token: str, audience: str | None = None) -> dict[str, Any] | None:
         """The claims of a token this identity issued, unexpired and for `audience`; None otherwise."""
-        try:
-            body, signature = token.split(".", 1)
-        except ValueError:
+        signed, _, signature = token.rpartition(".")
+        if signed.count(".") != 1:
             return None
-        expected = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        expected = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
         if not hmac.compare_digest(expected, signature):
             return None
-        claims: dict[str, Any] = json.loads(_unb64(body))
+        claims: dict[str, Any] = json.loads(_unb64(signed.split(".")[1]))
         if claims["exp"] < time.time():
             return None
         if audience is not None and claims["aud"] != audience.rstrip("/").removesuffix("/.default"):
