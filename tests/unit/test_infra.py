@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,45 @@ def test_tandems_state_reads_the_identity_based_storage_settings_the_infra_write
     assert settings.storage("table") == ("https://st.table.core.windows.net", True)
     monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
     assert settings.storage("blob") == ("UseDevelopmentStorage=true", False)
+
+
+def _package(root: Path) -> list[Path]:
+    """The files `azd deploy` packages: everything but what .funcignore names (gitignore-style, as the tools read it)."""
+    import fnmatch
+
+    patterns = [line.strip() for line in (root / ".funcignore").read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")]
+
+    def ignored(rel: Path) -> bool:
+        for pattern in patterns:
+            directory = pattern.endswith("/")
+            name = pattern.rstrip("/")
+            parts = rel.parts[:-1] if directory else rel.parts
+            if any(fnmatch.fnmatch(part, name) for part in parts) or (not directory and fnmatch.fnmatch(str(rel), name)):
+                return True
+        return False
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    return [Path(p) for p in tracked if not ignored(Path(p))]
+
+
+def test_the_deployed_package_is_the_app_alone_and_loads_on_its_own(tmp_path: Path) -> None:
+    import shutil
+
+    files = _package(ROOT)
+    tops = {p.parts[0] for p in files}
+    assert {"function_app.py", "host.json", "requirements.txt", "functions", "shared"} <= tops
+    assert not tops & {"tests", "local", "bench", "infra", "scripts", "node_modules", "requirements-dev.txt"}, tops
+    for path in files:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, tmp_path / path)
+    # Index the package as the worker does, from the package alone (the indexer itself comes from the test tree).
+    code = ("import sys; sys.path[:0] = [sys.argv[1]]; from local.runtime.indexer import validate_app; "
+            "sys.path.remove(sys.argv[2]); n = len(validate_app(sys.argv[1] + '/function_app.py')); "
+            "print(n, sys.modules['shared'].__file__, sys.modules['functions'].__file__)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(ROOT)], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    count, *sources = result.stdout.split()
+    assert int(count) == len(_functions())
+    assert all(source.startswith(str(tmp_path)) for source in sources), sources  # the package's code, not the tree's
