@@ -18,8 +18,10 @@ find_python() {
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# `bootstrap python` skips Azurite (the administrator's CLI needs no Node.js).
 bootstrap() {
   local py venv_stamp npm_stamp want
+  local what="${1:-all}"
   if [ ! -x .venv/bin/python ]; then
     py="$(find_python)" || { echo "error: Python 3.13 not found (tried python3.13 and \$PYENV_ROOT/versions/3.13.*); install it or set TANDEM_PYTHON" >&2; exit 1; }
     echo "setup: creating .venv with $py" >&2
@@ -35,6 +37,7 @@ bootstrap() {
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: pip install failed" >&2; exit 1; }
     echo "$want" > "$venv_stamp"
   fi
+  if [ "$what" = python ]; then export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; return 0; fi
   command -v npm >/dev/null 2>&1 || { echo "error: npm not found; Node.js 20+ is needed for Azurite" >&2; exit 1; }
   want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
   npm_stamp=node_modules/.tandem-installed
