@@ -17,31 +17,25 @@ _clients: dict[tuple[str, str], TableClient] = {}
 _lock = threading.Lock()
 
 
-def _connection() -> tuple[str, str | None]:
-    """(connection string or table endpoint, None or 'identity')."""
-    found = settings.storage("table")
-    if found is None:
-        raise ConfigError(f"app setting {settings.STORAGE} (or {settings.STORAGE}__accountName) is not set")
-    where, identity = found
-    return where, "identity" if identity else None
-
-
 def table(name: str) -> TableClient:
     """The table `name` of this deployment (prefixed with the task hub name, so deployments sharing a storage
     account keep apart), created on first use; cached per process (the client is thread-safe)."""
     name = f"{settings.get(settings.TASK_HUB)}{name}"
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", name):
         raise ValueError(f"invalid table name {name!r} (the task hub name must be letters and digits)")
-    where, auth = _connection()
+    found = settings.storage("table")
+    if found is None:
+        raise ConfigError(f"app setting {settings.STORAGE} (or {settings.STORAGE}__accountName) is not set")
+    where, identity = found
     key = (where, name)
     with _lock:
         client = _clients.get(key)
         if client is not None:
             return client
         from azure.core.exceptions import ResourceExistsError
-        from azure.data.tables import TableClient, TableServiceClient
+        from azure.data.tables import TableServiceClient
 
-        if auth is None:
+        if not identity:
             service = TableServiceClient.from_connection_string(where)
         else:
             from shared.azure.identity import default_credential
@@ -51,8 +45,7 @@ def table(name: str) -> TableClient:
             service.create_table(name)
         except ResourceExistsError:
             pass
-        client = service.get_table_client(name) if auth is None else TableClient(where, name,
-                                                                                  credential=default_credential())
+        client = service.get_table_client(name)  # shares the service's credential and pipeline
         _clients[key] = client
         return client
 

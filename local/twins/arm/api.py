@@ -130,7 +130,6 @@ class ArmTwin(Twin):
         self.base_url = self.server.base_url
         self.ca = self.server.ca
         self._routes = [(method, pattern, getattr(self, handler), action) for method, pattern, handler, action in ROUTES]
-        self.actions: Counter[tuple[str, str]] = Counter()  # (caller, ARM action) of every routed request
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -184,7 +183,6 @@ class ArmTwin(Twin):
     def _note(self, request: Request, action: str) -> None:
         key = (caller_of(request.headers.get("user-agent", "")), action)
         with _seen_lock:
-            self.actions[key] += 1
             _seen[key] += 1
 
     def _key_vault(self, request: Request) -> Response:
