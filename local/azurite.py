@@ -7,6 +7,7 @@ stops Azurite afterwards, whatever CMD's outcome.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,9 +57,10 @@ class Azurite:
         self.connection_string = ""
         self.endpoints: dict[str, str] = {}  # service ('blob', 'queue', 'table') -> URI
         self._tls: list[str] = []
+        self._tls_folder: Path | None = None
         self._scheme = "http"
         if oauth is not None:
-            folder = Path(tempfile.mkdtemp(prefix="tandem-azurite-tls-"))
+            folder = self._tls_folder = Path(tempfile.mkdtemp(prefix="tandem-azurite-tls-"))
             issued = oauth.issue_server_cert()
             issued.private_key_pem.write_to_path(str(folder / "key.pem"))
             issued.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
@@ -117,6 +119,8 @@ class Azurite:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self._tls_folder is not None:
+            shutil.rmtree(self._tls_folder, ignore_errors=True)
 
 
 def _listening(port: int) -> bool:
