@@ -203,3 +203,11 @@ def test_the_deployed_package_is_the_app_alone_and_loads_on_its_own(tmp_path: Pa
     count, *sources = result.stdout.split()
     assert int(count) == len(_functions())
     assert all(source.startswith(str(tmp_path)) for source in sources), sources  # the package's code, not the tree's
+
+
+def test_a_relative_topology_path_is_found_from_the_app_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.config.loader import get_topology
+
+    monkeypatch.chdir(tmp_path)  # the worker's working directory need not be the package root
+    assert not (tmp_path / "local/demo/topology.yaml").exists()
+    assert [r.name for r in get_topology("local/demo/topology.yaml").regions] == ["east", "central"]
