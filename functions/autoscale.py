@@ -52,21 +52,27 @@ def autoscale_events(event: func.EventGridEvent) -> None:
         if target is None:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"unknown pool {signal.pool_id}")
             return
-        scaler.alert_rate(target, signal.per_minute)
-        chosen = [target]
+        results = scaler.run([target], wait_s=30, alert_rate=signal.per_minute)
+        _handled(event, event_type, results)
+        return
     elif isinstance(signal, signals.FailoverStarted):
         chosen = scaler.region_targets(signal.target)
         if not chosen:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"no pools in region {signal.target}")
             return
-        scaler.announce(chosen, signal.sessions)
+        results = scaler.run(chosen, wait_s=30, announce=signal.sessions)
+        _handled(event, event_type, results)
+        return
     else:
         found = scaler.pool_of_vm(signal.vm_id)
         if found is None:
             log_event(log, "autoscale.event_ignored", id=event.id, reason=f"{signal.vm_id} is not a session host")
             return
         chosen = [found]
-    results = scaler.run(chosen)
+    _handled(event, event_type, scaler.run(chosen, wait_s=30))
+
+
+def _handled(event: func.EventGridEvent, event_type: str, results: list[Any]) -> None:
     log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
               actions=sum(len(r.applied) for r in results))
 

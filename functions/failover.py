@@ -22,9 +22,9 @@ from shared.telemetry import get_logger, log_event
 bp = df.Blueprint()
 log = get_logger("failover")
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
-ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "move_assignments", "fence", "replicate",
+ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "handles", "move_assignments", "fence", "replicate",
               "replicated", "snapshot_target", "make_writable", "writable", "verify", "audit", "relationships",
-              "reverse", "reconnect", "reconnected", "fence_record", "try_fence")
+              "reverse", "reconnect", "reconnected", "hold", "release", "try_fence")
 
 
 def steps() -> Any:
@@ -98,10 +98,6 @@ def _denied(req: func.HttpRequest, role: str) -> func.HttpResponse | None:
     return None
 
 
-def _pair_id(source: str, target: str) -> str:
-    return "failover-" + "-".join(sorted([source, target]))
-
-
 def _status_body(status: Any) -> dict[str, Any]:
     return {"instance": status.instance_id, "runtime_status": getattr(status.runtime_status, "value", None),
             "custom_status": status.custom_status, "output": status.output,
@@ -114,6 +110,7 @@ async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationC
     """Start a failover: {source, target, mode: planned|unplanned|drill, reason}. A duplicate returns the running one."""
     from shared.config.loader import get_topology
     from shared.errors import DependencyError, InputError
+    from shared.failover import proposals
     from shared.failover.orchestrator import MODES
     from shared.failover.steps import pairing_of
     from shared.state.lease import Lease
@@ -138,8 +135,8 @@ async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationC
         pairing_of(topology, body["source"], body["target"])
     except InputError as exc:
         return problem(400, "Unknown region pair", str(exc))
-    request = {**body, "requested_by": _caller(req), "policy": _policy(topology)}
-    instance = _pair_id(body["source"], body["target"])
+    request = {**body, "requested_by": _caller(req), "policy": proposals.policy(topology)}
+    instance = proposals.pair_id(body["source"], body["target"])
     try:
         lease = await asyncio.to_thread(Lease, instance)  # waiting for it must not stall the worker's loop
     except DependencyError as exc:
@@ -172,11 +169,13 @@ async def failover_status(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.route(route="failover/{instance}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """cancel (operator), approve or reject (approver)."""
+    """cancel or resume (operator: resume retries a step parked in `needs operator` now), approve or reject
+    (approver)."""
     action = req.route_params["action"]
-    events = {"cancel": ("Cancel", OPERATOR), "approve": ("Approve", APPROVER), "reject": ("Reject", APPROVER)}
+    events = {"cancel": ("Cancel", OPERATOR), "resume": ("Resume", OPERATOR), "approve": ("Approve", APPROVER),
+              "reject": ("Reject", APPROVER)}
     if action not in events:
-        return problem(404, "Unknown action", "use cancel, approve or reject")
+        return problem(404, "Unknown action", "use cancel, resume, approve or reject")
     event, role = events[action]
     denied = _denied(req, role)
     if denied is not None:
@@ -199,9 +198,10 @@ async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestration
 async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """Resource Health and Azure Monitor alerts propose an unplanned failover, which waits for approval
     (or proceeds within the policy's RPO); duplicates and flapping start nothing more."""
+    from shared import clock
     from shared.config.loader import get_topology
     from shared.errors import InputError
-    from shared.failover import signals
+    from shared.failover import proposals, signals
 
     topology = get_topology()
     event_type = str(getattr(event, "event_type", None) or getattr(event, "type", ""))
@@ -212,63 +212,20 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
         log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type, reason=str(exc))
         return
     if isinstance(signal, signals.VmHealth):
-        signal = await asyncio.to_thread(_vm_share, topology, signal)
-    if isinstance(signal, signals.Ignored):
-        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=signal.why)
+        signal = await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal)
+    target = proposals.target_of(topology, signal.region) if isinstance(signal, signals.Proposal) else None
+    if isinstance(signal, signals.Ignored) or target is None:
+        why = signal.why if isinstance(signal, signals.Ignored) else f"{signal.region} has no pair"
+        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=why)
         return
-    pairing = next((p for p in topology.pairings if signal.region in (p.primary, p.secondary)), None)
-    if pairing is None:
-        log_event(log, "failover.event_ignored", id=event.id, reason=f"{signal.region} has no pair")
-        return
-    target = pairing.secondary if signal.region == pairing.primary else pairing.primary
-    instance = _pair_id(signal.region, target)
+    instance = proposals.pair_id(signal.region, target)
     existing = await client.get_status(instance)
     if existing is not None and existing.runtime_status in (df.OrchestrationRuntimeStatus.Running,
                                                            df.OrchestrationRuntimeStatus.Pending):
         log_event(log, "failover.proposal_duplicate", id=event.id, instance=instance, reason=signal.reason)
         return
-    f = topology.policies.failover
-    if existing is not None and existing.last_updated_time is not None:
-        from shared import clock
-
-        last = existing.last_updated_time
-        if clock.now() - (last if last.tzinfo else last.replace(tzinfo=clock.now().tzinfo)) < f.debounce:
-            log_event(log, "failover.proposal_debounced", id=event.id, instance=instance)
-            return
-    request = {"source": signal.region, "target": target, "mode": "unplanned", "reason": signal.reason,
-               "requested_by": "alert", "policy": _policy(topology)}
-    await client.start_new("failover_orchestrator", instance, request)
+    if proposals.debounced(topology, existing.last_updated_time if existing else None, clock.now()):
+        log_event(log, "failover.proposal_debounced", id=event.id, instance=instance)
+        return
+    await client.start_new("failover_orchestrator", instance, proposals.proposal_request(topology, signal, target))
     log_event(log, "failover.proposed", id=event.id, instance=instance, reason=signal.reason)
-
-
-def _policy(topology: Any) -> dict[str, Any]:
-    f = topology.policies.failover
-    return {"drain_wait_s": f.drain_wait.total_seconds(), "warning_message": f.warning_message,
-            "auto_approve": f.auto_approve_unplanned, "max_rpo_s": f.max_rpo.total_seconds(),
-            "approval_timeout_s": f.approval_timeout.total_seconds(), "job_s": 120.0, "revert_s": 30.0}
-
-
-def _vm_share(topology: Any, health: Any) -> Any:
-    """Record a session host VM's health; propose when more than the policy's share of a region is down."""
-    from shared.failover import signals
-    from shared.failover.steps import pool_refs
-    from shared.state.tables import safe_key, table
-
-    gateway = steps().gateway
-    for region in topology.regions:
-        reads = gateway.read_pools(pool_refs(region))
-        vms = {h.vm_id.lower() for s in reads.states.values() for h in s.hosts if h.vm_id}
-        if health.vm_id.lower() not in vms:
-            continue
-        records = table("failoverhealth")
-        key = safe_key(health.vm_id.lower())
-        if health.available:
-            records.upsert_entity({"PartitionKey": region.name, "RowKey": key, "down": False})
-        else:
-            records.upsert_entity({"PartitionKey": region.name, "RowKey": key, "down": True})
-        down = sum(1 for e in records.query_entities("PartitionKey eq @r", parameters={"r": region.name}) if e["down"])
-        share = 100 * down / max(1, len(vms))
-        if share > topology.policies.failover.unhealthy_hosts_pct:
-            return signals.Proposal(region.name, f"{down} of {len(vms)} session host VMs unavailable ({share:.0f}%)")
-        return signals.Ignored(f"{down} of {len(vms)} session host VMs unavailable in {region.name}")
-    return signals.Ignored(f"{health.vm_id} is not a session host of the estate")

@@ -5,6 +5,7 @@
     ├── InputError           a request or event is malformed or unknown (logged and rejected)
     ├── AuthorizationError   the caller lacks the platform authentication or a role
     └── DependencyError      a dependency (ARM, Qumulo, storage) failed or is unreachable
+        ├── LockHeldError    a lock (blob lease) is held by someone else
         ├── QumuloApiError   Qumulo answered with an error (status, error_class, description)
         └── QumuloTransportError  no Qumulo answer: unreachable, timed out, or a proxy's HTML page
 """
@@ -30,6 +31,10 @@ class AuthorizationError(TandemError):
 
 class DependencyError(TandemError):
     """A service Tandem depends on failed, timed out or could not be reached."""
+
+
+class LockHeldError(DependencyError):
+    """Someone else holds the lock (a blob lease) and did not let go in time."""
 
 
 class QumuloApiError(DependencyError):

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +17,8 @@ from local.runtime import LocalHost
 from local.runtime.clock import Clock
 from local.twins.arm import ArmTwin, load_seed
 from local.twins.qumulo.api import QumuloTwin
+from local.twins.qumulo.model import LOCK as QUMULO_LOCK
+from local.twins.qumulo.model import QumuloModelError
 from local.twins.qumulo.seed import build_clusters
 from local.twins.qumulo.seed import load_seed as load_qumulo_seed
 from shared.settings import schedule_defaults
@@ -45,6 +48,34 @@ class Estate:
         return self.host.start()
 
 
+def wire_fslogix(arm: ArmTwin, twins: dict[str, QumuloTwin], doc: dict[str, Any]) -> None:
+    """FSLogix on the session hosts: a sign-in opens the user's container on the region's cluster, a sign-out
+    closes it (with its last write) after the cluster's detach delay. A region that is a pairing's secondary keeps
+    its users' containers in the replicated directory; any other in its first profile directory."""
+    targets = {r["target_directory"] for p in doc.get("pairings", []) for r in p.get("replication", [])}
+    where: dict[str, tuple[Any, str]] = {}
+    for region in doc["regions"]:
+        paths = [d["path"] for d in region.get("profile_directories", [])]
+        path = next((p for p in paths if p in targets), paths[0] if paths else None)
+        if path is None:
+            continue
+        for pool in region.get("host_pools", []):
+            where[pool["name"].lower()] = (twins[region["name"]].cluster, path)
+
+    def hook(event: str, pool: Any, upn: str) -> None:
+        found = where.get(pool.name.lower())
+        if found is None:
+            return
+        cluster, path = found
+        with QUMULO_LOCK:
+            try:
+                cluster.attach(path, upn) if event == "attach" else cluster.detach(path, upn)
+            except QumuloModelError:
+                pass  # no such directory on that cluster: FSLogix would fail the sign-in (as the next sign-in would show)
+
+    arm.estate.profile_hook = hook
+
+
 def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
     """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
     doc = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
@@ -64,6 +95,7 @@ def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | 
     with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
             QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
         path = point_at_twins(Path(tmp), {"east": east, "central": central})
+        wire_fslogix(arm, {"east": east, "central": central}, yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8")))
         east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
         values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,

@@ -91,6 +91,7 @@ class DurableEngine:
         self._busy = 0
         self._pool = ThreadPoolExecutor(max_workers=max_activity_workers, thread_name_prefix="activity")
         self.hold_activities = False  # a test control: park scheduled activities instead of running them
+        self.failing: set[str] = set()  # a test control: these activities fail every attempt without running
         self.parked: list[tuple[str, int, str, str | None]] = []
         self._stopping = False
         self.activity_log: list[tuple[str, str, Any]] = []
@@ -515,6 +516,9 @@ class DurableEngine:
             return self._event(TASK_FAILED, TaskScheduledId=task_id, Details="",
                                Reason=f"The function '{name}' doesn't exist, is disabled, or is not an activity function.")
         fn, param = entry
+        if name in self.failing:  # an injected fault: the worker dies in this activity, attempt after attempt
+            return self._event(TASK_FAILED, TaskScheduledId=task_id, Details="",
+                               Reason=f"Activity function '{name}' failed: injected fault")
         arg = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json or "null"), trigger_metadata=None)
         with self._lock:
             self.activity_log.append((instance_id, name, arg))

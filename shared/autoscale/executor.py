@@ -38,7 +38,7 @@ def _allowed(sessions: list[UserSession], rules: Rules, forced: bool) -> bool:
     if forced:
         return not sessions
     if rules.stop_hosts_when == "ZeroActiveSessions":
-        return all(s.state != "Active" for s in sessions)
+        return not any(s.active for s in sessions)
     return not sessions
 
 
@@ -80,26 +80,48 @@ def execute(gateway: AzureGateway, pool: PoolState, decision: Decision, rules: R
 
 def _deallocate(gateway: AzureGateway, pool: PoolState, hosts: dict[str, HostState], wanted: list[Step], rules: Rules,
                 forced: set[str]) -> list[Applied]:
+    """Drain, re-read, stop what is still allowed, then undrain: whatever fails on the way, no host Tandem drained
+    to look is left drained (the undrain runs in `finally`, and its result is checked and reported)."""
     if not wanted:
         return []
     applied: list[Applied] = []
-    to_drain = [s.host for s in wanted if hosts[s.host].allow_new_session]
-    if to_drain:  # no new user may land while we look
-        gateway.set_drain(pool.ref, to_drain, True)
-    go: list[Step] = []
-    for s in wanted:
-        sessions = gateway.host_sessions(pool.ref, s.host)  # the re-read just before deallocation
-        if _allowed(sessions, rules, s.host in forced) and hosts[s.host].vm_id:
-            go.append(s)
+    drained: list[str] = []
+    stopped: set[str] = set()
+    try:
+        to_drain = [s.host for s in wanted if hosts[s.host].allow_new_session]
+        if to_drain:  # no new user may land while we look
+            results = _by(gateway.set_drain(pool.ref, to_drain, True))
+            drained = [h for h in to_drain if h in results and results[h].result != "failed"]
+            refused = {h for h in to_drain if h not in drained}
         else:
-            applied.append(Applied(s, "skipped", f"{len(sessions)} sessions on re-read"))
-    outcomes = _by(gateway.deallocate_vms([hosts[s.host].vm_id for s in go])) if go else {}
-    for s in go:
-        o = outcomes[hosts[s.host].vm_id]
-        applied.append(Applied(s, o.result, o.detail))
-    # never leave a host drained: stopped hosts and the ones we drained only to look are accepting again
-    skipped_we_drained = [a.step.host for a in applied if a.result == "skipped" and a.step.host in to_drain]
-    release = [s.host for s in go if outcomes[hosts[s.host].vm_id].ok] + skipped_we_drained
-    if release:
-        gateway.set_drain(pool.ref, release, False)
+            refused = set()
+        go: list[Step] = []
+        for s in wanted:
+            if s.host in refused:  # not drained: a user could land while we stop it
+                applied.append(Applied(s, "skipped", "drain before stopping failed"))
+                continue
+            try:
+                sessions = gateway.host_sessions(pool.ref, s.host)  # the re-read just before deallocation
+            except Exception as exc:  # cannot see the sessions: do not stop it
+                applied.append(Applied(s, "failed", f"session re-read failed: {type(exc).__name__}"))
+                continue
+            if _allowed(sessions, rules, s.host in forced) and hosts[s.host].vm_id:
+                go.append(s)
+            else:
+                applied.append(Applied(s, "skipped", f"{len(sessions)} sessions on re-read"))
+        outcomes = _by(gateway.deallocate_vms([hosts[s.host].vm_id for s in go])) if go else {}
+        for s in go:
+            o = outcomes[hosts[s.host].vm_id]
+            applied.append(Applied(s, o.result, o.detail))
+            if o.ok:
+                stopped.add(s.host)
+    finally:
+        # never leave a host drained: stopped hosts, and the ones drained only to look, accept sessions again
+        release = sorted(stopped | set(drained))
+        if release:
+            undone = _by(gateway.set_drain(pool.ref, release, False))
+            left = [h for h in release if h not in undone or not undone[h].ok]
+            if left:
+                applied.append(Applied(Step("undrain", left[0], "release after stop"), "failed",
+                                       f"left drained: {', '.join(left)}"))
     return applied

@@ -84,6 +84,17 @@ def build_forecast(history: ArrivalHistory, local: datetime, *, horizon_minutes:
     return Forecast(ahead, observed_rate=observed_rate, expected_rate=sum(recent) / len(recent), incoming=incoming)
 
 
+def expected_concurrent(history: ArrivalHistory, local: datetime, holidays: Iterable[date] = ()) -> int:
+    """Sessions a pool usually holds at `local` on a day like this (logons minus departures so far, mean over the
+    comparable days, rounded up): what to seat when the pool itself cannot be read."""
+    days = history.comparable(local.date(), holidays)
+    if not days:
+        return 0
+    slot = (local.hour * 60 + local.minute) // SLOT_MINUTES
+    held = [max(0, sum(d.arrivals[: slot + 1]) - sum(d.departures[: slot + 1])) for d in days]
+    return math.ceil(sum(held) / len(held))
+
+
 def to_entity(day: DayCounts) -> dict[str, str]:
     """Table columns for one day (compact: comma-separated counts)."""
     return {"arrivals": ",".join(map(str, day.arrivals)), "departures": ",".join(map(str, day.departures))}

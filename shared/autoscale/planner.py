@@ -81,6 +81,7 @@ class Rules:
     exclude_tagged_from_minimum: bool = False
     cooldown: timedelta = timedelta(0)
     boot_lead: timedelta = timedelta(minutes=10)  # tandem: how far ahead hosts are started
+    reserve_hosts: int = 0  # every policy: hosts kept serving for a failover's incoming users (a target hold)
     # the legacy runbook's parameters
     session_threshold_per_cpu: float = 1.0
     minimum_hosts: int = 1
@@ -232,14 +233,15 @@ def _native(s: PoolSnapshot, rules: Rules) -> Decision:
     sessions = _sessions(s)
     serving = _serving(s)
     eligible = [h for h in _managed(s) if h.healthy or h.power in ("deallocated", "stopped")]
-    floor = minimum_hosts(rules.minimum_hosts_pct, len(s.hosts))  # tagged hosts still count in the total
+    floor = max(minimum_hosts(rules.minimum_hosts_pct, len(s.hosts)), rules.reserve_hosts)  # tagged hosts count
     target = min(len(eligible), max(hosts_needed(sessions, limit, threshold), floor))
     facts = {"sessions": sessions, "serving": len(serving), "floor": floor,
              "used_pct": round(100 * sessions / (limit * len(serving)), 1) if serving else 0.0}
     over = sessions * 100 > limit * threshold * len(serving)  # strictly greater: equal does nothing
     force = s.phase == "ramp_down" and rules.force_logoff
     if over or len(serving) < floor:
-        reason = f"used capacity above {threshold}%" if over else f"below the minimum of {floor} hosts"
+        reason = f"used capacity above {threshold}%" if over else (
+            f"below the minimum of {floor} hosts" + (" (failover reserve)" if floor == rules.reserve_hosts else ""))
         return Decision("native", target, tuple(_scale_out(s, target - len(serving), reason)), reason, facts)
     steps: list[Step] = []
     under = sessions * 100 < limit * threshold * len(serving)
@@ -262,7 +264,7 @@ def _legacy(s: PoolSnapshot, rules: Rules) -> Decision:
     running = [h for h in managed if h.power == "running" and h.status in HEALTHY and h.allow_new_session]
     starting = [h for h in managed if h.power == "starting" or h.booting]
     sessions = sum(h.sessions for h in running)
-    minimum = rules.minimum_hosts
+    minimum = max(rules.minimum_hosts, rules.reserve_hosts)
     if sessions > math.floor(minimum * limit * 0.9):
         minimum = math.ceil(sessions / (limit * 0.9))
     n_running = len(running) + len(starting)
@@ -335,13 +337,13 @@ def _tandem(s: PoolSnapshot, rules: Rules, forecast: Forecast) -> Decision:
     managed = _managed(s)
     eligible = [h for h in managed if h.healthy or h.power in ("deallocated", "stopped")]
     total = len(managed) if rules.exclude_tagged_from_minimum else len(s.hosts)
-    floor = max(minimum_hosts(rules.minimum_hosts_pct, total), rules.min_hosts or 0)
+    floor = max(minimum_hosts(rules.minimum_hosts_pct, total), rules.min_hosts or 0, rules.reserve_hosts)
     if s.phase in ("ramp_up", "peak") or any(x > 0 for x in forecast.net_per_minute):
         floor = max(floor, 1)  # no host serving sees no demand: keep one in working hours or when anyone is expected
     lead = max(1, int(rules.boot_lead.total_seconds() // 60))
     projected, why = projected_sessions(sessions, forecast, lead)
     needed = max(hosts_needed(sessions, limit, threshold), hosts_needed(projected, limit, threshold), floor)
-    ceiling = len(eligible) if rules.max_hosts is None else min(len(eligible), rules.max_hosts)
+    ceiling = len(eligible) if rules.max_hosts is None else min(len(eligible), max(rules.max_hosts, rules.reserve_hosts))
     target = min(needed, ceiling)
     facts = {"sessions": sessions, "projected": round(projected, 1), "serving": len(serving), "floor": floor,
              "ceiling": ceiling}

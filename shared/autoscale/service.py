@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.autoscale.executor import Applied, execute
-from shared.autoscale.forecast import ArrivalHistory, build_forecast, from_entity, to_entity
+from shared.autoscale.forecast import ArrivalHistory, DayCounts, build_forecast, from_entity, to_entity
 from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Step, plan
 from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
@@ -71,6 +71,11 @@ class PoolMemory:
                    alert_until=_dt(d.get("alert_until")))
 
 
+def _merged(newer: list[int], mine: list[int], base: list[int]) -> list[int]:
+    """The newer row plus what this evaluation added over the row it had read."""
+    return [n + max(0, m - b) for n, m, b in zip(newer, mine, base, strict=True)]
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -84,6 +89,7 @@ class AutoscaleStore:
 
     def __init__(self) -> None:
         self._history: dict[str, ArrivalHistory] = {}
+        self._etags: dict[tuple[str, date], str] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -111,28 +117,65 @@ class AutoscaleStore:
                                                      **memory.to_entity()})
 
     def history(self, key: str, today: date) -> ArrivalHistory:
-        """A pool's recorded days (read once per process)."""
+        """A pool's recorded days: past days read once per process, today's row read fresh (other instances write it)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         from shared.state.tables import safe_key
 
         with self._lock:
             cached = self._history.get(key)
-        if cached is not None:
-            return cached
-        since = (today - timedelta(days=35)).isoformat()
-        rows = self._table("logonhistory").query_entities("PartitionKey eq @p and RowKey ge @d",
-                                                          parameters={"p": safe_key(key), "d": since})
-        history = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows})
-        with self._lock:
-            return self._history.setdefault(key, history)
+        if cached is None:
+            since = (today - timedelta(days=35)).isoformat()
+            rows = self._table("logonhistory").query_entities("PartitionKey eq @p and RowKey ge @d",
+                                                              parameters={"p": safe_key(key), "d": since})
+            cached = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows
+                                     if r["RowKey"] != today.isoformat()})
+            with self._lock:
+                cached = self._history.setdefault(key, cached)
+        days = {d: c for d, c in cached.days.items() if d != today}
+        try:
+            row = self._table("logonhistory").get_entity(safe_key(key), today.isoformat())
+            days[today] = from_entity(row)
+            self._etags[(key, today)] = row.metadata["etag"]
+        except ResourceNotFoundError:
+            self._etags.pop((key, today), None)
+        history = ArrivalHistory(days)
+        with self._lock:  # past days stay cached; today is never served from the cache
+            self._history[key] = ArrivalHistory({d: c for d, c in days.items() if d != today})
+        return history
 
-    def save_day(self, key: str, day: date, history: ArrivalHistory) -> None:
-        """Write one day of a pool's history."""
+    def save_day(self, key: str, day: date, history: ArrivalHistory, base: DayCounts | None = None) -> None:
+        """Write one day of a pool's history. The write is conditional on the row read by `history()`; when another
+        writer changed it meanwhile, this evaluation's additions (over `base`) are merged into the newer row."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
         from shared.state.tables import safe_key
 
         counts = history.days.get(day)
-        if counts is not None:
-            self._table("logonhistory").upsert_entity({"PartitionKey": safe_key(key), "RowKey": day.isoformat(),
-                                                       **to_entity(counts)})
+        if counts is None:
+            return
+        table = self._table("logonhistory")
+        pk, rk = safe_key(key), day.isoformat()
+        for _ in range(3):
+            etag = self._etags.get((key, day))
+            entity = {"PartitionKey": pk, "RowKey": rk, **to_entity(counts)}
+            try:
+                if etag is None:
+                    table.create_entity(entity)
+                else:
+                    table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)
+                self._etags.pop((key, day), None)
+                return
+            except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError):
+                row = table.get_entity(pk, rk)
+                newer = from_entity(row)
+                mine = base or DayCounts()
+                counts = DayCounts(_merged(newer.arrivals, counts.arrivals, mine.arrivals),
+                                   _merged(newer.departures, counts.departures, mine.departures))
+                base = newer
+                self._etags[(key, day)] = row.metadata["etag"]
+        log_event(log, "autoscale.history_conflict", level=30, pool=key, day=day.isoformat())
 
     def ledger(self, key: str, when: datetime, policy: str, decision: Decision, applied: list[Applied]) -> None:
         """Record every action and its reason (one transaction per evaluation)."""
@@ -250,11 +293,12 @@ def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now
 
 
 def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-         now: datetime, *, algorithm: str | None = None, dry_run: bool = False) -> tuple[Decision, list[Applied]]:
+         now: datetime, *, algorithm: str | None = None, dry_run: bool = False,
+         reserve: int = 0) -> tuple[Decision, list[Applied]]:
     """One evaluation of one read pool: observe, forecast, plan, execute, remember. The service and the
-    benchmark both run exactly this."""
+    benchmark both run exactly this. `reserve` is the hosts a failover's target hold keeps serving."""
     rate = observe(state, memory, history, policy, now)
-    rules = rules_for(policy, phase_at(policy, now))
+    rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
     decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,  # type: ignore[arg-type]
                     forecast_for(state, memory, history, policy, now, rate))
     applied = execute(gateway, state, decision, rules, message=policy.logoff_message, dry_run=dry_run)
@@ -302,6 +346,24 @@ class Autoscaler:
         """The pools of one region."""
         return [t for t in self.targets.values() if t.region.name == region]
 
+    def recorded_sessions(self, region: str) -> int:
+        """A region's sessions from what Tandem recorded, for when its pools cannot be read (an outage): per pool,
+        the larger of the last evaluation's count (if within the hour) and the history's usual count for now."""
+        from shared.autoscale.forecast import expected_concurrent
+
+        now = self.now()
+        total = 0
+        for t in self.region_targets(region):
+            try:
+                memory = self.store.load(t.ref.key)
+                recent = memory.last_eval is not None and now - memory.last_eval <= timedelta(hours=1)
+                local = local_time(t.policy, now)
+                usual = expected_concurrent(self.store.history(t.ref.key, local.date()), local, t.policy.holidays)
+                total += max(memory.last_sessions or 0 if recent else 0, usual)
+            except Exception as exc:  # storage too: nothing recorded to go on for this pool
+                log_event(log, "autoscale.record_unreadable", level=30, pool=t.ref.key, error=type(exc).__name__)
+        return total
+
     def pool_of_vm(self, vm_id: str) -> Target | None:
         """The pool whose session host runs on this VM (from a fresh read), or None."""
         reads = self.gateway.read_pools([t.ref for t in self.targets.values()])
@@ -310,41 +372,95 @@ class Autoscaler:
                 return self.targets[key]
         return None
 
-    def run(self, pools: Iterable[Target] | None = None, *, dry_run: bool | None = None) -> list[Evaluation]:
-        """Evaluate pools (default: all): one batched read, then per-pool planning and actions in parallel."""
+    def run(self, pools: Iterable[Target] | None = None, *, dry_run: bool | None = None, wait_s: float = 0.0,
+            announce: int | None = None, alert_rate: float | None = None) -> list[Evaluation]:
+        """Evaluate pools (default: all): the region holds, a lease per pool, one batched read, then per-pool
+        planning and actions in parallel.
+
+        A pool another evaluation is working on is skipped (after waiting up to `wait_s`). `announce` (sessions
+        spread over the chosen pools by host count) and `alert_rate` (logons per minute) are recorded in the
+        pools' memory under their lease, so no concurrent evaluation overwrites them."""
+        from shared.errors import DependencyError
+        from shared.state import holds as region_holds
+        from shared.state.lease import try_lease
+
         chosen = list(pools) if pools is not None else list(self.targets.values())
         if not chosen:
             return []
-        now = self.now()
-        reads = self.gateway.read_pools([t.ref for t in chosen])
+        try:
+            held = region_holds.read()
+        except DependencyError as exc:  # an unreadable hold is no scale action, never "no hold"
+            _holds_unreadable(chosen, str(exc))
+            return [Evaluation(t.ref.key, Decision("held", 0, (), "region holds unreadable: no scale action"), (),
+                               str(exc)) for t in chosen]
         results: list[Evaluation] = []
-        fenced = _fenced()
-        for key, error in reads.errors.items():
-            log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
-            results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
-        work = [t for t in chosen if t.ref.key in reads.states]
-        for t in [t for t in work if t.region.name in fenced]:  # a failed-over region stays drained until failback
-            state = reads.states[t.ref.key]
-            steps = tuple(Step("drain", h.name, "region fenced by a failover") for h in state.hosts if h.allow_new_session)
-            decision = Decision("fenced", 0, steps, "region fenced by a failover")
-            applied = execute(self.gateway, state, decision, rules_for(t.policy, phase_at(t.policy, now)),
-                              message=t.policy.logoff_message)
-            results.append(Evaluation(t.ref.key, decision, tuple(applied)))
-        work = [t for t in work if t.region.name not in fenced]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(work) or 1))) as pool:
-            results += list(pool.map(lambda t: self._evaluate(t, reads.states[t.ref.key], now, dry_run), work))
-        return results
+        leases: dict[str, Any] = {}
+        try:
+            for t in chosen:
+                lease = try_lease(f"autoscale-{_lease_name(t.ref.key)}", wait_s=wait_s)
+                if lease is None:
+                    results.append(Evaluation(t.ref.key, Decision("none", 0, (), "another evaluation is running"),
+                                              (), "busy"))
+                    log_event(log, "autoscale.pool_busy", pool=t.ref.key)
+                else:
+                    leases[t.ref.key] = lease
+            chosen = [t for t in chosen if t.ref.key in leases]
+            if not chosen:
+                return results
+            now = self.now()
+            reads = self.gateway.read_pools([t.ref for t in chosen])
+            for key, error in reads.errors.items():
+                log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
+                results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
+            work = [t for t in chosen if t.ref.key in reads.states]
+            shares = _shares(work, reads.states, announce)
+            free: list[Target] = []
+            for t in work:
+                hold = held.get(t.region.name)
+                if hold is None or hold.allows_scaling:
+                    free.append(t)
+                else:
+                    results.append(self._held(t, reads.states[t.ref.key], hold, now))
+            with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(free) or 1))) as pool:
+                results += list(pool.map(lambda t: self._evaluate(t, reads.states[t.ref.key], now, dry_run,
+                                                                  held.get(t.region.name), shares.get(t.ref.key),
+                                                                  alert_rate), free))
+            return results
+        finally:
+            for lease in leases.values():
+                lease.release()
 
-    def _evaluate(self, target: Target, state: PoolState, now: datetime, dry_run: bool | None) -> Evaluation:
+    def _held(self, target: Target, state: PoolState, hold: Any, now: datetime) -> Evaluation:
+        """A held region: a failover's source is left alone; a fenced region is kept drained."""
+        reason = f"held by {hold.instance} ({hold.kind})"
+        steps: tuple[Step, ...] = ()
+        if hold.kind == "fenced":
+            steps = tuple(Step("drain", h.name, "region fenced by a failover") for h in state.hosts if h.allow_new_session)
+        decision = Decision("held", 0, steps, reason)
+        applied = execute(self.gateway, state, decision, rules_for(target.policy, phase_at(target.policy, now)),
+                          message=target.policy.logoff_message) if steps else []
+        log_event(log, "autoscale.held", pool=target.ref.key, instance=hold.instance, kind=hold.kind,
+                  actions=len(applied))
+        return Evaluation(target.ref.key, decision, tuple(applied))
+
+    def _evaluate(self, target: Target, state: PoolState, now: datetime, dry_run: bool | None, hold: Any = None,
+                  announce: int | None = None, alert_rate: float | None = None) -> Evaluation:
         key, policy = target.ref.key, target.policy
         try:
             memory = self.store.load(key)
+            if announce is not None:
+                announce_to(memory, state, announce, now, timedelta(hours=1))
+            if alert_rate is not None:
+                memory.alert_rate, memory.alert_until = alert_rate, now + timedelta(minutes=15)
             today = local_time(policy, now).date()
             history = self.store.history(key, today)
+            seen = history.days.get(today)
+            base = DayCounts(list(seen.arrivals), list(seen.departures)) if seen else None
             dry = policy.dry_run if dry_run is None else dry_run
-            decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry)
+            decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry,
+                                     reserve=_reserve(hold, key, state, policy, now))
             self.store.save(key, memory)
-            self.store.save_day(key, today, history)
+            self.store.save_day(key, today, history, base)
             if applied:
                 self.store.ledger(key, now, policy.algorithm, decision, applied)
                 _publish(target, decision, applied)
@@ -356,47 +472,61 @@ class Autoscaler:
             return Evaluation(key, Decision(policy.algorithm, 0, (), "failed"), (), f"{type(exc).__name__}: {exc}")
 
     def what_if(self, name: str, algorithm: str | None = None) -> tuple[Target, Decision]:
-        """The decision for a pool now, without acting or recording anything."""
+        """The decision for a pool now, without acting or recording anything (a held region says so)."""
+        from shared.errors import DependencyError
+        from shared.state import holds as region_holds
+
         target = self.find(name)
+        try:
+            hold = region_holds.read().get(target.region.name)
+        except DependencyError:
+            return target, Decision("held", 0, (), "region holds unreadable: no scale action")
+        if hold is not None and not hold.allows_scaling:
+            return target, Decision("held", 0, (), f"held by {hold.instance} ({hold.kind})")
         now = self.now()
         state = self.gateway.read_pool(target.ref)
         memory = self.store.load(target.ref.key)
         history = self.store.history(target.ref.key, local_time(target.policy, now).date())
         rate = observe(state, memory, ArrivalHistory(), target.policy, now)  # a scratch history: nothing is recorded
         policy = target.policy
+        rules = replace(rules_for(policy, phase_at(policy, now)),
+                        reserve_hosts=_reserve(hold, target.ref.key, state, policy, now))
         decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),  # type: ignore[arg-type]
-                        rules_for(policy, phase_at(policy, now)), forecast_for(state, memory, history, policy, now, rate))
+                        rules, forecast_for(state, memory, history, policy, now, rate))
         return target, decision
 
-    def announce(self, pools: list[Target], sessions: int, *, until: timedelta = timedelta(hours=1)) -> None:
-        """Expect `sessions` more sessions spread over `pools` (by host count) within `until`."""
-        now = self.now()
-        reads = self.gateway.read_pools([t.ref for t in pools])
-        total_hosts = sum(len(s.hosts) for s in reads.states.values()) or 1
-        for t in pools:
-            state = reads.states.get(t.ref.key)
-            if state is None:
-                continue
-            memory = self.store.load(t.ref.key)
-            announce_to(memory, state, round(sessions * len(state.hosts) / total_hosts), now, until)
-            self.store.save(t.ref.key, memory)
 
-    def alert_rate(self, target: Target, per_minute: float, *, until: timedelta = timedelta(minutes=15)) -> None:
-        """Remember a logon rate reported by an alert (Log Analytics sees logons Tandem may not have seen yet)."""
-        memory = self.store.load(target.ref.key)
-        memory.alert_rate, memory.alert_until = per_minute, self.now() + until
-        self.store.save(target.ref.key, memory)
+def _lease_name(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _fenced() -> set[str]:
-    """Regions a failover fenced; none when the fence table cannot be read (autoscale carries on)."""
-    try:
-        from shared.failover.steps import fenced_regions
+def _shares(work: list[Target], states: dict[str, PoolState], sessions: int | None) -> dict[str, int]:
+    """`sessions` announced arrivals spread over the pools by host count."""
+    if sessions is None:
+        return {}
+    total = sum(len(states[t.ref.key].hosts) for t in work) or 1
+    return {t.ref.key: round(sessions * len(states[t.ref.key].hosts) / total) for t in work}
 
-        return fenced_regions()
-    except Exception as exc:
-        log_event(log, "autoscale.fences_unreadable", level=30, error=type(exc).__name__)
-        return set()
+
+def _reserve(hold: Any, key: str, state: PoolState, policy: AutoscalePolicy, now: datetime) -> int:
+    """Hosts a target hold keeps serving in this pool: its incoming seats at the phase's capacity threshold."""
+    from shared.autoscale.planner import hosts_needed
+
+    if hold is None or hold.kind != "target":
+        return 0
+    seats = hold.pool_seats.get(key, 0)
+    return hosts_needed(seats, state.max_session_limit, rules_for(policy, phase_at(policy, now)).capacity_threshold_pct)
+
+
+def _holds_unreadable(chosen: list[Target], error: str) -> None:
+    """The alert: autoscale stood still in these regions because it could not tell whether they are held."""
+    from shared import events
+
+    regions = sorted({t.region.name for t in chosen})
+    log_event(log, "autoscale.holds_unreadable", level=40, regions=regions, error=error)
+    events.publish("Tandem.Autoscale.HoldsUnreadable", "holds", {"regions": regions, "error": error[:300]})
 
 
 EVENT_TYPES = {"start": "Tandem.Autoscale.HostStarted", "deallocate": "Tandem.Autoscale.HostStopped",

@@ -22,14 +22,22 @@ class PoolRef:
         return f"{self.subscription}/{self.resource_group}/{self.name}".lower()
 
 
+INACTIVE_STATES = ("Disconnected", "LogOff")  # every other state (Active, Pending: signing in, Unknown) is a user at work
+
+
 @dataclass(frozen=True)
 class UserSession:
     """A user session on a session host."""
 
     id: str
     upn: str
-    state: str  # Active | Disconnected | ...
+    state: str  # Active | Disconnected | Pending | LogOff | UserProfileDiskMounted | Unknown
     created: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """A user is (or is becoming) at work in it: only disconnected and logging-off sessions are inactive."""
+        return self.state not in INACTIVE_STATES
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,8 @@ class HostState:
 
     @property
     def active(self) -> int:
-        """Active sessions."""
-        return sum(1 for s in self.sessions if s.state == "Active")
+        """Active sessions (Pending ones, users signing in, included)."""
+        return sum(1 for s in self.sessions if s.active)
 
     @property
     def disconnected(self) -> int:

@@ -316,6 +316,10 @@ class FailoverPolicy(_Model):
     warning_message: str = "This region is failing over. Please save your work and sign out; sign in again shortly."
     unhealthy_hosts_pct: int = Field(50, ge=1, le=100)
     debounce: Duration = timedelta(minutes=5)
+    detach_wait: Duration = Field(timedelta(minutes=5), description="how long a planned failover waits for FSLogix to "
+                                  "close every profile container after sign-out before it gives up and rolls back")
+    replication_deadline: Duration = Field(timedelta(hours=2), description="how long a planned failover waits for the "
+                                           "replication job after the fence before it rolls back")
 
 
 class Policies(_Model):

@@ -1,13 +1,21 @@
-"""The failover orchestration (a Durable Functions generator): planned, unplanned and drill.
+"""The failover orchestration (a Durable Functions generator): planned, unplanned, drill and failback.
 
 Every step is an activity with retries; the custom status lists the steps with their times; each step is
-audited in Table storage and each stage publishes a Tandem CloudEvent. A cancel is honoured until the point
-of no return (make-writable) and rolls back what was done before it.
+audited in Table storage and each stage publishes a Tandem CloudEvent. While an instance runs, its two regions
+are held (shared/state/holds.py): autoscale leaves the source alone and keeps the incoming seats in the target.
+
+Every failure has a safe end state (the README's table):
+- before the point of no return (the target confirmed writable), a failed or timed-out step, or a cancel,
+  rolls back: unfence, undrain, release the holds; the source serves. A rollback step that cannot finish parks
+  the instance in `needs operator` and is retried;
+- after it, a failed step parks the instance in `needs operator` with the target serving: the reason is in the
+  custom status, the audit and a `Tandem.Failover.NeedsOperator` CloudEvent; the step is retried every
+  PARK_RETRY, or at once when an operator sends `Resume`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +25,13 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of
 POLL = timedelta(seconds=15)
 MODES = ("planned", "unplanned", "drill", "failback")
 FENCE_RETRY = timedelta(minutes=5)
+PARK_RETRY = timedelta(minutes=5)
+DRILL_STEPS = ("hold regions", "warm target", "drain source", "drain wait", "log off", "profiles closed", "fence source",
+               "replicate", "snapshot target", "make writable", "move assignments", "verify")
+
+
+class StepFailed(Exception):
+    """A step failed past its retries (or its deadline): the orchestration decides what that leaves."""
 
 
 class Run:
@@ -26,18 +41,19 @@ class Run:
         self.ctx, self.req = context, request
         self.steps: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}  # facts every later audit row and CloudEvent carries
+        self.reason = ""
         self.cancel = context.wait_for_external_event("Cancel")
 
     def _status(self, state: str) -> None:
-        self.ctx.set_custom_status({"mode": self.req["mode"], "source": self.req["source"],
-                                    "target": self.req["target"], "state": state, "steps": self.steps})
+        self.ctx.set_custom_status({"mode": self.req["mode"], "source": self.req["source"], "target": self.req["target"],
+                                    "state": state, "reason": self.reason, "steps": self.steps})
 
     def act(self, name: str, payload: dict[str, Any]) -> Any:
         """An activity task with the standard retries."""
         return self.ctx.call_activity_with_retry(f"failover_{name}", RETRY, payload)
 
     def step(self, name: str, task: Any, *, event: str | None = None) -> Generator[Any, Any, Any]:
-        """Run one step (a task or a task_all), recording start, end and result."""
+        """Run one step (a task or a task_all), recording start, end and result; StepFailed past its retries."""
         entry = {"step": name, "status": "running", "started": self._now()}
         self.steps.append(entry)
         self._status(name)
@@ -46,8 +62,8 @@ class Run:
         except Exception as exc:
             entry.update(status="failed", ended=self._now(), detail=str(exc)[:300])
             self._status("failed")
-            yield self.audit(entry, "Tandem.Failover.Failed")
-            raise
+            yield self.audit(entry, "Tandem.Failover.StepFailed")
+            raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
         entry.update(status="done", ended=self._now())
         self._status(name)
         yield self.audit(entry, event)
@@ -84,23 +100,31 @@ class Run:
 
     def until(self, name: str, activity: str, payload: dict[str, Any], deadline: timedelta, *,
               cancellable: bool, poll: timedelta = POLL) -> Generator[Any, Any, dict[str, Any] | None]:
-        """Poll an activity until it answers done; None when cancelled. Fails after `deadline`."""
+        """Poll an activity until it answers done; None when cancelled. StepFailed after `deadline` or when the
+        activity fails past its retries."""
         entry = {"step": name, "status": "running", "started": self._now()}
         self.steps.append(entry)
         self._status(name)
         give_up = self.ctx.current_utc_datetime + deadline
         while True:
-            answer = yield self.act(activity, payload)
+            try:
+                answer = yield self.act(activity, payload)
+            except Exception as exc:
+                entry.update(status="failed", ended=self._now(), detail=str(exc)[:300])
+                self._status("failed")
+                yield self.audit(entry, "Tandem.Failover.StepFailed")
+                raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
             if answer.get("done") or answer.get("ok"):
                 entry.update(status="done", ended=self._now())
                 self._status(name)
                 yield self.audit(entry, None)
                 return answer
             if self.ctx.current_utc_datetime >= give_up:
-                entry.update(status="failed", ended=self._now(), detail=f"not done within {deadline}")
+                detail = f"not done within {deadline}" + (f": {answer['detail']}" if answer.get("detail") else "")
+                entry.update(status="failed", ended=self._now(), detail=detail[:300])
                 self._status("failed")
-                yield self.audit(entry, "Tandem.Failover.Failed")
-                raise RuntimeError(f"{name} did not finish within {deadline}")
+                yield self.audit(entry, "Tandem.Failover.StepFailed")
+                raise StepFailed(f"{name}: {detail}"[:300])
             timer = self.ctx.create_timer(self.ctx.current_utc_datetime + poll)
             if cancellable:
                 winner = yield self.ctx.task_any([timer, self.cancel])
@@ -110,6 +134,30 @@ class Run:
                     return None
             else:
                 yield timer
+
+    def persist(self, name: str, attempt: Callable[[], Generator[Any, Any, Any]]) -> Generator[Any, Any, Any]:
+        """After the point of no return: run a step until it succeeds, parking in `needs operator` between tries."""
+        while True:
+            try:
+                result = yield from attempt()
+            except StepFailed as exc:
+                yield from self.park(name, str(exc))
+                continue
+            if self.reason:
+                self.reason = ""
+                self._status(name)
+            return result
+
+    def park(self, name: str, why: str) -> Generator[Any, Any]:
+        """`needs operator`: say why (status, audit, CloudEvent), then wait for `Resume` or the next retry."""
+        self.reason = why[:300]
+        yield from self.note(name, "needs operator", self.reason, "Tandem.Failover.NeedsOperator")
+        self._status("needs operator")
+        timer = self.ctx.create_timer(self.ctx.current_utc_datetime + PARK_RETRY)
+        resume = self.ctx.wait_for_external_event("Resume")
+        winner = yield self.ctx.task_any([timer, resume])
+        if winner != timer:
+            timer.cancel()
 
     def _now(self) -> str:
         return self.ctx.current_utc_datetime.isoformat()
@@ -122,7 +170,11 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     source, target, mode, policy = req["source"], req["target"], req["mode"], req["policy"]
     sides = [run.act("preflight", {"region": source, "side": "source", "other": target, "mode": mode}),
              run.act("preflight", {"region": target, "side": "target", "other": source, "mode": mode})]
-    src, tgt = yield from run.step("preflight", context.task_all(sides), event="Tandem.Failover.Preflight")
+    try:
+        src, tgt = yield from run.step("preflight", context.task_all(sides), event="Tandem.Failover.Preflight")
+    except StepFailed as exc:
+        yield from run.note("abort", "failed", str(exc), "Tandem.Failover.Failed")
+        return {"outcome": "aborted", "problems": [str(exc)], "steps": run.steps}
     relationships = [r["id"] for r in tgt["relationships"]]
     recovery_points = [datetime.fromisoformat(r["recovery_point"]) for r in tgt["relationships"] if r["recovery_point"]]
     rpo_s = (context.current_utc_datetime - min(recovery_points)).total_seconds() if recovery_points else None
@@ -132,135 +184,196 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
         return {"outcome": "aborted", "problems": blocking, "steps": run.steps}
     if mode == "failback":
         return (yield from _failback(run, context, source, target, policy, src["sessions"]))
+    # the seats the target must have: what the source holds now, or (unreadable) what Tandem recorded of it
+    sessions = src["sessions"] if src.get("read_ok", True) else max(src["sessions"], src.get("recorded_sessions", 0))
     if mode == "drill":
-        for name in ("warm target", "drain source", "drain wait", "log off", "fence source", "replicate",
-                     "snapshot target", "make writable", "move assignments", "verify"):
+        for name in DRILL_STEPS:
             yield from run.note(name, "rehearsed")
         expected = policy["drain_wait_s"] + policy["job_s"] + policy["revert_s"]
         yield from run.note("drill", "done", f"expected RTO {expected:.0f} s; RPO now {rpo_s}",
                             "Tandem.Failover.DrillCompleted")
-        return {"outcome": "drill", "expected_rto_s": expected, "rpo_s": rpo_s, "sessions": src["sessions"],
-                "steps": run.steps}
-    sessions = src["sessions"] if mode == "planned" else max(src["sessions"], policy.get("expected_sessions", 0))
-    run.extra.update(sessions=sessions, rpo_s=rpo_s)
+        return {"outcome": "drill", "expected_rto_s": expected, "rpo_s": rpo_s, "sessions": sessions, "steps": run.steps}
+    run.extra.update(sessions=sessions, rpo_s=rpo_s, sized_from="sessions" if src.get("read_ok", True) else "history")
 
     if mode == "unplanned":
-        if not (policy["auto_approve"] and rpo_s is not None and rpo_s <= policy["max_rpo_s"]):
-            yield from run.note("approval", "waiting", f"RPO {rpo_s} s; approve or reject",
-                                "Tandem.Failover.ApprovalRequested")
-            run._status("awaiting approval")
-            timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=policy["approval_timeout_s"]))
-            approve, reject = context.wait_for_external_event("Approve"), context.wait_for_external_event("Reject")
-            winner = yield context.task_any([approve, reject, timeout, run.cancel])
-            if winner != timeout:
-                timeout.cancel()
-            if winner != approve:
-                why = {id(reject): "rejected", id(timeout): "approval timed out"}.get(id(winner), "cancelled")
-                yield from run.note("approval", why, "", "Tandem.Failover.Cancelled")
-                return {"outcome": why, "rpo_s": rpo_s, "steps": run.steps}
-            yield from run.note("approval", "approved", str(approve.result or ""))
-        yield from run.step("warm target", run.act("warm", {"region": target, "sessions": sessions}),
-                            event="Tandem.Failover.Started")
-    else:
-        yield from run.step("warm target and drain source", context.task_all([
-            run.act("warm", {"region": target, "sessions": sessions}),
-            run.act("drain", {"region": source, "message": policy["warning_message"]})]),
-            event="Tandem.Failover.Started")
-        if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
-            return (yield from _roll_back(run, source, target, fenced=False))
-        yield from run.step("log off", run.act("logoff", {"region": source}))
-        fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target,
-                                                                      "read_only": True}))
-        yield from run.step("replicate", run.act("replicate", {"source": source, "relationships": relationships}))
-        done = yield from run.until("replication caught up", "replicated",
-                                    {"source": source, "relationships": relationships, "after": fence["at"]},
-                                    timedelta(hours=2), cancellable=True)
-        if done is None:
-            return (yield from _roll_back(run, source, target, fenced=True))
+        refused = yield from _approval(run, context, policy, rpo_s)
+        if refused is not None:
+            return refused
 
-    label = "failover-" + "".join(c for c in context.instance_id.lower() if c.isalnum())[-24:]
-    yield from run.step("snapshot target", run.act("snapshot_target", {"source": source, "target": target,
-                                                                       "label": label}))
-    # the point of no return: from here a cancel is not honoured
-    yield from run.step("make writable", run.act("make_writable", {"target": target, "relationships": relationships}),
-                        event="Tandem.Failover.PointOfNoReturn")
-    yield from run.until("target writable", "writable", {"target": target, "relationships": relationships},
-                         timedelta(hours=1), cancellable=False)
-    yield from run.step("move assignments", run.act("move_assignments", {"source": source, "target": target}))
-    verified = yield from run.until("verify", "verify", {"target": target, "sessions": sessions},
-                                    timedelta(minutes=30), cancellable=False)
+    instance = context.instance_id
+    done: set[str] = set()  # what a roll-back must undo
+    try:
+        yield from run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
+            {"region": source, "kind": "source", "reason": f"{mode} failover to {target}"},
+            {"region": target, "kind": "target", "seats": sessions, "reason": f"{mode} failover from {source}"}]}))
+        if mode == "unplanned":
+            yield from run.step("warm target", run.act("warm", {"region": target, "sessions": sessions}),
+                                event="Tandem.Failover.Started")
+            yield from _make_writable(run, source, target, relationships, "failover", done)
+        elif (yield from _switch(run, context, source, target, relationships, policy, sessions, done,
+                                 label="failover")):
+            return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator"))
+    except StepFailed as exc:
+        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc)))
+    # the point of no return: the target is writable; from here a cancel is not honoured and failures park
+    yield from run.note("point of no return", "done", "target writable", "Tandem.Failover.PointOfNoReturn")
+    yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
+        "move_assignments", {"source": source, "target": target})))
+    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", {"target": target,
+                                                                                      "sessions": sessions},
+                                                                  timedelta(minutes=30), cancellable=False))
     yield from run.note("completed", "done", f"RPO {rpo_s} s" if mode == "unplanned" else "no data lost",
                         "Tandem.Failover.Completed")
-    if mode == "unplanned":  # keep the failed region fenced: when it returns, drained and read-only until failback
-        yield from run.step("fence record", run.act("fence_record", {
-            "region": source, "fenced": True, "instance": context.instance_id, "since": run._now()}))
+    if mode == "unplanned":  # the failed region stays fenced: drained and read-only until failback
+        yield from run.persist("fence record", lambda: run.step("fence record", run.act("hold", {
+            "instance": instance, "holds": [{"region": source, "kind": "fenced", "reason": "left by an unplanned failover"}]})))
+        yield from run.persist("release target", lambda: run.step("release target", run.act(
+            "release", {"instance": instance, "regions": [target]})))
         yield from run.until("fence returning region", "try_fence", {"source": source, "target": target},
                              timedelta(days=14), cancellable=False, poll=FENCE_RETRY)
+    else:
+        yield from run.persist("release holds", lambda: run.step("release holds", run.act(
+            "release", {"instance": instance, "regions": [source, target]})))
     return {"outcome": "completed", "mode": mode, "rpo_s": rpo_s if mode == "unplanned" else 0.0,
-            "seats": verified["seats"] if verified else 0, "steps": run.steps}
+            "seats": verified["seats"] if verified else 0, "sessions": sessions, "steps": run.steps}
 
 
-def _roll_back(run: Run, source: str, target: str, *, fenced: bool) -> Generator[Any, Any, dict[str, Any]]:
-    """Undo what a cancelled failover did before the point of no return."""
-    if fenced:
-        yield from run.step("unfence source", run.act("fence", {"source": source, "target": target, "read_only": False}))
-    yield from run.step("undrain source", run.act("undrain", {"region": source}))
-    yield from run.note("cancelled", "cancelled", "rolled back", "Tandem.Failover.Cancelled")
-    return {"outcome": "cancelled", "steps": run.steps}
+def _approval(run: Run, context: df.DurableOrchestrationContext, policy: dict[str, Any],
+              rpo_s: float | None) -> Generator[Any, Any, dict[str, Any] | None]:
+    """An unplanned failover's gate: the policy's auto-approval within max RPO, or an approver; None to go on."""
+    if policy["auto_approve"] and rpo_s is not None and rpo_s <= policy["max_rpo_s"]:
+        return None
+    yield from run.note("approval", "waiting", f"RPO {rpo_s} s; approve or reject", "Tandem.Failover.ApprovalRequested")
+    run._status("awaiting approval")
+    timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=policy["approval_timeout_s"]))
+    approve, reject = context.wait_for_external_event("Approve"), context.wait_for_external_event("Reject")
+    winner = yield context.task_any([approve, reject, timeout, run.cancel])
+    if winner != timeout:
+        timeout.cancel()
+    if winner != approve:
+        why = {id(reject): "rejected", id(timeout): "approval timed out"}.get(id(winner), "cancelled")
+        yield from run.note("approval", why, "", "Tandem.Failover.Cancelled")
+        return {"outcome": why, "rpo_s": rpo_s, "steps": run.steps}
+    yield from run.note("approval", "approved", str(approve.result or ""))
+    return None
+
+
+def _switch(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, relationships: list[str],
+            policy: dict[str, Any], sessions: int, done: set[str], *, label: str,
+            undrain: bool = False) -> Generator[Any, Any, bool]:
+    """The planned switch up to the point of no return (failover and failback alike): warm the target and drain
+    the source, wait, sign everyone out, wait for FSLogix to close every container, fence, replicate, make the
+    target writable. True when an operator cancelled; StepFailed when a step failed."""
+    done.add("drain")
+    yield from run.step("warm target and drain source", ctx.task_all([
+        run.act("warm", {"region": target, "sessions": sessions, "undrain": undrain}),
+        run.act("drain", {"region": source, "message": policy["warning_message"]})]), event="Tandem.Failover.Started")
+    if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
+        return True
+    yield from run.step("log off", run.act("logoff", {"region": source}))
+    closed = yield from run.until("profiles closed", "handles", {"source": source, "target": target},
+                                  timedelta(seconds=policy["detach_wait_s"]), cancellable=True)
+    if closed is None:
+        return True
+    done.add("fence")
+    fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target, "read_only": True}))
+    yield from run.step("replicate", run.act("replicate", {"source": source, "relationships": relationships}))
+    caught = yield from run.until("replication caught up", "replicated",
+                                  {"source": source, "relationships": relationships, "after": fence["at"]},
+                                  timedelta(seconds=policy["job_deadline_s"]), cancellable=True)
+    if caught is None:
+        return True
+    yield from _make_writable(run, source, target, relationships, label, done)
+    return False
+
+
+def _make_writable(run: Run, source: str, target: str, relationships: list[str], label: str,
+                   done: set[str]) -> Generator[Any, Any]:
+    """A labelled snapshot of the target, then make-writable and its wait (StepFailed before the target is writable)."""
+    name = f"{label}-" + "".join(c for c in run.ctx.instance_id.lower() if c.isalnum())[-24:]
+    yield from run.step("snapshot target", run.act("snapshot_target", {"source": source, "target": target, "label": name}))
+    done.add("writable")
+    yield from run.step("make writable", run.act("make_writable", {"target": target, "relationships": relationships}))
+    yield from run.until("target writable", "writable", {"target": target, "relationships": relationships},
+                         timedelta(hours=1), cancellable=False)
+
+
+def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str, why: str, *,
+               refence: str | None = None) -> Generator[Any, Any, dict[str, Any]]:
+    """Undo what the failover did before the point of no return, so the source serves; keep trying until done.
+
+    `refence` names a region to leave fenced (a failback's returning region goes back to its fence)."""
+    instance = run.ctx.instance_id
+    run.reason = why[:300]
+    if "writable" in done:
+        run.extra["target_note"] = "make-writable may have been accepted: reconnect the target before the next failover"
+    plan: list[tuple[str, str, dict[str, Any]]] = []
+    if "fence" in done:
+        plan.append(("unfence source", "fence", {"source": source, "target": target, "read_only": False}))
+    if "drain" in done:
+        plan.append(("undrain source", "undrain", {"region": source}))
+    if refence:
+        plan.append(("re-fence returning region", "hold", {"instance": instance, "holds": [
+            {"region": refence, "kind": "fenced", "reason": "failback rolled back"}]}))
+    plan.append(("release holds", "release", {"instance": instance,
+                                              "regions": [r for r in (source, target) if r != refence]}))
+    for name, activity, payload in plan:
+        yield from run.persist(name, lambda name=name, activity=activity, payload=payload: run.step(
+            name, run.act(activity, payload)))
+    event = "Tandem.Failover.Cancelled" if outcome == "cancelled" else "Tandem.Failover.RolledBack"
+    yield from run.note(outcome, outcome, f"source serving; {why}"[:500], event)
+    run._status(outcome)
+    return {"outcome": outcome, "reason": why[:300], "steps": run.steps}
 
 
 def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, policy: dict[str, Any],
               sessions: int) -> Generator[Any, Any, dict[str, Any]]:
     """Back to the original region: re-protect it, move everyone over as a planned failover, restore direction.
 
-    `source` serves now (it was the failover's target); `target` is the region coming back.
+    `source` serves now (it was the failover's target); `target` is the region coming back (fenced until now).
     """
-    rels = yield from run.step("find relationships", run.act("relationships", {"source": target, "target": source}))
-    ids = rels["relationships"]
-    yield from run.step("reverse", run.act("reverse", {"source": source, "peer": target, "relationships": ids}))
-    yield from run.step("reconnect", run.act("reconnect", {"target": target, "relationships": ids}))
-    joined = yield from run.until("reconnected", "reconnected", {"target": target, "relationships": ids},
-                                  timedelta(hours=2), cancellable=True)
-    if joined is None:
-        yield from run.note("cancelled", "cancelled", "re-protection stopped; replication stays reversed",
-                            "Tandem.Failover.Cancelled")
+    instance = ctx.instance_id
+    try:
+        rels = yield from run.step("find relationships", run.act("relationships", {"source": target, "target": source}))
+        ids = rels["relationships"]
+        yield from run.step("reverse", run.act("reverse", {"source": source, "peer": target, "relationships": ids}))
+        yield from run.step("reconnect", run.act("reconnect", {"target": target, "relationships": ids}))
+        joined = yield from run.until("reconnected", "reconnected", {"target": target, "relationships": ids},
+                                      timedelta(hours=2), cancellable=True)
+        caught = joined and (yield from run.until("caught up", "replicated", {
+            "source": source, "relationships": ids, "after": joined["at"]}, timedelta(hours=6), cancellable=True))
+    except StepFailed as exc:  # nobody moved: the serving region serves, the returning one stays fenced
+        yield from run.note("rolled back", "rolled back", f"re-protection stopped: {exc}"[:500], "Tandem.Failover.RolledBack")
+        return {"outcome": "rolled back", "reason": str(exc)[:300], "steps": run.steps}
+    if not caught:
+        yield from run.note("cancelled", "cancelled", "re-protection stopped; no users moved", "Tandem.Failover.Cancelled")
         return {"outcome": "cancelled", "steps": run.steps}
-    caught = yield from run.until("caught up", "replicated", {"source": source, "relationships": ids,
-                                                              "after": joined["at"]}, timedelta(hours=6),
-                                  cancellable=True)
-    if caught is None:
-        yield from run.note("cancelled", "cancelled", "re-protected; no users moved", "Tandem.Failover.Cancelled")
-        return {"outcome": "cancelled", "steps": run.steps}
-    yield from run.step("warm target and drain source", ctx.task_all([
-        run.act("warm", {"region": target, "sessions": sessions}),
-        run.act("drain", {"region": source, "message": policy["warning_message"]})]), event="Tandem.Failover.Started")
-    if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
-        return (yield from _roll_back(run, source, target, fenced=False))
-    yield from run.step("log off", run.act("logoff", {"region": source}))
-    fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target,
-                                                                  "read_only": True}))
-    yield from run.step("replicate", run.act("replicate", {"source": source, "relationships": ids}))
-    yield from run.until("replication caught up", "replicated", {"source": source, "relationships": ids,
-                                                                 "after": fence["at"]}, timedelta(hours=2),
-                         cancellable=False)
-    label = "failback-" + "".join(c for c in ctx.instance_id.lower() if c.isalnum())[-24:]
-    yield from run.step("snapshot target", run.act("snapshot_target", {"source": source, "target": target,
-                                                                       "label": label}))
-    yield from run.step("make writable", run.act("make_writable", {"target": target, "relationships": ids}),
-                        event="Tandem.Failover.PointOfNoReturn")
-    yield from run.until("target writable", "writable", {"target": target, "relationships": ids}, timedelta(hours=1),
-                         cancellable=False)
-    yield from run.step("move assignments", run.act("move_assignments", {"source": source, "target": target}))
+    done: set[str] = {"drain"}
+    try:
+        yield from run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
+            {"region": source, "kind": "source", "reason": f"failback to {target}"},
+            {"region": target, "kind": "target", "seats": sessions, "reason": f"failback from {source}"}]}))
+        if (yield from _switch(run, ctx, source, target, ids, policy, sessions, done, label="failback", undrain=True)):
+            return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
+                                          refence=target))
+    except StepFailed as exc:
+        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), refence=target))
+    yield from run.note("point of no return", "done", "returning region writable", "Tandem.Failover.PointOfNoReturn")
+    yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
+        "move_assignments", {"source": source, "target": target})))
     # the original direction again: the original region replicates to the standby, which is read-only
-    yield from run.step("restore direction", run.act("reverse", {"source": target, "peer": source,
-                                                                 "relationships": ids}))
-    yield from run.step("reconnect standby", run.act("reconnect", {"target": source, "relationships": ids}))
-    yield from run.until("standby reconnected", "reconnected", {"target": source, "relationships": ids},
-                         timedelta(hours=2), cancellable=False)
-    yield from run.step("clear fence", run.act("fence_record", {"region": target, "fenced": False,
-                                                                "instance": ctx.instance_id, "since": run._now()}))
-    verified = yield from run.until("verify", "verify", {"target": target, "sessions": sessions},
-                                    timedelta(minutes=30), cancellable=False)
+    yield from run.persist("restore direction", lambda: run.step("restore direction", run.act(
+        "reverse", {"source": target, "peer": source, "relationships": ids})))
+    yield from run.persist("reconnect standby", lambda: run.step("reconnect standby", run.act(
+        "reconnect", {"target": source, "relationships": ids})))
+    yield from run.persist("standby reconnected", lambda: run.until(
+        "standby reconnected", "reconnected", {"target": source, "relationships": ids}, timedelta(hours=2),
+        cancellable=False))
+    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", {"target": target,
+                                                                                      "sessions": sessions},
+                                                                  timedelta(minutes=30), cancellable=False))
+    yield from run.persist("release holds", lambda: run.step("release holds", run.act(
+        "release", {"instance": instance, "regions": [source, target]})))
     yield from run.note("completed", "done", "failed back; original direction restored", "Tandem.Failover.Completed")
     return {"outcome": "completed", "mode": "failback", "seats": verified["seats"] if verified else 0,
             "steps": run.steps}

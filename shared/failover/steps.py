@@ -90,7 +90,9 @@ class Steps:
         problems: list[str] = []
         reads = self.gateway.read_pools(pool_refs(reg))
         problems += [f"{key}: {err}" for key, err in reads.errors.items()]
+        read_ok = not reads.errors
         sessions = sum(len(h.sessions) for s in reads.states.values() for h in s.hosts)
+        recorded = self.autoscaler.recorded_sessions(reg.name) if side == "source" else 0
         available = sum(1 for s in reads.states.values() for h in s.hosts if h.status == "Available")
         hosts = sum(len(s.hosts) for s in reads.states.values())
         relationships = []
@@ -109,27 +111,55 @@ class Steps:
                         problems.append(f"relationship {rid} into {link.target_path} is {status.state}")
                 else:
                     client.file_attributes(link.source_path)
+                    if req.get("mode") in ("planned", "drill"):  # a job must run now: check it can
+                        problems += self._job_can_run(client, self._relationship(other, link), link)
         except Exception as exc:  # a side that cannot be read is a finding, not a crash
             problems.append(f"{reg.anq.name}: {exc}")
         return {"region": reg.name, "side": side, "ok": not problems, "problems": problems, "sessions": sessions,
-                "hosts": hosts, "available": available, "relationships": relationships}
+                "read_ok": read_ok, "recorded_sessions": recorded, "hosts": hosts, "available": available,
+                "relationships": relationships}
+
+    def _job_can_run(self, client: Any, rid: str, link: Link) -> list[str]:
+        """Why a replication job cannot start and finish now on this source relationship (the Qumulo failover
+        procedure: continuous replication, no blackout window in force)."""
+        from shared import clock
+
+        config = client.source_relationship(rid)
+        problems = []
+        if not config.replication_enabled:
+            problems.append(f"replication is disabled on {rid} ({link.source_path})")
+        if config.replication_mode == "REPLICATION_SNAPSHOT_POLICY":
+            problems.append(f"{rid} ({link.source_path}) replicates policy snapshots only: a job would not carry the "
+                            "latest writes; set it to REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS first")
+        window = config.blackout_at(clock.now())
+        if window is not None:
+            problems.append(f"a blackout window is in force on {rid} ({window.start_hour:02d}:{window.start_minute:02d}-"
+                            f"{window.end_hour:02d}:{window.end_minute:02d} {config.blackout_window_timezone}): "
+                            "no job can run now")
+        return problems
 
     # ----------------------------------------------------------------- hosts and users
 
     def warm(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Ask autoscale to size the target region for the incoming users now."""
+        """Size the target region for the incoming users now: its hold reserves their seats for every policy, and
+        the tandem policy also hears the announcement. `undrain` first lets a fenced region's hosts serve again."""
+        if req.get("undrain"):
+            self.undrain({"region": req["region"]})
         pools = self.autoscaler.region_targets(req["region"])
-        self.autoscaler.announce(pools, int(req["sessions"]))
-        results = self.autoscaler.run(pools)
+        results = self.autoscaler.run(pools, wait_s=30, announce=int(req["sessions"]))
+        failed = [r.error for r in results if r.error]
+        if failed and not any(r.applied for r in results):
+            raise RuntimeError(f"warm {req['region']}: {failed[0]}"[:300])
         return {"started": sum(1 for r in results for a in r.applied if a.step.action == "start" and a.ok)}
 
     def drain(self, req: dict[str, Any]) -> dict[str, Any]:
         """Drain every host of the region's pools and warn the active users (again on a retry: harmless)."""
         reg = region(self.topology, req["region"])
-        reads = self.gateway.read_pools(pool_refs(reg))
+        reads = _read(self.gateway, reg)
         drained, warned = 0, 0
         for state in reads.states.values():
             outcomes = self.gateway.set_drain(state.ref, [h.name for h in state.hosts if h.allow_new_session], True)
+            _check(outcomes, "drain")
             drained += sum(o.ok for o in outcomes)
             if req.get("message"):
                 for h in state.hosts:
@@ -142,22 +172,35 @@ class Steps:
     def undrain(self, req: dict[str, Any]) -> dict[str, Any]:
         """Undo a drain (a cancelled failover)."""
         reg = region(self.topology, req["region"])
-        reads = self.gateway.read_pools(pool_refs(reg))
+        reads = _read(self.gateway, reg)
         done = 0
         for state in reads.states.values():
-            done += sum(o.ok for o in self.gateway.set_drain(
-                state.ref, [h.name for h in state.hosts if not h.allow_new_session], False))
+            outcomes = self.gateway.set_drain(state.ref, [h.name for h in state.hosts if not h.allow_new_session], False)
+            _check(outcomes, "undrain")
+            done += len(outcomes)
         return {"undrained": done}
 
     def logoff(self, req: dict[str, Any]) -> dict[str, Any]:
         """Sign out every remaining session of the region's pools (their profiles are written on sign-out)."""
         reg = region(self.topology, req["region"])
-        reads = self.gateway.read_pools(pool_refs(reg))
+        reads = _read(self.gateway, reg)
         done = 0
         for state in reads.states.values():
             for h in state.hosts:
-                done += sum(self.gateway.logoff(state.ref, h.name, s.id).ok for s in h.sessions)
+                outcomes = [self.gateway.logoff(state.ref, h.name, s.id) for s in h.sessions]
+                _check(outcomes, "log off")
+                done += len(outcomes)
         return {"logged_off": done}
+
+    def handles(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Open SMB handles under the source's replicated directories: FSLogix still holds (or is writing) these
+        containers, so fencing now would refuse their last write. Done when none is open."""
+        source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
+        roots = [link.source_path.rstrip("/") + "/" for link in links(self.topology, source.name, target.name)]
+        open_ = [h for h in self.qumulo(source).open_files() if any(h.path.startswith(r) for r in roots)]
+        users = sorted({h.owner for h in open_})
+        return {"done": not open_, "open": len(open_), "users": users[:20],
+                "detail": f"{len(open_)} profile containers still open ({', '.join(users[:3])})" if open_ else ""}
 
     def move_assignments(self, req: dict[str, Any]) -> dict[str, Any]:
         """Grant the source's users on the target's application groups, then revoke them at the source."""
@@ -275,17 +318,32 @@ class Steps:
         statuses = [self.qumulo(target).target_status(rid) for rid in req["relationships"]]
         return {"done": all(s.state == "ESTABLISHED" for s in statuses), "at": clock.now().isoformat()}
 
-    def fence_record(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Record (or clear) that a region is fenced: autoscale keeps its hosts drained and starts none."""
-        from shared.state.tables import table
+    def hold(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Place the instance's holds: {instance, holds: [{region, kind, seats}]}; a target's seats are split over
+        its pools by host count (evenly when the pools cannot be read)."""
+        from shared import clock
+        from shared.state import holds
 
-        fences = table("failoverfences")
-        if req["fenced"]:
-            fences.upsert_entity({"PartitionKey": "fence", "RowKey": req["region"], "instance": req["instance"],
-                                  "since": req["since"]})
-        else:
-            fences.delete_entity("fence", req["region"])
-        return {"region": req["region"], "fenced": bool(req["fenced"])}
+        placed = []
+        for item in req["holds"]:
+            reg = region(self.topology, item["region"])
+            seats, split = int(item.get("seats") or 0), {}
+            if item["kind"] == "target" and seats:
+                refs = pool_refs(reg)
+                reads = self.gateway.read_pools(refs)
+                total = sum(len(s.hosts) for s in reads.states.values())
+                split = ({k: -(-seats * len(s.hosts) // total) for k, s in reads.states.items()} if total and not reads.errors
+                         else {r.key: -(-seats // len(refs)) for r in refs})
+            holds.place(holds.Hold(reg.name, req["instance"], item["kind"], seats, clock.now().isoformat(),
+                                   str(item.get("reason", "")), split))
+            placed.append({"region": reg.name, "kind": item["kind"], "seats": seats})
+        return {"placed": placed}
+
+    def release(self, req: dict[str, Any]) -> dict[str, Any]:
+        """End the instance's holds on {regions}: another instance's hold is left as it is."""
+        from shared.state import holds
+
+        return {"released": [r for r in req["regions"] if holds.release(r, req["instance"])]}
 
     def try_fence(self, req: dict[str, Any]) -> dict[str, Any]:
         """Fence a region that may still be down: drain its hosts and make its directories read-only."""
@@ -308,11 +366,20 @@ class Steps:
         log_event(log, "failover.step", instance=req["instance"], step=req["step"], status=req["row"].get("status"))
 
 
-def fenced_regions() -> set[str]:
-    """The regions a failover fenced (their hosts stay drained until failback)."""
-    from shared.state.tables import table
+def _read(gateway: Any, reg: Region) -> Any:
+    """The region's pools, or an error naming the first that could not be read (a step must not act half-blind)."""
+    reads = gateway.read_pools(pool_refs(reg))
+    if reads.errors:
+        key, err = next(iter(reads.errors.items()))
+        raise RuntimeError(f"{key}: {err}"[:300])
+    return reads
 
-    return {e["RowKey"] for e in table("failoverfences").query_entities("PartitionKey eq 'fence'")}
+
+def _check(outcomes: list[Any], what: str) -> None:
+    """Raise when any action of a step failed (a retry redoes only what is still needed)."""
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(f"{what} failed on {failed[0].target}: {failed[0].detail or failed[0].result}"[:300])
 
 
 def _host(address: str) -> str:

@@ -16,7 +16,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from shared.errors import QumuloApiError, QumuloTransportError
-from shared.qumulo.models import FileAttributes, RelationshipStatus, Snapshot, SnapshotStatus
+from shared.qumulo.models import FileAttributes, FileHandle, RelationshipStatus, Snapshot, SnapshotStatus, SourceRelationship
 from shared.telemetry import get_logger, log_event
 
 if TYPE_CHECKING:
@@ -193,6 +193,22 @@ class QumuloClient:
         """Bytes used by all snapshots."""
         return int(self.request("GET", "/v1/snapshots/total-used-capacity")["bytes"])
 
+    def open_files(self, *, page_size: int = 500) -> list[FileHandle]:
+        """Every open SMB file handle with its path (paged by the cluster: `paging.next` until empty)."""
+        found: list[FileHandle] = []
+        path: str | None = "/v1/smb/files/"
+        params: dict[str, str] | None = {"resolve_paths": "true", "limit": str(page_size)}
+        for _ in range(10_000):  # a cluster that never ends its paging must not hang a step
+            if not path:
+                return found
+            answer = self.request("GET", path, params=params)
+            for entry in answer.get("file_handles") or []:
+                info = entry.get("handle_info") or {}
+                found.append(FileHandle(file_number=str(entry.get("file_number", "")), location=str(info.get("location", "")),
+                                        owner=str(info.get("owner", "")), path=str(info.get("path", ""))))
+            path, params = (answer.get("paging") or {}).get("next") or None, None
+        raise QumuloTransportError(f"Qumulo {self.name}: open file listing did not end")
+
     # ----------------------------------------------------------------- replication
 
     def _status(self, side: str, relationship_id: str) -> RelationshipStatus:
@@ -217,6 +233,10 @@ class QumuloClient:
     def target_statuses(self) -> list[RelationshipStatus]:
         """Every target relationship's status."""
         return self._statuses("target")
+
+    def source_relationship(self, relationship_id: str) -> SourceRelationship:
+        """A source relationship's configuration: replication mode, blackout windows."""
+        return SourceRelationship.model_validate(self.request("GET", f"{REPLICATION}/source-relationships/{relationship_id}"))
 
     def set_source_read_only(self, relationship_id: str, read_only: bool) -> None:
         """Fence (or unfence) the source directory: no client may write it while it is read-only."""

@@ -92,3 +92,51 @@ class RelationshipStatus(_Answer):
     def running(self) -> bool:
         """Is a replication job running now?"""
         return self.job_state == "REPLICATION_RUNNING"
+
+
+class BlackoutWindow(_Answer):
+    """One blackout window of a source relationship (no job starts inside it)."""
+
+    start_hour: int = 0
+    start_minute: int = 0
+    end_hour: int = 0
+    end_minute: int = 0
+    on_days: list[str] = Field(default_factory=lambda: ["EVERY_DAY"])
+
+
+class SourceRelationship(_Answer):
+    """`api_source_relationship`: the source side's configuration a failover must check before waiting on a job."""
+
+    id: str
+    replication_mode: str = "REPLICATION_CONTINUOUS"
+    replication_enabled: bool = True
+    blackout_windows: list[BlackoutWindow] = Field(default_factory=list)
+    blackout_window_timezone: str = "UTC"
+    source_root_read_only: bool = False
+
+    def blackout_at(self, when: datetime) -> BlackoutWindow | None:
+        """The blackout window in force at `when`, if any."""
+        from zoneinfo import ZoneInfo
+
+        try:
+            local = when.astimezone(ZoneInfo(self.blackout_window_timezone))
+        except (KeyError, ValueError):  # an unknown zone: read as UTC rather than miss a window
+            local = when
+        day = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")[local.weekday()]
+        minute = local.hour * 60 + local.minute
+        for w in self.blackout_windows:
+            if "EVERY_DAY" not in w.on_days and day not in w.on_days:
+                continue
+            start, end = w.start_hour * 60 + w.start_minute, w.end_hour * 60 + w.end_minute
+            if (start <= minute < end) if start <= end else (minute >= start or minute < end):
+                return w
+        return None
+
+
+class FileHandle(_Answer):
+    """One open SMB file handle (`GET /v1/smb/files/?resolve_paths=true`)."""
+
+    file_number: str
+    location: str
+    owner: str = ""
+    path: str = ""

@@ -18,11 +18,11 @@ def _validate(script: Path) -> subprocess.CompletedProcess[str]:
 def test_function_app_passes_the_worker_indexer() -> None:
     result = _validate(ROOT / "function_app.py")
     assert result.returncode == 0, result.stderr
-    failover = [f"failover_{n}" for n in ("audit", "decide", "drain", "events", "fence", "fence_record", "logoff",
+    failover = [f"failover_{n}" for n in ("audit", "decide", "drain", "events", "fence", "handles", "hold", "logoff",
                                           "make_writable", "move_assignments", "orchestrator", "preflight",
-                                          "reconnect", "reconnected", "relationships", "replicate", "replicated",
-                                          "reverse", "snapshot_target", "start", "status", "try_fence", "undrain",
-                                          "verify", "warm", "writable")]
+                                          "reconnect", "reconnected", "relationships", "release", "replicate",
+                                          "replicated", "reverse", "snapshot_target", "start", "status", "try_fence",
+                                          "undrain", "verify", "warm", "writable")]
     assert result.stdout.strip() == str(["autoscale_events", "autoscale_timer", "autoscale_whatif", *failover, "health",
                                          "snapshot_now", "snapshots_report", "snapshots_timer"])
 

@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -274,6 +275,9 @@ class Estate:
         self.logons: list[Logon] = []
         self.messages: list[tuple[str, int, str, str, str]] = []  # (host, session id, upn, title, body)
         self.dropped_sessions = 0
+        # FSLogix on the hosts: called ("attach" | "detach", pool, upn) when a session starts or ends, so the
+        # storage twin can open the user's profile container and close it (with its last write) after sign-out
+        self.profile_hook: Callable[[str, Pool, str], None] | None = None
         self._timers: list[tuple[datetime, int, str, Host, int]] = []
         self._seq = itertools.count()
 
@@ -383,6 +387,7 @@ class Estate:
                 continue
             if kind == "logoff" and session.state == "Disconnected":
                 del host.sessions[session_id]
+                self._ended(host, session)
             elif kind == "idle" and session.state == "Active":
                 self._disconnect(host, session, now)
         return now
@@ -421,7 +426,10 @@ class Estate:
             host = vm.host
             if host is not None:
                 self.dropped_sessions += len(host.sessions)
+                ended = list(host.sessions.values())
                 host.sessions.clear()
+                for session in ended:
+                    self._ended(host, session)
                 host.agent_ready_at = None
             return self._operation(vm, "deallocate", now, vm.due)
 
@@ -452,6 +460,12 @@ class Estate:
             self.settle()
             session = self.session(host, session_id)
             del host.sessions[session.id]
+            self._ended(host, session)
+
+    def _ended(self, host: Host, session: Session) -> None:
+        """A session is gone: FSLogix detaches the user's profile container (it closes a while later)."""
+        if self.profile_hook is not None:
+            self.profile_hook("detach", host.pool, session.upn)
 
     def disconnect(self, host: Host, session_id: str | int) -> None:
         """Disconnect a session; it lingers until the user returns or the disconnected limit ends it."""
@@ -507,6 +521,8 @@ class Estate:
                 host = self.rng.choice(candidates[: math.ceil(len(candidates) / 2)])
             session = host.next_session(upn, now)
             self._arm_idle(host, session, now)
+            if self.profile_hook is not None:
+                self.profile_hook("attach", pool, upn)
             return self._logon(Logon(upn, now, "connected", host.name, session.id))
 
     def logoff_user(self, pool: Pool, upn: str) -> bool:
@@ -517,6 +533,7 @@ class Estate:
                 for session in list(host.sessions.values()):
                     if session.upn.lower() == upn.lower():
                         del host.sessions[session.id]
+                        self._ended(host, session)
                         return True
             return False
 

@@ -11,7 +11,17 @@ from typing import Any
 
 from local.runtime.clock import Clock
 from local.tls import LocalCA
-from local.twins.qumulo.model import LOCK, Cluster, QumuloModelError, Relationship, SnapshotRecord, make_writable, reconnect, reverse
+from local.twins.qumulo.model import (
+    LOCK,
+    Cluster,
+    QumuloModelError,
+    Relationship,
+    SnapshotRecord,
+    make_writable,
+    reconnect,
+    reverse,
+    start_job,
+)
 from local.twins.server import Request, Response, Twin, TwinServer
 
 
@@ -43,6 +53,8 @@ class QumuloTwin(Twin):
             ("GET", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._get_snapshot),
             ("DELETE", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._delete_snapshot),
             ("GET", re.compile(r"/v1/snapshots/total-used-capacity"), self._capacity),
+            ("GET", re.compile(r"/v1/smb/files/?"), self._file_handles),
+            ("POST", re.compile(r"/v1/smb/files/close/?"), self._close_files),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/status/?"), self._statuses),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/(?P<rid>[^/]+)/status"), self._status),
             ("POST", re.compile(rf"{rr}/source-relationships/reverse-target-relationship"), self._reverse),
@@ -137,6 +149,34 @@ class QumuloTwin(Twin):
     def _capacity(self, request: Request) -> Response:
         return Response(200, {"bytes": str(sum(s.size for s in self.cluster.snapshots.values()))})
 
+    # ----------------------------------------------------------------- SMB open files
+
+    def _file_handles(self, request: Request) -> Response:
+        """`api_smb_files_get_response`, paged by location (`after`, `limit`); paths only with resolve_paths."""
+        resolve = request.query.get("resolve_paths", "").lower() == "true"
+        number = request.query.get("file_number")
+        handles = sorted(self.cluster.handles.values(), key=lambda h: int(h.location.split(":")[0]))
+        if number:
+            handles = [h for h in handles if h.file_number == number]
+        after = request.query.get("after")
+        if after:
+            handles = [h for h in handles if int(h.location.split(":")[0]) > int(after.split(":")[0])]
+        limit = int(request.query.get("limit") or 1000)
+        page, more = handles[:limit], len(handles) > limit
+        entries = [{"file_number": h.file_number,
+                    "handle_info": {"location": h.location, "version": 1, "num_byte_range_locks": 0,
+                                    "access_mask": ["MS_ACCESS_FILE_READ_DATA", "MS_ACCESS_FILE_WRITE_DATA"],
+                                    "owner": h.user, **({"path": h.path} if resolve else {})}} for h in page]
+        following = ""
+        if more:
+            following = f"/v1/smb/files/?limit={limit}&after={page[-1].location}" + ("&resolve_paths=true" if resolve else "")
+        return Response(200, {"file_handles": entries, "paging": {"next": following}})
+
+    def _close_files(self, request: Request) -> Response:
+        for item in request.json() or []:
+            self.cluster.close_handle(str((item.get("handle_info") or {}).get("location", "")))
+        return Response(200)
+
     # ----------------------------------------------------------------- replication
 
     def _relationship(self, rid: str, role: str) -> Relationship:
@@ -160,7 +200,7 @@ class QumuloTwin(Twin):
             "error_from_last_job": rel.last_error,
             "duration_of_last_job": ({"nanoseconds": str(int(rel.last_duration.total_seconds() * 1e9))}
                                      if rel.last_duration else None),
-            "replication_enabled": True, "replication_mode": "REPLICATION_CONTINUOUS",
+            "replication_enabled": True, "replication_mode": rel.mode,
             "replication_job_status": {"percent_complete": 50.0} if running else None,
         }
 
@@ -175,7 +215,8 @@ class QumuloTwin(Twin):
         """`api_source_relationship`: the source side's configuration."""
         return {"id": rel.id, "source_root_id": rel.source_dir.id, "source_root_read_only": rel.source_dir.read_only,
                 "target_address": rel.target.address, "target_port": 3712, "replication_enabled": True,
-                "replication_mode": "REPLICATION_CONTINUOUS", "blackout_windows": [], "blackout_window_timezone": "UTC",
+                "replication_mode": rel.mode, "blackout_windows": rel.blackout_windows,
+                "blackout_window_timezone": rel.blackout_timezone,
                 "map_local_ids_to_nfs_ids": True, "replicate_object_acls": True, "snapshot_policies": []}
 
     def _etag(self, rel: Relationship) -> str:
@@ -194,6 +235,12 @@ class QumuloTwin(Twin):
         body = request.json() or {}
         if "source_root_read_only" in body:
             rel.source_dir.read_only = bool(body["source_root_read_only"])
+        if "replication_mode" in body:
+            rel.mode = str(body["replication_mode"])
+        if "blackout_windows" in body:
+            rel.blackout_windows = list(body["blackout_windows"] or [])
+        if "blackout_window_timezone" in body:
+            rel.blackout_timezone = str(body["blackout_window_timezone"])
         return Response(200, self.render_source(rel), {"ETag": self._etag(rel)})
 
     def _replicate(self, request: Request, rid: str) -> Response:
@@ -201,6 +248,8 @@ class QumuloTwin(Twin):
         if rel.state != "ESTABLISHED":
             raise QumuloModelError(409, "replication_relationship_not_established_error", f"{rid} is {rel.state}")
         rel.changed_since_job = True
+        if rel.job_started is None and not rel.source.down and not rel.in_blackout(self.clock.now()):
+            start_job(rel, self.clock.now())  # "replicate now" starts a job in any mode, outside a blackout
         self.cluster.settle()
         return Response(202, {"monitor_uri": f"/v2/replication/source-relationships/{rid}/status"})
 

@@ -45,6 +45,36 @@ class Directory:
 
 
 @dataclass
+class Handle:
+    """An open SMB handle on a user's FSLogix profile container: held while the user is signed in, and until
+    FSLogix has written and detached the container after sign-out (`close_at`); a stuck one never closes."""
+
+    location: str
+    file_number: str
+    directory: Directory
+    user: str
+    opened: datetime
+    close_at: datetime | None = None
+    stuck: bool = False
+
+    @property
+    def path(self) -> str:
+        """Where FSLogix keeps the container (one folder per user)."""
+        return f"{self.directory.path}/{self.user}/Profile_{self.user.split('@')[0]}.VHDX"
+
+
+@dataclass
+class DetachWrite:
+    """The last write of a container at its close: refused (lost) when the directory was read-only by then."""
+
+    directory: str
+    user: str
+    at: datetime
+    landed: bool
+    version: int = 0
+
+
+@dataclass
 class SnapshotRecord:
     """A snapshot and the profile versions it holds."""
 
@@ -93,6 +123,34 @@ class Relationship:
     last_duration: timedelta | None = None
     changed_since_job: bool = True
     timings: ReplicationTimings = field(default_factory=lambda: ReplicationTimings())
+    mode: str = "REPLICATION_CONTINUOUS"
+    blackout_windows: list[dict[str, Any]] = field(default_factory=list)
+    blackout_timezone: str = "UTC"
+
+    def in_blackout(self, now: datetime) -> bool:
+        """Is a blackout window in force (no job starts inside one)?"""
+        return any(_in_window(w, now, self.blackout_timezone) for w in self.blackout_windows)
+
+    @property
+    def continuous(self) -> bool:
+        """Do changes start jobs by themselves (not only policy snapshots)?"""
+        return "CONTINUOUS" in self.mode
+
+
+DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def _in_window(window: dict[str, Any], now: datetime, zone: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(zone))
+    days = set(window.get("on_days") or ["EVERY_DAY"])
+    if "EVERY_DAY" not in days and DAYS[local.weekday()] not in days:
+        return False
+    minute = local.hour * 60 + local.minute
+    start = int(window.get("start_hour", 0)) * 60 + int(window.get("start_minute", 0))
+    end = int(window.get("end_hour", 0)) * 60 + int(window.get("end_minute", 0))
+    return start <= minute < end if start <= end else minute >= start or minute < end
 
 
 class Cluster:
@@ -109,6 +167,10 @@ class Cluster:
         self.created: list[SnapshotRecord] = []  # every snapshot ever taken here, for tests and benchmarks
         self.relationships: dict[str, Relationship] = {}  # relationships this cluster takes part in
         self.down = False
+        self.detach_delay = timedelta(seconds=30)  # how long FSLogix takes to write and detach after sign-out
+        self.handles: dict[str, Handle] = {}  # open SMB file handles by location
+        self.detach_writes: list[DetachWrite] = []  # every container close, landed or refused
+        self._handle_ids = itertools.count(1)
         self._ids = itertools.count(2)
         self._snapshot_ids = itertools.count(1)
 
@@ -167,6 +229,54 @@ class Cluster:
                 rel.changed_since_job = True
         return profile
 
+    # ----------------------------------------------------------------- FSLogix containers over SMB
+
+    def _handle_of(self, directory: Directory, user: str) -> Handle | None:
+        return next((h for h in self.handles.values() if h.directory is directory and h.user == user.lower()), None)
+
+    def attach(self, path: str, user: str) -> Handle:
+        """A user signs in: FSLogix opens their container (a sign-in during a pending detach keeps it open)."""
+        directory = self.directory(path)
+        handle = self._handle_of(directory, user)
+        if handle is None:
+            n = next(self._handle_ids)
+            handle = Handle(f"{n}:1", str(1000 + n), directory, user.lower(), self.clock.now())
+            self.handles[handle.location] = handle
+        handle.close_at = None
+        return handle
+
+    def detach(self, path: str, user: str, delay: timedelta | None = None) -> Handle | None:
+        """A user signed out: the container closes `delay` (default `detach_delay`) later, with its last write."""
+        handle = self._handle_of(self.directory(path), user)
+        if handle is not None and not handle.stuck:
+            handle.close_at = self.clock.now() + (self.detach_delay if delay is None else delay)
+        return handle
+
+    def stick(self, path: str, user: str) -> Handle:
+        """A handle that never closes (a hung host, a crashed FSLogix service): a test control."""
+        handle = self.attach(path, user)
+        handle.stuck, handle.close_at = True, None
+        return handle
+
+    def close_handle(self, location: str) -> None:
+        """Close a handle as an administrator would (POST /v1/smb/files/close): no last write lands."""
+        self.handles.pop(location, None)
+
+    def _close_due(self, now: datetime) -> None:
+        for handle in sorted((h for h in self.handles.values() if h.close_at is not None and h.close_at <= now),
+                             key=lambda h: h.close_at or now):
+            del self.handles[handle.location]
+            try:
+                version = self.write_profile(handle.directory.path, handle.user).version
+                self.detach_writes.append(DetachWrite(handle.directory.path, handle.user, now, True, version))
+            except QumuloModelError:  # read-only by the time FSLogix wrote: the write is lost
+                self.detach_writes.append(DetachWrite(handle.directory.path, handle.user, now, False))
+
+    @property
+    def lost_writes(self) -> list[DetachWrite]:
+        """Container closes whose last write was refused."""
+        return [w for w in self.detach_writes if not w.landed]
+
     # ----------------------------------------------------------------- snapshots
 
     def create_snapshot(self, directory: Directory, suffix: str, expiration: datetime | None) -> SnapshotRecord:
@@ -194,8 +304,9 @@ class Cluster:
         record.deleted_at = record.deleted_at or self.clock.now()
 
     def settle(self) -> None:
-        """Expire snapshots whose time has come; finish deletions; move replication along."""
+        """Close containers whose detach is due; expire snapshots; finish deletions; move replication along."""
         now = self.clock.now()
+        self._close_due(now)
         for record in list(self.snapshots.values()):
             if record.expiration is not None and record.expiration <= now and record.deleted_at is None:
                 record.deleted_at = record.expiration
@@ -235,9 +346,10 @@ def _advance(rel: Relationship, now: datetime) -> None:
             rel.last_duration = rel.timings.job
         finished = rel.job_started + rel.timings.job
         rel.job_started, rel.job_copy = None, None
-        if rel.changed_since_job and not rel.source.down:
+        if rel.changed_since_job and rel.continuous and not rel.source.down and not rel.in_blackout(finished):
             start_job(rel, finished)
-    if rel.job_started is None and rel.changed_since_job and not rel.source.down:
+    if rel.job_started is None and rel.changed_since_job and rel.continuous and not rel.source.down \
+            and not rel.in_blackout(now):
         start_job(rel, now)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,16 +38,31 @@ class ClusterSeed(_Seed):
     password: str = "tandem-demo"
     directories: list[str] = Field(default_factory=list)
     profiles: ProfilesSeed | None = None
+    detach_delay: Duration = Field(timedelta(seconds=30), description="FSLogix's write and detach after sign-out")
+
+
+class BlackoutSeed(_Seed):
+    """A blackout window, as `api_source_relationship` carries it."""
+
+    start_hour: int = Field(ge=0, le=23)
+    start_minute: int = Field(0, ge=0, le=59)
+    end_hour: int = Field(ge=0, le=23)
+    end_minute: int = Field(0, ge=0, le=59)
+    on_days: list[Literal["EVERY_DAY", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]] = ["EVERY_DAY"]
 
 
 class RelationshipSeed(_Seed):
-    """An established continuous-replication relationship."""
+    """An established replication relationship (continuous unless a mode says otherwise)."""
 
     id: str
     source: str
     source_path: str
     target: str
     target_path: str
+    mode: Literal["REPLICATION_CONTINUOUS", "REPLICATION_SNAPSHOT_POLICY",
+                  "REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS"] = "REPLICATION_CONTINUOUS"
+    blackout_windows: list[BlackoutSeed] = Field(default_factory=list, max_length=10)
+    blackout_window_timezone: str = "UTC"
 
 
 class TimingsSeed(_Seed):
@@ -84,6 +100,7 @@ def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = Non
     clusters: dict[str, Cluster] = {}
     for c in seed.clusters:
         cluster = Cluster(c.name, clock, username=c.username, password=password or c.password, address=c.address)
+        cluster.detach_delay = c.detach_delay
         for path in c.directories:
             cluster.mkdir(path)
         if c.profiles is not None:
@@ -93,6 +110,8 @@ def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = Non
         clusters[c.name] = cluster
     t = seed.timings
     for r in seed.relationships:
-        connect(r.id, clusters[r.source], r.source_path, clusters[r.target], r.target_path,
-                timings=ReplicationTimings(job=t.job, revert=t.revert, reconnect=t.reconnect))
+        rel = connect(r.id, clusters[r.source], r.source_path, clusters[r.target], r.target_path,
+                      timings=ReplicationTimings(job=t.job, revert=t.revert, reconnect=t.reconnect))
+        rel.mode, rel.blackout_timezone = r.mode, r.blackout_window_timezone
+        rel.blackout_windows = [w.model_dump() for w in r.blackout_windows]
     return clusters
