@@ -99,6 +99,7 @@ def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | 
         east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
         values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
+                                    "TANDEM_ARM_RETRY_BUDGET_S": "3",  # like the ANQ budget: faults cost seconds
                                     **arm.identity_settings, **(settings or {})})
         estate = Estate(LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
                                   identity=arm.identity).start(), arm, {"east": east, "central": central}, path)

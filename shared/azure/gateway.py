@@ -80,15 +80,18 @@ class AzureGateway:
     """AVD, Compute and role-assignment calls through the real azure-mgmt SDKs.
 
     `credential` defaults to the Function App's managed identity; `endpoint` to TANDEM_ARM_ENDPOINT.
-    `budget_s` bounds the retries of any one request; `max_workers` bounds parallel calls.
+    `budget_s` (default TANDEM_ARM_RETRY_BUDGET_S, else 60 s) bounds the retries of any one request;
+    `max_workers` bounds parallel calls.
     """
 
     def __init__(self, credential: TokenCredential | None = None, *, endpoint: str | None = None,
-                 max_workers: int = 16, budget_s: float = 60.0, connect_timeout_s: float = 5.0,
+                 max_workers: int = 16, budget_s: float | None = None, connect_timeout_s: float = 5.0,
                  read_timeout_s: float = 30.0, sleep: Callable[[float], None] | None = None) -> None:
         self.endpoint = (endpoint or settings.get(settings.ARM_ENDPOINT) or "").rstrip("/")
         self._credential = credential
         self.max_workers = max_workers
+        if budget_s is None:
+            budget_s = float(settings.get(settings.ARM_RETRY_BUDGET) or 60.0)
         self._retry = ArmRetryPolicy(budget_s=budget_s, sleep=sleep or time.sleep)
         self._timeouts = {"connection_timeout": connect_timeout_s, "read_timeout": read_timeout_s}
         self._clients: dict[tuple[str, str], Any] = {}

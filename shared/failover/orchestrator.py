@@ -5,9 +5,10 @@ audited in Table storage and each stage publishes a Tandem CloudEvent. While an 
 are held (shared/state/holds.py): autoscale leaves the source alone and keeps the incoming seats in the target.
 
 Every failure has a safe end state (the README's table):
-- before the point of no return (the target confirmed writable), a failed or timed-out step, or a cancel,
-  rolls back: unfence, undrain, release the holds; the source serves. A rollback step that cannot finish parks
-  the instance in `needs operator` and is retried;
+- before the point of no return (the target confirmed writable), a failed or timed-out step of a planned
+  failover or a failback, or a cancel, rolls back: unfence, undrain, release the holds; the source serves. A
+  rollback step that cannot finish parks the instance in `needs operator` and is retried. An unplanned
+  failover's source is down already, so its steps park and retry instead;
 - after it, a failed step parks the instance in `needs operator` with the target serving: the reason is in the
   custom status, the audit and a `Tandem.Failover.NeedsOperator` CloudEvent; the step is retried every
   PARK_RETRY, or at once when an operator sends `Resume`.
@@ -206,15 +207,17 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
         yield from run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
             {"region": source, "kind": "source", "reason": f"{mode} failover to {target}"},
             {"region": target, "kind": "target", "seats": sessions, "reason": f"{mode} failover from {source}"}]}))
-        if mode == "unplanned":
-            yield from run.step("warm target", run.act("warm", {"region": target, "sessions": sessions}),
-                                event="Tandem.Failover.Started")
-            yield from _make_writable(run, source, target, relationships, "failover", done)
+        if mode == "unplanned":  # the source is down already: going back helps nobody, so failures park and retry
+            yield from run.persist("warm target", lambda: run.step("warm target", run.act(
+                "warm", {"region": target, "sessions": sessions}), event="Tandem.Failover.Started"))
+            yield from run.persist("make writable", lambda: _make_writable(run, source, target, relationships,
+                                                                           "failover", done))
         elif (yield from _switch(run, context, source, target, relationships, policy, sessions, done,
                                  label="failover")):
-            return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator"))
+            return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
+                                          relationships=relationships))
     except StepFailed as exc:
-        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc)))
+        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), relationships=relationships))
     # the point of no return: the target is writable; from here a cancel is not honoured and failures park
     yield from run.note("point of no return", "done", "target writable", "Tandem.Failover.PointOfNoReturn")
     yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
@@ -276,7 +279,8 @@ def _switch(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: 
     if closed is None:
         return True
     done.add("fence")
-    fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target, "read_only": True}))
+    fence = yield from run.step("fence source", run.act("fence", {"source": source, "target": target, "read_only": True,
+                                                                  "relationships": relationships}))
     yield from run.step("replicate", run.act("replicate", {"source": source, "relationships": relationships}))
     caught = yield from run.until("replication caught up", "replicated",
                                   {"source": source, "relationships": relationships, "after": fence["at"]},
@@ -299,7 +303,7 @@ def _make_writable(run: Run, source: str, target: str, relationships: list[str],
 
 
 def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str, why: str, *,
-               refence: str | None = None) -> Generator[Any, Any, dict[str, Any]]:
+               refence: str | None = None, relationships: list[str] | None = None) -> Generator[Any, Any, dict[str, Any]]:
     """Undo what the failover did before the point of no return, so the source serves; keep trying until done.
 
     `refence` names a region to leave fenced (a failback's returning region goes back to its fence)."""
@@ -309,7 +313,7 @@ def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str,
         run.extra["target_note"] = "make-writable may have been accepted: reconnect the target before the next failover"
     plan: list[tuple[str, str, dict[str, Any]]] = []
     if "fence" in done:
-        plan.append(("unfence source", "fence", {"source": source, "target": target, "read_only": False}))
+        plan.append(("unfence source", "unfence", {"source": source, "target": target, "relationships": relationships}))
     if "drain" in done:
         plan.append(("undrain source", "undrain", {"region": source}))
     if refence:
@@ -355,9 +359,10 @@ def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target
             {"region": target, "kind": "target", "seats": sessions, "reason": f"failback from {source}"}]}))
         if (yield from _switch(run, ctx, source, target, ids, policy, sessions, done, label="failback", undrain=True)):
             return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
-                                          refence=target))
+                                          refence=target, relationships=ids))
     except StepFailed as exc:
-        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), refence=target))
+        return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), refence=target,
+                                      relationships=ids))
     yield from run.note("point of no return", "done", "returning region writable", "Tandem.Failover.PointOfNoReturn")
     yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
         "move_assignments", {"source": source, "target": target})))

@@ -219,10 +219,15 @@ class Steps:
 
         source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
         client = self.qumulo(source)
-        ids = [self._relationship(target, link) for link in links(self.topology, source.name, target.name)]
+        ids = req.get("relationships") or [self._relationship(target, link)
+                                           for link in links(self.topology, source.name, target.name)]
         for rid in ids:
             client.set_source_read_only(rid, bool(req["read_only"]))
         return {"relationships": ids, "at": clock.now().isoformat()}
+
+    def unfence(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A roll-back's own step (not `fence` again, so a fault in that step cannot block its undo): writable again."""
+        return self.fence({**req, "read_only": False})
 
     def replicate(self, req: dict[str, Any]) -> dict[str, Any]:
         """Start a replication job now on each relationship."""

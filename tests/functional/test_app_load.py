@@ -22,7 +22,7 @@ def test_function_app_passes_the_worker_indexer() -> None:
                                           "make_writable", "move_assignments", "orchestrator", "preflight",
                                           "reconnect", "reconnected", "relationships", "release", "replicate",
                                           "replicated", "reverse", "snapshot_target", "start", "status", "try_fence",
-                                          "undrain", "verify", "warm", "writable")]
+                                          "undrain", "unfence", "verify", "warm", "writable")]
     assert result.stdout.strip() == str(["autoscale_events", "autoscale_timer", "autoscale_whatif", *failover, "health",
                                          "snapshot_now", "snapshots_report", "snapshots_timer"])
 

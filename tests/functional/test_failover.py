@@ -128,6 +128,12 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
     estate.host.fire_timer("autoscale_timer")
     assert not any(h.allow_new_session for h in east_pool.hosts.values())
     central.write_profile("/profiles-dr/fslogix", "user005@contoso.com")  # work done in central meanwhile
+    central_pool = estate.arm.estate.pool(CENTRAL_SUB, "rg-avd-central", "hp-central-pooled")
+    for i in range(1, 11):  # the moved users work in central: the failback must seat them in east
+        for _ in range(20):
+            if estate.arm.estate.logon(central_pool, f"user{i:03d}@contoso.com").outcome in ("connected", "reconnected"):
+                break
+            estate.host.advance(timedelta(minutes=1))
 
     # failback: re-protect east, move everyone back, restore the original direction
     status, _ = call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
