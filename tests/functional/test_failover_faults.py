@@ -15,8 +15,17 @@ import pytest
 from local.demo.estate import Estate, running
 from local.runtime import VirtualClock
 from tests.functional.test_failover import BUSY, MORNING, call
-from tests.functional.test_failover_worst_day import (CENTRAL_DIR, EAST_DIR, INSTANCE, OPERATOR, central_pool, east_pool,
-                                                      sign_in, start, state_of)
+from tests.functional.test_failover_worst_day import (
+    CENTRAL_DIR,
+    EAST_DIR,
+    INSTANCE,
+    OPERATOR,
+    central_pool,
+    east_pool,
+    sign_in,
+    start,
+    state_of,
+)
 
 MATRIX: list[tuple[str, str, str, str]] = []
 # (mode, activity the fault hits, fault, expected end state)
