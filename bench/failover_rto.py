@@ -58,6 +58,7 @@ def _scenario(mode: str) -> dict[str, Any]:
         users = [f"user{i:03d}@contoso.com" for i in range(1, USERS + 1)]
         for upn in users:  # a morning's sign-ins: FSLogix opens each container on east
             arm.logon(pool, upn)
+        east.cluster.settle()  # continuous replication starts its job
         estate.host.advance(timedelta(minutes=3))
         east.cluster.settle()  # the morning's writes are replicated; the relationship is idle
         late: list[str] = []
