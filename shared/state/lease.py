@@ -47,15 +47,10 @@ class Lease:
     (0: one try); from async code, acquire it in a thread (asyncio.to_thread) so the event loop keeps running."""
 
     def __init__(self, name: str, *, wait_s: float = 30.0, lease_s: int = 60) -> None:
-        from azure.core.exceptions import HttpResponseError
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
         try:
             blob = _container().get_blob_client(name)
-            if not blob.exists():
-                try:
-                    blob.upload_blob(b"", overwrite=False)
-                except HttpResponseError:
-                    pass  # another caller created (and may already hold) it
         except HttpResponseError as exc:
             raise DependencyError(f"lock {name}: storage answered {exc.status_code}") from exc
         give_up = time.monotonic() + wait_s
@@ -63,11 +58,16 @@ class Lease:
             try:
                 self._lease: Any = blob.acquire_lease(lease_duration=lease_s)
                 return
+            except ResourceNotFoundError:  # the first use of this lock: create its blob, then take it
+                try:
+                    blob.upload_blob(b"", overwrite=False)
+                except ResourceExistsError:
+                    pass  # another caller created it (and may hold it already)
             except HttpResponseError as exc:
-                if exc.status_code != 409 or time.monotonic() >= give_up:
-                    if exc.status_code == 409:
-                        raise LockHeldError(f"lock {name} is held elsewhere") from exc
+                if exc.status_code != 409:
                     raise DependencyError(f"lock {name}: storage answered {exc.status_code}") from exc
+                if time.monotonic() >= give_up:
+                    raise LockHeldError(f"lock {name} is held elsewhere") from exc
                 time.sleep(0.1)
 
     def release(self) -> None:
