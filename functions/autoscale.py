@@ -47,32 +47,25 @@ def autoscale_events(event: func.EventGridEvent) -> None:
     if isinstance(signal, signals.Ignored):
         log_event(log, "autoscale.event_ignored", id=event.id, type=event_type, reason=signal.why)
         return
+    options: dict[str, Any] = {}
     if isinstance(signal, signals.LogonRate):
         target = next((t for t in scaler.targets.values() if _pool_id(t).lower() == signal.pool_id.lower()), None)
         if target is None:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"unknown pool {signal.pool_id}")
             return
-        results = scaler.run([target], wait_s=30, alert_rate=signal.per_minute)
-        _handled(event, event_type, results)
-        return
+        chosen, options = [target], {"alert_rate": signal.per_minute}
     elif isinstance(signal, signals.FailoverStarted):
-        chosen = scaler.region_targets(signal.target)
+        chosen, options = scaler.region_targets(signal.target), {"announce": signal.sessions}
         if not chosen:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"no pools in region {signal.target}")
             return
-        results = scaler.run(chosen, wait_s=30, announce=signal.sessions)
-        _handled(event, event_type, results)
-        return
     else:
         found = scaler.pool_of_vm(signal.vm_id)
         if found is None:
             log_event(log, "autoscale.event_ignored", id=event.id, reason=f"{signal.vm_id} is not a session host")
             return
         chosen = [found]
-    _handled(event, event_type, scaler.run(chosen, wait_s=30))
-
-
-def _handled(event: func.EventGridEvent, event_type: str, results: list[Any]) -> None:
+    results = scaler.run(chosen, wait_s=30, **options)  # act now; wait briefly if the timer is evaluating the pool
     log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
               actions=sum(len(r.applied) for r in results))
 

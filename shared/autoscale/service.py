@@ -117,32 +117,30 @@ class AutoscaleStore:
                                                      **memory.to_entity()})
 
     def history(self, key: str, today: date) -> ArrivalHistory:
-        """A pool's recorded days: past days read once per process, today's row read fresh (other instances write it)."""
+        """A pool's recorded days: past days read once per process, today's row read fresh (other instances write
+        it), with its ETag kept for `save_day`."""
         from azure.core.exceptions import ResourceNotFoundError
 
         from shared.state.tables import safe_key
 
         with self._lock:
-            cached = self._history.get(key)
-        if cached is None:
+            past = self._history.get(key)
+        if past is None:
             since = (today - timedelta(days=35)).isoformat()
             rows = self._table("logonhistory").query_entities("PartitionKey eq @p and RowKey ge @d",
                                                               parameters={"p": safe_key(key), "d": since})
-            cached = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows
-                                     if r["RowKey"] != today.isoformat()})
+            past = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows
+                                   if r["RowKey"] < today.isoformat()})
             with self._lock:
-                cached = self._history.setdefault(key, cached)
-        days = {d: c for d, c in cached.days.items() if d != today}
+                past = self._history.setdefault(key, past)
+        days = dict(past.days)
         try:
             row = self._table("logonhistory").get_entity(safe_key(key), today.isoformat())
             days[today] = from_entity(row)
             self._etags[(key, today)] = row.metadata["etag"]
         except ResourceNotFoundError:
             self._etags.pop((key, today), None)
-        history = ArrivalHistory(days)
-        with self._lock:  # past days stay cached; today is never served from the cache
-            self._history[key] = ArrivalHistory({d: c for d, c in days.items() if d != today})
-        return history
+        return ArrivalHistory(days)
 
     def save_day(self, key: str, day: date, history: ArrivalHistory, base: DayCounts | None = None) -> None:
         """Write one day of a pool's history. The write is conditional on the row read by `history()`; when another
@@ -168,14 +166,18 @@ class AutoscaleStore:
                 self._etags.pop((key, day), None)
                 return
             except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError):
-                row = table.get_entity(pk, rk)
+                try:
+                    row = table.get_entity(pk, rk)
+                except ResourceNotFoundError:  # deleted meanwhile: create it afresh with what we have
+                    self._etags.pop((key, day), None)
+                    continue
                 newer = from_entity(row)
                 mine = base or DayCounts()
                 counts = DayCounts(_merged(newer.arrivals, counts.arrivals, mine.arrivals),
                                    _merged(newer.departures, counts.departures, mine.departures))
                 base = newer
                 self._etags[(key, day)] = row.metadata["etag"]
-        log_event(log, "autoscale.history_conflict", level=30, pool=key, day=day.isoformat())
+        log_event(log, "autoscale.history_conflict", level=30, pool=key, day=day.isoformat())  # left as the others wrote it
 
     def ledger(self, key: str, when: datetime, policy: str, decision: Decision, applied: list[Applied]) -> None:
         """Record every action and its reason (one transaction per evaluation)."""
@@ -359,7 +361,8 @@ class Autoscaler:
                 recent = memory.last_eval is not None and now - memory.last_eval <= timedelta(hours=1)
                 local = local_time(t.policy, now)
                 usual = expected_concurrent(self.store.history(t.ref.key, local.date()), local, t.policy.holidays)
-                total += max(memory.last_sessions or 0 if recent else 0, usual)
+                last = (memory.last_sessions or 0) if recent else 0
+                total += max(last, usual)
             except Exception as exc:  # storage too: nothing recorded to go on for this pool
                 log_event(log, "autoscale.record_unreadable", level=30, pool=t.ref.key, error=type(exc).__name__)
         return total
@@ -397,7 +400,7 @@ class Autoscaler:
         leases: dict[str, Any] = {}
         try:
             for t in chosen:
-                lease = try_lease(f"autoscale-{_lease_name(t.ref.key)}", wait_s=wait_s)
+                lease = try_lease(f"autoscale/{t.ref.key}", wait_s=wait_s)
                 if lease is None:
                     results.append(Evaluation(t.ref.key, Decision("none", 0, (), "another evaluation is running"),
                                               (), "busy"))
@@ -413,7 +416,8 @@ class Autoscaler:
                 log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
                 results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
             work = [t for t in chosen if t.ref.key in reads.states]
-            shares = _shares(work, reads.states, announce)
+            shares = {} if announce is None else split_by_hosts(
+                announce, {t.ref.key: len(reads.states[t.ref.key].hosts) for t in work})
             free: list[Target] = []
             for t in work:
                 hold = held.get(t.region.name)
@@ -496,18 +500,13 @@ class Autoscaler:
         return target, decision
 
 
-def _lease_name(key: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _shares(work: list[Target], states: dict[str, PoolState], sessions: int | None) -> dict[str, int]:
-    """`sessions` announced arrivals spread over the pools by host count."""
-    if sessions is None:
-        return {}
-    total = sum(len(states[t.ref.key].hosts) for t in work) or 1
-    return {t.ref.key: round(sessions * len(states[t.ref.key].hosts) / total) for t in work}
+def split_by_hosts(sessions: int, hosts: dict[str, int]) -> dict[str, int]:
+    """`sessions` spread over pools in proportion to their host counts (`hosts`, by pool key), rounded up so a
+    failover's seats are never short; evenly when no pool has a host."""
+    total = sum(hosts.values())
+    if not total:
+        return {key: -(-sessions // max(1, len(hosts))) for key in hosts}
+    return {key: -(-sessions * n // total) for key, n in hosts.items()}
 
 
 def _reserve(hold: Any, key: str, state: PoolState, policy: AutoscalePolicy, now: datetime) -> int:

@@ -92,7 +92,8 @@ class Steps:
         problems += [f"{key}: {err}" for key, err in reads.errors.items()]
         read_ok = not reads.errors
         sessions = sum(len(h.sessions) for s in reads.states.values() for h in s.hosts)
-        recorded = self.autoscaler.recorded_sessions(reg.name) if side == "source" else 0
+        # what Tandem recorded of the source stands in for what it cannot read now (an outage)
+        recorded = self.autoscaler.recorded_sessions(reg.name) if side == "source" and not read_ok else 0
         available = sum(1 for s in reads.states.values() for h in s.hosts if h.status == "Available")
         hosts = sum(len(s.hosts) for s in reads.states.values())
         relationships = []
@@ -334,11 +335,12 @@ class Steps:
             reg = region(self.topology, item["region"])
             seats, split = int(item.get("seats") or 0), {}
             if item["kind"] == "target" and seats:
+                from shared.autoscale.service import split_by_hosts
+
                 refs = pool_refs(reg)
                 reads = self.gateway.read_pools(refs)
-                total = sum(len(s.hosts) for s in reads.states.values())
-                split = ({k: -(-seats * len(s.hosts) // total) for k, s in reads.states.items()} if total and not reads.errors
-                         else {r.key: -(-seats // len(refs)) for r in refs})
+                hosts = {k: len(state.hosts) for k, state in reads.states.items()}
+                split = split_by_hosts(seats, hosts if not reads.errors else {r.key: 0 for r in refs})  # unread: even
             holds.place(holds.Hold(reg.name, req["instance"], item["kind"], seats, clock.now().isoformat(),
                                    str(item.get("reason", "")), split))
             placed.append({"region": reg.name, "kind": item["kind"], "seats": seats})
