@@ -61,14 +61,18 @@ class Run:
         try:
             result = yield task
         except Exception as exc:
-            entry.update(status="failed", ended=self._now(), detail=str(exc)[:300])
-            self._status("failed")
-            yield self.audit(entry, "Tandem.Failover.StepFailed")
+            yield from self._failed(entry, str(exc))
             raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
         entry.update(status="done", ended=self._now())
         self._status(name)
         yield self.audit(entry, event)
         return result
+
+    def _failed(self, entry: dict[str, Any], detail: str) -> Generator[Any, Any]:
+        """Record a step's failure in the status and the audit (the caller raises StepFailed)."""
+        entry.update(status="failed", ended=self._now(), detail=detail[:300])
+        self._status("failed")
+        yield self.audit(entry, "Tandem.Failover.StepFailed")
 
     def note(self, name: str, status: str, detail: str = "", event: str | None = None) -> Generator[Any, Any]:
         """Record a step that needs no activity (skipped, rehearsed, waiting)."""
@@ -111,9 +115,7 @@ class Run:
             try:
                 answer = yield self.act(activity, payload)
             except Exception as exc:
-                entry.update(status="failed", ended=self._now(), detail=str(exc)[:300])
-                self._status("failed")
-                yield self.audit(entry, "Tandem.Failover.StepFailed")
+                yield from self._failed(entry, str(exc))
                 raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
             if answer.get("done") or answer.get("ok"):
                 entry.update(status="done", ended=self._now())
@@ -122,9 +124,7 @@ class Run:
                 return answer
             if self.ctx.current_utc_datetime >= give_up:
                 detail = f"not done within {deadline}" + (f": {answer['detail']}" if answer.get("detail") else "")
-                entry.update(status="failed", ended=self._now(), detail=detail[:300])
-                self._status("failed")
-                yield self.audit(entry, "Tandem.Failover.StepFailed")
+                yield from self._failed(entry, detail)
                 raise StepFailed(f"{name}: {detail}"[:300])
             timer = self.ctx.create_timer(self.ctx.current_utc_datetime + poll)
             if cancellable:
@@ -186,7 +186,7 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     if mode == "failback":
         return (yield from _failback(run, context, source, target, policy, src["sessions"]))
     # the seats the target must have: what the source holds now, or (unreadable) what Tandem recorded of it
-    sessions = src["sessions"] if src.get("read_ok", True) else max(src["sessions"], src.get("recorded_sessions", 0))
+    sessions = src["sessions"] if src["read_ok"] else max(src["sessions"], src["recorded_sessions"])
     if mode == "drill":
         for name in DRILL_STEPS:
             yield from run.note(name, "rehearsed")
@@ -194,7 +194,7 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
         yield from run.note("drill", "done", f"expected RTO {expected:.0f} s; RPO now {rpo_s}",
                             "Tandem.Failover.DrillCompleted")
         return {"outcome": "drill", "expected_rto_s": expected, "rpo_s": rpo_s, "sessions": sessions, "steps": run.steps}
-    run.extra.update(sessions=sessions, rpo_s=rpo_s, sized_from="sessions" if src.get("read_ok", True) else "history")
+    run.extra.update(sessions=sessions, rpo_s=rpo_s, sized_from="sessions" if src["read_ok"] else "history")
 
     if mode == "unplanned":
         refused = yield from _approval(run, context, policy, rpo_s)
@@ -309,8 +309,8 @@ def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str,
     `refence` names a region to leave fenced (a failback's returning region goes back to its fence)."""
     instance = run.ctx.instance_id
     run.reason = why[:300]
-    if "writable" in done:
-        run.extra["target_note"] = "make-writable may have been accepted: reconnect the target before the next failover"
+    target_note = ("; make-writable may have been accepted: reconnect the target before the next failover"
+                   if "writable" in done else "")
     plan: list[tuple[str, str, dict[str, Any]]] = []
     if "fence" in done:
         plan.append(("unfence source", "unfence", {"source": source, "target": target, "relationships": relationships}))
@@ -325,7 +325,7 @@ def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str,
         yield from run.persist(name, lambda name=name, activity=activity, payload=payload: run.step(
             name, run.act(activity, payload)))
     event = "Tandem.Failover.Cancelled" if outcome == "cancelled" else "Tandem.Failover.RolledBack"
-    yield from run.note(outcome, outcome, f"source serving; {why}"[:500], event)
+    yield from run.note(outcome, outcome, f"source serving{target_note}; {why}"[:500], event)
     run._status(outcome)
     return {"outcome": outcome, "reason": why[:300], "steps": run.steps}
 
