@@ -1,10 +1,11 @@
 """Failover RTO and data loss on the twins, through the real function app on the local runtime.
 
 RTO runs from the start request to the moment the moved users can log on: the target directory writable,
-the assignments moved and enough target hosts Available for them. The autoscale timer runs every minute, as
-in production. Each user who loses their session tries to sign in to the target every 30 s (a container opens
-on sign-in and closes, with its last write, 30 s after sign-out); `users_stranded` counts the users who were
-without a session for longer than the RTO, `profile_writes_lost` every profile write the target does not have
+the assignments moved and enough target hosts Available for them. The autoscale timer runs every minute and
+the snapshot timer every 15 minutes, as in production. Each user who loses their session tries to sign in to
+the target every 30 s (a container opens on sign-in and closes, with its last write, 30 s after sign-out);
+`users_stranded` counts the users who were without a session for longer than the RTO, `profile_writes_lost`
+every profile write the target does not have
 (detach writes included, and refused ones counted). The lower bound is the longest chain of
 modelled durations that cannot overlap (for the hosts: when, as modelled, the last of the hosts needed for
 the moved users registered); the sequential runbook does the same steps one after another
@@ -26,7 +27,7 @@ from local.runtime import VirtualClock
 START = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
 EAST_SUB, CENTRAL_SUB = "00000000-0000-4000-8000-0000000000e1", "00000000-0000-4000-8000-0000000000c1"
 USERS = 16  # what the demo estate's two running east hosts seat (8 sessions each)
-BUSY = {"AUTOSCALE_SCHEDULE": "0 */1 * * * *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *"}
+BUSY = {"AUTOSCALE_SCHEDULE": "0 */1 * * * *", "SNAPSHOT_SCHEDULE": "0 */15 * * * *"}
 INSTANCE = "failover-central-east"
 
 
