@@ -136,11 +136,20 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
             estate.host.advance(timedelta(minutes=1))
 
     # failback: re-protect east, move everyone back, restore the original direction
+    for vm in [h.vm for h in east_pool.hosts.values() if h.vm]:  # the outage took east's VMs down with it
+        estate.arm.estate.deallocate_vm(vm)
+    estate.host.advance(timedelta(minutes=2))
+    mark = len(estate.arm.server.log())
     status, _ = call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
                                                   "reason": "east is healthy"}, roles=("Tandem.Failover.Operator",))
     assert status == 202
     back = run_to_end(estate, "failover-central-east", limit=timedelta(hours=2))
     assert back["output"]["outcome"] == "completed", back["customStatus"]
+    during = [f"{r.method} {r.path}" for r in estate.arm.server.log()[mark:] if 0 < r.status < 400]
+    east_starts = [i for i, w in enumerate(during) if w.startswith("POST ") and "/rg-avd-east-hosts/" in w
+                   and w.endswith("/start")]
+    grant = next(i for i, w in enumerate(during) if w.startswith("PUT ") and "/dag-east-desktop/" in w)
+    assert east_starts and east_starts[0] < grant, (east_starts, grant)  # east warms before anyone moves back
     east_dir, standby = east_twin.cluster.directory("/profiles/fslogix"), central.directory("/profiles-dr/fslogix")
     assert not east_dir.read_only and standby.read_only  # the original direction
     assert east_dir.profiles["user005@contoso.com"].version == central.directory(
