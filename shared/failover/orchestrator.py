@@ -203,19 +203,25 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
 
     instance = context.instance_id
     done: set[str] = set()  # what a roll-back must undo
-    try:
-        yield from run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
+
+    def hold() -> Generator[Any, Any, Any]:
+        return run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
             {"region": source, "kind": "source", "reason": f"{mode} failover to {target}"},
             {"region": target, "kind": "target", "seats": sessions, "reason": f"{mode} failover from {source}"}]}))
+
+    try:
         if mode == "unplanned":  # the source is down already: going back helps nobody, so failures park and retry
+            yield from run.persist("hold regions", hold)
             yield from run.persist("warm target", lambda: run.step("warm target", run.act(
                 "warm", {"region": target, "sessions": sessions}), event="Tandem.Failover.Started"))
             yield from run.persist("make writable", lambda: _make_writable(run, source, target, relationships,
                                                                            "failover", done))
-        elif (yield from _switch(run, context, source, target, relationships, policy, sessions, done,
-                                 label="failover")):
-            return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
-                                          relationships=relationships))
+        else:
+            yield from hold()
+            if (yield from _switch(run, context, source, target, relationships, policy, sessions, done,
+                                   label="failover")):
+                return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
+                                              relationships=relationships))
     except StepFailed as exc:
         return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), relationships=relationships))
     # the point of no return: the target is writable; from here a cancel is not honoured and failures park

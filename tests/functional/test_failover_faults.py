@@ -47,15 +47,23 @@ CASES = [
     ("planned", "make_writable", "target", "rolled back"),
     ("planned", "fence", "arm", "needs operator"),  # signed out and drained, ARM gone: the undrain is retried
     ("planned", "move_assignments", "arm", "needs operator"),
+    ("unplanned", "hold", "activity", "needs operator"),  # approved, the source down: retried, never dropped
     ("unplanned", "warm", "activity", "needs operator"),
+    ("unplanned", "snapshot_target", "activity", "needs operator"),
     ("unplanned", "make_writable", "activity", "needs operator"),
+    ("unplanned", "writable", "activity", "needs operator"),
     ("unplanned", "move_assignments", "activity", "needs operator"),
+    ("unplanned", "verify", "activity", "needs operator"),
     ("unplanned", "move_assignments", "arm", "needs operator"),
     ("failback", "reverse", "activity", "rolled back"),
     ("failback", "drain", "activity", "rolled back"),
+    ("failback", "logoff", "activity", "rolled back"),
+    ("failback", "handles", "activity", "rolled back"),
     ("failback", "fence", "activity", "rolled back"),
     ("failback", "make_writable", "activity", "rolled back"),
+    ("failback", "writable", "activity", "rolled back"),
     ("failback", "move_assignments", "activity", "needs operator"),
+    ("failback", "verify", "activity", "needs operator"),
     ("failback", "logoff", "arm", "needs operator"),
 ]
 
