@@ -8,7 +8,7 @@ from typing import Any
 import azure.functions as func
 
 from functions import services
-from functions.http import problem
+from functions.http import guarded, problem
 from shared.telemetry import get_logger, log_event
 
 bp = func.Blueprint()
@@ -40,8 +40,8 @@ def autoscale_events(event: func.EventGridEvent) -> None:
     event_type = str(getattr(event, "event_type", None) or getattr(event, "type", ""))  # Event Grid or CloudEvents
     try:
         signal = signals.parse(event_type, event.get_json())
-    except (InputError, ValueError) as exc:
-        log_event(log, "autoscale.event_rejected", level=30, id=event.id, type=event_type, reason=str(exc))
+    except (InputError, ValueError, RecursionError) as exc:  # malformed: logged, never retried
+        log_event(log, "autoscale.event_rejected", level=30, id=event.id, type=event_type[:200], reason=str(exc)[:300])
         return
     scaler = service()
     if isinstance(signal, signals.Ignored):
@@ -77,6 +77,7 @@ def _pool_id(target: Any) -> str:
 
 
 @bp.route(route="autoscale/whatif", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@guarded
 def autoscale_whatif(req: func.HttpRequest) -> func.HttpResponse:
     """The decision for one pool now, without acting: ?pool=NAME[&policy=native|legacy|tandem]."""
     from shared.autoscale.planner import POLICIES

@@ -416,8 +416,8 @@ class Autoscaler:
                 log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
                 results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
             work = [t for t in chosen if t.ref.key in reads.states]
-            shares = {} if announce is None else split_by_hosts(
-                announce, {t.ref.key: len(reads.states[t.ref.key].hosts) for t in work})
+            shares = {} if announce is None else _seated(split_by_hosts(
+                announce, {t.ref.key: len(reads.states[t.ref.key].hosts) for t in work}), reads.states)
             free: list[Target] = []
             for t in work:
                 hold = held.get(t.region.name)
@@ -507,6 +507,17 @@ def split_by_hosts(sessions: int, hosts: dict[str, int]) -> dict[str, int]:
     if not total:
         return {key: -(-sessions // max(1, len(hosts))) for key in hosts}
     return {key: -(-sessions * n // total) for key, n in hosts.items()}
+
+
+def _seated(shares: dict[str, int], states: dict[str, PoolState]) -> dict[str, int]:
+    """An announcement never asks a pool for more than its seats (every host at its session limit)."""
+    capped = {}
+    for key, share in shares.items():
+        seats = len(states[key].hosts) * max(1, states[key].max_session_limit)
+        if share > seats:
+            log_event(log, "autoscale.announce_capped", level=30, pool=key, announced=share, seats=seats)
+        capped[key] = min(share, seats)
+    return capped
 
 
 def _reserve(hold: Any, key: str, state: PoolState, policy: AutoscalePolicy, now: datetime) -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
+from shared import payloads
 from shared.errors import InputError
 
 HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
@@ -22,7 +22,6 @@ FAILOVER_STARTED = "Tandem.Failover.Started"
 COMMON_SCHEMA = "azureMonitorCommonAlertSchema"
 _POOL_ID = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.desktopvirtualization/"
                       r"hostpools/[^/]+$", re.I)
-_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 
 
 @dataclass(frozen=True)
@@ -60,55 +59,28 @@ class Ignored:
 Signal = LogonRate | FailoverStarted | HostHealth | Ignored
 
 
-def _get(doc: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(doc, dict) or part not in doc:
-            raise InputError(f"missing field {'.'.join(path)}")
-        doc = doc[part]
-    return doc
-
-
-def _minutes(condition: dict[str, Any]) -> float:
-    size = condition.get("windowSize")
-    if isinstance(size, str):
-        match = _DURATION.match(size)
-        if match and any(match.groups()):
-            h, m, s = (int(x or 0) for x in match.groups())
-            return max(1.0, (h * 3600 + m * 60 + s) / 60)
-    try:
-        start = datetime.fromisoformat(str(condition["windowStartTime"]))
-        end = datetime.fromisoformat(str(condition["windowEndTime"]))
-    except (KeyError, ValueError):
-        return 5.0
-    return max(1.0, (end - start) / timedelta(minutes=1))
-
-
 def parse_alert(payload: Any) -> Signal:
     """A common-alert-schema document about the logon rate."""
-    if not isinstance(payload, dict) or payload.get("schemaId") != COMMON_SCHEMA:
-        raise InputError(f"not an alert in the common alert schema (schemaId must be {COMMON_SCHEMA})")
-    essentials = _get(payload, "data", "essentials")
-    if essentials.get("monitorCondition") != "Fired":
-        return Ignored(f"alert {essentials.get('alertRule')} is {essentials.get('monitorCondition')}")
-    if essentials.get("signalType") != "Log":
-        raise InputError(f"alert {essentials.get('alertRule')}: signalType {essentials.get('signalType')!r} is not a "
+    alert = payloads.validate(payloads.CommonAlert, payload, "alert")
+    essentials = alert.essentials
+    if essentials.monitorCondition != "Fired":
+        return Ignored(f"alert {essentials.alertRule} is {essentials.monitorCondition}")
+    if essentials.signalType != "Log":
+        raise InputError(f"alert {essentials.alertRule}: signalType {essentials.signalType!r} is not a "
                          "log-search alert on the logon rate")
-    condition = _get(payload, "data", "alertContext", "condition")
-    criteria = condition.get("allOf") if isinstance(condition, dict) else None
-    if not isinstance(criteria, list) or not criteria:
-        raise InputError("alertContext.condition.allOf is missing or empty")
-    first = criteria[0]
-    pool = next((d.get("value") for d in first.get("dimensions") or [] if isinstance(d, dict)
-                 and str(d.get("name", "")).lower() in ("_resourceid", "resourceid", "hostpool")), None)
+    condition = payloads.validate(payloads.ConditionContext, alert.context, "alertContext").condition
+    first = condition.allOf[0]
+    pool = next((d.value for d in first.dimensions if d.name.lower() in ("_resourceid", "resourceid", "hostpool")), None)
     if pool is None:
-        pool = next((t for t in essentials.get("alertTargetIDs") or [] if _POOL_ID.match(str(t))), None)
-    if not isinstance(pool, str) or not _POOL_ID.match(pool):
+        pool = next((t for t in essentials.alertTargetIDs if _POOL_ID.match(t)), None)
+    if pool is None or not _POOL_ID.match(pool):
         raise InputError("the alert names no host pool (dimension _ResourceId or a host pool in alertTargetIDs)")
-    try:
-        value = float(first["metricValue"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError("alertContext.condition.allOf[0].metricValue is missing or not a number") from exc
-    return LogonRate(pool, max(0.0, value) / _minutes(condition))
+    if first.metricValue is None:
+        raise InputError("alertContext.condition.allOf[0].metricValue is missing")
+    rate = first.metricValue / payloads.window_minutes(condition)
+    if rate > payloads.MAX_RATE:
+        raise InputError(f"a logon rate of {rate:.0f} per minute is beyond any pool (at most {payloads.MAX_RATE:.0f})")
+    return LogonRate(pool, rate)
 
 
 def parse(event_type: str, data: Any) -> Signal:
@@ -116,19 +88,13 @@ def parse(event_type: str, data: Any) -> Signal:
     if event_type in ALERT_TYPES or (event_type and isinstance(data, dict) and data.get("schemaId") == COMMON_SCHEMA):
         return parse_alert(data)
     if event_type == FAILOVER_STARTED:
-        try:
-            source, target, sessions = str(_get(data, "source")), str(_get(data, "target")), int(_get(data, "sessions"))
-        except (TypeError, ValueError) as exc:
-            raise InputError("Tandem.Failover.Started needs source, target and an integer sessions") from exc
-        if sessions < 0:
-            raise InputError("sessions must not be negative")
-        return FailoverStarted(source, target, sessions)
+        started = payloads.validate(payloads.FailoverStarted, data, FAILOVER_STARTED)
+        return FailoverStarted(started.source, started.target, started.sessions)
     if event_type == HEALTH_CHANGED:
-        props = _get(data, "resourceInfo", "properties")
-        target, state = str(_get(props, "targetResourceId")), str(_get(props, "availabilityState"))
-        if str(props.get("targetResourceType", "")).lower() != "microsoft.compute/virtualmachines":
-            return Ignored(f"health change for {props.get('targetResourceType')}, not a session host VM")
-        if state == "Available":
-            return Ignored(f"{target} is available again")
-        return HostHealth(target, state)
-    raise InputError(f"unknown event type {event_type!r}")
+        props = payloads.validate(payloads.HealthChanged, data, "AvailabilityStatusChanged").properties
+        if props.targetResourceType.lower() != "microsoft.compute/virtualmachines":
+            return Ignored(f"health change for {props.targetResourceType}, not a session host VM")
+        if props.availabilityState == "Available":
+            return Ignored(f"{props.targetResourceId} is available again")
+        return HostHealth(props.targetResourceId, props.availabilityState)
+    raise InputError(f"unknown event type {event_type!r}"[:200])

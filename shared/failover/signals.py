@@ -10,11 +10,11 @@ Events must come from a topic under one of the topology's subscriptions.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared import payloads
 from shared.config.model import Region, Topology
 from shared.errors import InputError
 
@@ -66,56 +66,41 @@ def _anq_region(topology: Topology, resource_id: str) -> Region | None:
 def parse(topology: Topology, event_type: str, topic: str | None, data: Any) -> Proposal | VmHealth | Ignored:
     """What one event means for failover."""
     check_topic(topology, topic)
-    if not isinstance(data, dict):
-        raise InputError("event data is not an object")
     if event_type == HEALTH_CHANGED:
-        try:
-            props = data["resourceInfo"]["properties"]
-            target, state = str(props["targetResourceId"]), str(props["availabilityState"])
-        except (KeyError, TypeError) as exc:
-            raise InputError("missing resourceInfo.properties.targetResourceId/availabilityState") from exc
+        props = payloads.validate(payloads.HealthChanged, data, "AvailabilityStatusChanged").properties
+        target, state = props.targetResourceId, props.availabilityState
         region = _anq_region(topology, target)
         if region is not None:
             if state == "Unavailable":
                 return Proposal(region.name, f"Resource Health: {region.anq.name} is Unavailable")
             return Ignored(f"{region.anq.name} is {state}")
-        if str(props.get("targetResourceType", "")).lower() == "microsoft.compute/virtualmachines":
+        if props.targetResourceType.lower() == "microsoft.compute/virtualmachines":
             return VmHealth(target, state == "Available")
         return Ignored(f"health of {target} does not concern failover")
-    if event_type in ALERT_TYPES or data.get("schemaId") == "azureMonitorCommonAlertSchema":
-        return _alert(topology, data)
-    raise InputError(f"unknown event type {event_type!r}")
+    if event_type in ALERT_TYPES or (isinstance(data, dict) and data.get("schemaId") == "azureMonitorCommonAlertSchema"):
+        return _alert(topology, payloads.validate(payloads.CommonAlert, data, "alert"))
+    raise InputError(f"unknown event type {event_type!r}"[:200])
 
 
-def _alert(topology: Topology, payload: dict[str, Any]) -> Proposal | Ignored:
-    try:
-        essentials = payload["data"]["essentials"]
-        context = payload["data"].get("alertContext") or {}
-    except (KeyError, TypeError) as exc:
-        raise InputError("not an alert in the common alert schema") from exc
-    if essentials.get("monitorCondition") != "Fired":
-        return Ignored(f"alert {essentials.get('alertRule')} is {essentials.get('monitorCondition')}")
-    service = str(essentials.get("monitoringService", ""))
+def _alert(topology: Topology, alert: payloads.CommonAlert) -> Proposal | Ignored:
+    essentials = alert.essentials
+    if essentials.monitorCondition != "Fired":
+        return Ignored(f"alert {essentials.alertRule} is {essentials.monitorCondition}")
+    service = essentials.monitoringService
     if service == "Resource Health":
-        for target in essentials.get("alertTargetIDs") or []:
-            region = _anq_region(topology, str(target))
-            status = (context.get("properties") or {}).get("currentHealthStatus")
-            if region is not None and status == "Unavailable":
-                return Proposal(region.name, f"Resource Health alert {essentials.get('alertRule')}: {region.anq.name}")
+        status = payloads.validate(payloads.ResourceHealthContext, alert.context, "alertContext").properties
+        for target in essentials.alertTargetIDs:
+            region = _anq_region(topology, target)
+            if region is not None and status.currentHealthStatus == "Unavailable":
+                return Proposal(region.name, f"Resource Health alert {essentials.alertRule}: {region.anq.name}"[:200])
         return Ignored("resource health alert not about an ANQ cluster going unavailable")
     if service == "ServiceHealth":
-        props = context.get("properties") or {}
-        if props.get("incidentType") != "Incident":
-            return Ignored(f"service health {props.get('incidentType')}, not an incident")
-        impacted = props.get("impactedServices")
-        if isinstance(impacted, str):
-            try:
-                impacted = json.loads(impacted)
-            except ValueError as exc:
-                raise InputError("impactedServices is not JSON") from exc
-        names = {_norm(r.get("RegionName", "")) for s in impacted or [] for r in s.get("ImpactedRegions") or []}
+        props = payloads.validate(payloads.ServiceHealthContext, alert.context, "alertContext").properties
+        if props.incidentType != "Incident":
+            return Ignored(f"service health {props.incidentType}, not an incident"[:200])
+        names = {_norm(r.RegionName) for s in props.impactedServices for r in s.ImpactedRegions}
         for region in topology.regions:
             if _norm(region.location) in names:
-                return Proposal(region.name, f"Service Health incident: {props.get('title', '')}"[:200])
+                return Proposal(region.name, f"Service Health incident: {props.title}"[:200])
         return Ignored("service health incident in no region of the estate")
-    return Ignored(f"alert from {service} does not concern failover")
+    return Ignored(f"alert from {service} does not concern failover"[:200])

@@ -65,12 +65,13 @@ def test_a_logon_rate_alert_names_its_pool_and_rate() -> None:
 
 @pytest.mark.parametrize(("event_type", "data", "message"), [
     ("Microsoft.Storage.BlobCreated", {}, "unknown event type"),
-    ("Tandem.Failover.Started", {"source": "east"}, "missing field target"),
-    ("Tandem.Failover.Started", {"source": "east", "target": "central", "sessions": "many"}, "integer sessions"),
-    ("Microsoft.AlertsManagement.Alert.Activated", {"schemaId": "other"}, "common alert schema"),
+    ("Tandem.Failover.Started", {"source": "east"}, "target: Field required"),
+    ("Tandem.Failover.Started", {"source": "east", "target": "central", "sessions": "many"},
+     "sessions: Input should be a valid integer"),
+    ("Microsoft.AlertsManagement.Alert.Activated", {"schemaId": "other"}, "schemaId: Input should be 'azureMonitor"),
     ("Microsoft.AlertsManagement.Alert.Activated", load_event("eg_HealthResources_AvailabilityStatusChanged_"
-                                                              "eventgridschema.json"), "common alert schema"),
-    (signals.HEALTH_CHANGED, {"resourceInfo": {}}, "missing field resourceInfo.properties"),
+                                                              "eventgridschema.json"), "schemaId: Field required"),
+    (signals.HEALTH_CHANGED, {"resourceInfo": {}}, "resourceInfo.properties: Field required"),
 ])
 def test_malformed_or_unknown_events_are_input_errors(event_type: str, data: object, message: str) -> None:
     with pytest.raises(InputError, match=message):
