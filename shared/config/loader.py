@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from shared import settings
 from shared.config.model import Topology
 from shared.errors import ConfigError
+from shared.payloads import depth
 
 
 class TopologyError(ConfigError):
@@ -54,20 +55,54 @@ def parse_topology(data: Any, file: str = "<topology>") -> Topology:
         raise TopologyError(file, _problems(exc)) from None
 
 
+MAX_BYTES = 1 << 20  # a topology is a few kilobytes; a megabyte is a mistake, not an estate
+MAX_DEPTH = 32  # the model nests six levels; anything deeper is not a topology
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML (libyaml's parser where present, which stops at 1000 levels) that refuses duplicate keys."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise yaml.MarkedYAMLError(problem="a key must be a plain value", problem_mark=key_node.start_mark)
+            if key in seen:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {str(key)[:80]!r}", problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology YAML (or JSON) file."""
+    """Read and validate a topology YAML (or JSON) file: UTF-8, at most 1 MiB, no duplicate keys."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise TopologyError(file, [f"(file): cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_BYTES:
+        raise TopologyError(file, [f"(file): larger than {MAX_BYTES // 1024} KiB; a topology is a few kilobytes"])
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise TopologyError(file, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"]
+                            ) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(file)"
-        raise TopologyError(file, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+        raise TopologyError(file, [f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    except RecursionError:
+        raise TopologyError(file, [f"(file): nested deeper than {MAX_DEPTH} levels"]) from None
+    if depth(data) > MAX_DEPTH:
+        raise TopologyError(file, [f"(file): nested deeper than {MAX_DEPTH} levels, or aliases that repeat or contain "
+                                   "themselves"])
     return parse_topology(data, file)
+
 
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # where function_app.py is: the deployed package's root

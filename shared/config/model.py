@@ -24,7 +24,8 @@ _KEY_VAULT_SECRET = re.compile(
     r"/secrets/[A-Za-z0-9-]{1,127}(/[0-9a-f]{32})?/?$"
 )
 _APP_SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,7})\s*(s|m|h|d|w)\s*$")
+MAX_DURATION = timedelta(days=3660)  # ten years: the longest retention an estate keeps, and far below overflow
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -32,13 +33,16 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 def _parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_DURATION.total_seconds():
         return timedelta(seconds=value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
-    raise ValueError("must be a duration such as '90s', '15m', '2h', '14d' or '8w'")
+            amount = timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})  # 7 digits never overflow
+            if amount > MAX_DURATION:
+                raise ValueError(f"must be at most {MAX_DURATION.days}d")
+            return amount
+    raise ValueError("must be a duration such as '90s', '15m', '2h', '14d' or '8w' (at most 3660d)")
 
 
 def _format_duration(value: timedelta) -> str:
@@ -97,7 +101,7 @@ TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 class _Model(BaseModel):
     """Strict base: unknown keys are errors, so a typo never silently changes behaviour."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SecretRef(_Model):
