@@ -11,12 +11,13 @@ import asyncio
 import base64
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions import services
-from functions.http import problem
+from functions.http import body_of, guarded, problem
 from shared.telemetry import get_logger, log_event
 
 bp = df.Blueprint()
@@ -24,7 +25,7 @@ log = get_logger("failover")
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
 ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "handles", "move_assignments", "fence", "replicate",
               "replicated", "snapshot_target", "make_writable", "writable", "verify", "audit", "relationships",
-              "reverse", "reconnect", "reconnected", "hold", "release", "try_fence", "unfence")
+              "reverse", "reconnect", "reconnected", "hold", "release", "try_fence", "unfence", "admit")
 
 
 def steps() -> Any:
@@ -66,23 +67,33 @@ def _roles(req: func.HttpRequest) -> set[str] | None:
 
     if not settings.flag(settings.AUTH_ENABLED):
         return None
+    principal = _principal(req)
+    if principal is None:
+        return None
+    role_type = principal.get("role_typ", "roles")
+    return {str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict)
+            and c.get("typ") in (role_type, "roles")}
+
+
+def _principal(req: func.HttpRequest) -> dict[str, Any] | None:
     header = req.headers.get("x-ms-client-principal")
-    if not header:
+    if not header or len(header) > 16 * 1024:
         return None
     try:
-        principal = json.loads(base64.b64decode(header))
-        role_type = principal.get("role_typ", "roles")
-        return {c["val"] for c in principal.get("claims", []) if c.get("typ") in (role_type, "roles")}
-    except (ValueError, KeyError, TypeError):
+        principal = json.loads(base64.b64decode(header, validate=True))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
         return None
+    if not isinstance(principal, dict) or not isinstance(principal.get("claims", []), list):
+        return None
+    return principal
 
 
-def _caller(req: func.HttpRequest) -> str:
-    try:
-        principal = json.loads(base64.b64decode(req.headers.get("x-ms-client-principal", "")))
-        return next((c["val"] for c in principal.get("claims", []) if c.get("typ") == principal.get("name_typ")), "")
-    except (ValueError, KeyError, TypeError):
-        return ""
+def _caller(req: func.HttpRequest) -> tuple[str, str]:
+    """(object id, display name) of the signed-in caller, as the platform put them on the request."""
+    principal = _principal(req) or {}
+    name = next((str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict)
+                 and c.get("typ") == principal.get("name_typ")), "")
+    return req.headers.get("x-ms-client-principal-id", "")[:64], name[:256]
 
 
 def _denied(req: func.HttpRequest, role: str) -> func.HttpResponse | None:
@@ -98,96 +109,133 @@ def _denied(req: func.HttpRequest, role: str) -> func.HttpResponse | None:
     return None
 
 
-def _status_body(status: Any) -> dict[str, Any]:
+def _links(req: func.HttpRequest, instance: str) -> dict[str, str]:
+    """Tandem's own routes for an instance: no Durable management URL, no key (callers send their own)."""
+    parts = urlsplit(req.url)
+    base = f"{parts.scheme}://{parts.netloc}/api/failover/{instance}"
+    return {"status": base, **{action: f"{base}/{action}" for action in ("cancel", "resume", "approve", "reject")}}
+
+
+def _known(req: func.HttpRequest) -> str | None:
+    """The route's instance id when it is one Tandem starts (a pairing of the topology); None otherwise."""
+    from shared.config.loader import get_topology
+    from shared.failover import proposals
+
+    instance = req.route_params.get("instance", "")
+    return instance if instance in proposals.instance_ids(get_topology()) else None
+
+
+def _unknown(req: func.HttpRequest) -> func.HttpResponse:
+    return problem(404, "Unknown instance", "failover instances are named failover-<region>-<region> after a pairing")
+
+
+def _status_body(req: func.HttpRequest, status: Any) -> dict[str, Any]:
     return {"instance": status.instance_id, "runtime_status": getattr(status.runtime_status, "value", None),
             "custom_status": status.custom_status, "output": status.output,
-            "created": str(status.created_time), "last_updated": str(status.last_updated_time)}
+            "created": str(status.created_time), "last_updated": str(status.last_updated_time),
+            "links": _links(req, status.instance_id)}
+
+
+def _running(status: Any) -> bool:
+    return status is not None and status.runtime_status in (df.OrchestrationRuntimeStatus.Running,
+                                                           df.OrchestrationRuntimeStatus.Pending)
 
 
 @bp.route(route="failover", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
+@guarded
 async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Start a failover: {source, target, mode: planned|unplanned|drill, reason}. A duplicate returns the running one."""
+    """Start a failover: {source, target, mode: planned|unplanned|drill|failback, reason}; a duplicate returns the
+    running one (200), a new one is 202. Either way the body has Tandem's own links, never Durable's."""
+    from shared import payloads
     from shared.config.loader import get_topology
     from shared.errors import DependencyError, InputError
     from shared.failover import proposals
-    from shared.failover.orchestrator import MODES
     from shared.failover.steps import pairing_of
     from shared.state.lease import Lease
 
     denied = _denied(req, OPERATOR)
     if denied is not None:
         return denied
+    body = body_of(req, payloads.FailoverRequest)
+    if isinstance(body, func.HttpResponse):
+        return body
     try:
-        body = req.get_json()
-    except ValueError:
-        return problem(400, "Body is not JSON", "send {source, target, mode, reason} as JSON")
-    if not isinstance(body, dict):
-        return problem(400, "Body is not an object", "send {source, target, mode, reason} as a JSON object")
-    unknown = sorted(set(body) - {"source", "target", "mode", "reason"})
-    missing = [k for k in ("source", "target", "mode", "reason") if not isinstance(body.get(k), str) or not body[k]]
-    if unknown or missing:
-        return problem(400, "Invalid body", f"missing or not a string: {missing}; unknown: {unknown}")
-    if body["mode"] not in MODES:
-        return problem(400, "Invalid mode", f"mode must be one of {', '.join(MODES)}")
-    topology = get_topology()
-    try:
-        pairing_of(topology, body["source"], body["target"])
+        pairing_of(get_topology(), body.source, body.target)
     except InputError as exc:
         return problem(400, "Unknown region pair", str(exc))
-    request = {**body, "requested_by": _caller(req), "policy": proposals.policy(topology)}
-    instance = proposals.pair_id(body["source"], body["target"])
+    caller_id, caller = _caller(req)
+    request = {**body.model_dump(), "requested_by": caller, "requested_by_id": caller_id}
+    instance = proposals.pair_id(body.source, body.target)
     try:
         lease = await asyncio.to_thread(Lease, instance)  # waiting for it must not stall the worker's loop
     except DependencyError as exc:
         return problem(503, "Could not take the pair's lock", str(exc))
     try:
-        existing = await client.get_status(instance)
-        running = existing is not None and existing.runtime_status in (
-            df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+        running = _running(await client.get_status(instance))
         if not running:
             await client.start_new("failover_orchestrator", instance, request)
-            log_event(log, "failover.started", instance=instance, mode=body["mode"], by=request["requested_by"])
+            log_event(log, "failover.started", instance=instance, mode=body.mode, by=caller)
     finally:
         lease.release()  # one quick call; not in the thread pool, which waiting callers may fill
-    response = client.create_check_status_response(req, instance)
-    if running:
-        response = func.HttpResponse(response.get_body(), status_code=200, mimetype="application/json")
-    return response
+    answer = {"instance": instance, "running": running, "links": _links(req, instance)}
+    return func.HttpResponse(json.dumps(answer), status_code=200 if running else 202, mimetype="application/json",
+                             headers={"Location": _links(req, instance)["status"]})
 
 
 @bp.route(route="failover/{instance}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
+@guarded
 async def failover_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The instance's state and its step list with times."""
-    status = await client.get_status(req.route_params["instance"])
+    instance = _known(req)
+    if instance is None:
+        return _unknown(req)
+    status = await client.get_status(instance)
     if status is None or status.instance_id is None:
-        return problem(404, "Unknown instance", req.route_params["instance"])
-    return func.HttpResponse(json.dumps(_status_body(status), default=str), mimetype="application/json")
+        return problem(404, "Unknown instance", f"{instance} has not run")
+    return func.HttpResponse(json.dumps(_status_body(req, status), default=str), mimetype="application/json")
 
 
 @bp.route(route="failover/{instance}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
+@guarded
 async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """cancel or resume (operator: resume retries a step parked in `needs operator` now), approve or reject
-    (approver)."""
-    action = req.route_params["action"]
+    (approver, who must not be the operator who asked for the failover)."""
+    action = req.route_params.get("action", "")
     events = {"cancel": ("Cancel", OPERATOR), "resume": ("Resume", OPERATOR), "approve": ("Approve", APPROVER),
               "reject": ("Reject", APPROVER)}
     if action not in events:
         return problem(404, "Unknown action", "use cancel, resume, approve or reject")
+    instance = _known(req)
+    if instance is None:
+        return _unknown(req)
     event, role = events[action]
     denied = _denied(req, role)
     if denied is not None:
         return denied
-    status = await client.get_status(req.route_params["instance"])
-    if status is None or status.runtime_status not in (df.OrchestrationRuntimeStatus.Running,
-                                                       df.OrchestrationRuntimeStatus.Pending):
-        return problem(409, "Not running", f"{req.route_params['instance']} is not running")
-    await client.raise_event(req.route_params["instance"], event, {"by": _caller(req)})
-    log_event(log, f"failover.{action}", instance=req.route_params["instance"], by=_caller(req))
-    return func.HttpResponse(json.dumps({"instance": req.route_params["instance"], "sent": event}), status_code=202,
-                             mimetype="application/json")
+    status = await client.get_status(instance, show_input=True)
+    if not _running(status):
+        return problem(409, "Not running", f"{instance} is not running")
+    caller_id, caller = _caller(req)
+    if action == "approve" and _same_person(status.input_, caller_id, caller):
+        log_event(log, "failover.self_approval_refused", level=30, instance=instance, by=caller)
+        return problem(403, "Self-approval", "the operator who asked for a failover cannot approve it")
+    await client.raise_event(instance, event, {"by": caller, "by_id": caller_id})
+    log_event(log, f"failover.{action}", instance=instance, by=caller)
+    return func.HttpResponse(json.dumps({"instance": instance, "sent": event, "links": _links(req, instance)}),
+                             status_code=202, mimetype="application/json")
+
+
+def _same_person(request: Any, caller_id: str, caller: str) -> bool:
+    if isinstance(request, str):
+        request = json.loads(request)
+    if not isinstance(request, dict):
+        return False
+    if caller_id and request.get("requested_by_id"):
+        return bool(caller_id == request["requested_by_id"])
+    return bool(caller) and caller == request.get("requested_by")
 
 
 # ----------------------------------------------------------------------------------------------- proposals
@@ -208,8 +256,8 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
     try:
         signal = signals.parse(topology, event_type, getattr(event, "topic", None) or getattr(event, "source", None),
                                event.get_json())
-    except (InputError, ValueError) as exc:
-        log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type, reason=str(exc))
+    except (InputError, ValueError, RecursionError) as exc:  # malformed: logged, never retried
+        log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type[:200], reason=str(exc)[:300])
         return
     if isinstance(signal, signals.VmHealth):
         signal = await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal)

@@ -9,6 +9,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions import services
+from functions.http import guarded
 from shared.telemetry import get_logger, log_event
 
 bp = df.Blueprint()
@@ -32,6 +33,7 @@ def snapshots_timer(timer: func.TimerRequest) -> None:
 
 
 @bp.route(route="snapshots", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@guarded
 def snapshots_report(req: func.HttpRequest) -> func.HttpResponse:
     """Recovery points per directory with their expiry, and each cluster's snapshot capacity."""
     return func.HttpResponse(json.dumps({"clusters": service().report()}), status_code=200,

@@ -165,10 +165,15 @@ class Run:
 
 
 def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    """The orchestration: input {source, target, mode, reason, requested_by, policy}."""
+    """The orchestration: input {source, target, mode, reason, requested_by}. Its policy comes from the topology
+    (the `admit` activity, which also refuses an input Tandem would not have built), never from the input."""
     req = context.get_input()
+    try:
+        policy = yield context.call_activity("failover_admit", req)
+    except Exception as exc:  # not a request Tandem built: nothing is touched, nothing is audited under its name
+        return {"outcome": "refused", "problems": [str(exc)[:300]], "steps": []}
     run = Run(context, req)
-    source, target, mode, policy = req["source"], req["target"], req["mode"], req["policy"]
+    source, target, mode = req["source"], req["target"], req["mode"]
     sides = [run.act("preflight", {"region": source, "side": "source", "other": target, "mode": mode}),
              run.act("preflight", {"region": target, "side": "target", "other": source, "mode": mode})]
     try:

@@ -38,6 +38,11 @@ def pair_id(source: str, target: str) -> str:
     return "failover-" + "-".join(sorted([source, target]))
 
 
+def instance_ids(topology: Topology) -> set[str]:
+    """Every instance id Tandem starts: one per pairing."""
+    return {pair_id(p.primary, p.secondary) for p in topology.pairings}
+
+
 def target_of(topology: Topology, region: str) -> str | None:
     """The region `region` fails over to, or None when it is not paired."""
     pairing = next((p for p in topology.pairings if region in (p.primary, p.secondary)), None)
@@ -55,7 +60,7 @@ def debounced(topology: Topology, last_updated: datetime | None, now: datetime) 
 
 
 def policy(topology: Topology) -> dict[str, Any]:
-    """The failover policy as the orchestration's input carries it (built by Tandem, never by a caller)."""
+    """The failover policy as the orchestration reads it (its `admit` activity builds it from the topology)."""
     f = topology.policies.failover
     return {"drain_wait_s": f.drain_wait.total_seconds(), "warning_message": f.warning_message,
             "auto_approve": f.auto_approve_unplanned, "max_rpo_s": f.max_rpo.total_seconds(),
@@ -66,4 +71,4 @@ def policy(topology: Topology) -> dict[str, Any]:
 def proposal_request(topology: Topology, proposal: signals.Proposal, target: str) -> dict[str, Any]:
     """The orchestration input for an alert's proposal: an unplanned failover that waits for approval."""
     return {"source": proposal.region, "target": target, "mode": "unplanned", "reason": proposal.reason,
-            "requested_by": "alert", "policy": policy(topology)}
+            "requested_by": "alert"}

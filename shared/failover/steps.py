@@ -82,6 +82,21 @@ class Steps:
 
     # ----------------------------------------------------------------- preflight
 
+    def admit(self, req: Any) -> dict[str, Any]:
+        """The policy an orchestration runs under, from the topology, for an input Tandem built (a paired source
+        and target, a known mode, a bounded reason); InputError for anything else."""
+        from shared import payloads
+        from shared.failover.proposals import policy
+
+        if not isinstance(req, dict):
+            raise InputError("the orchestration input is not an object")
+        fields = {k: req.get(k) for k in ("source", "target", "mode", "reason")}
+        request = payloads.validate(payloads.FailoverRequest, fields, "orchestration input")
+        if not isinstance(req.get("requested_by"), str) or len(req["requested_by"]) > 256:
+            raise InputError("orchestration input: requested_by must be a string")
+        pairing_of(self.topology, request.source, request.target)
+        return policy(self.topology)
+
     def preflight(self, req: dict[str, Any]) -> dict[str, Any]:
         """Read one side: pools (sessions, hosts) and the replication state; never changes anything."""
         reg = region(self.topology, req["region"])

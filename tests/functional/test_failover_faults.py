@@ -92,7 +92,7 @@ def _fail_over_and_fence(estate: Estate) -> None:
     start(estate, "unplanned")
     _rest(estate, lambda s: state_of(s) == "awaiting approval")
     assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                function="failover_decide")[0] == 202
+                function="failover_decide", name="ben@contoso.com")[0] == 202
     _rest(estate, lambda s: state_of(s) == "fence returning region")
     estate.anq["east"].outage(False)
     assert _rest(estate, lambda s: False)["output"]["outcome"] == "completed"
@@ -176,7 +176,7 @@ def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, act
     if mode == "unplanned":
         _rest(estate, lambda s: state_of(s) == "awaiting approval")
         assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                    function="failover_decide")[0] == 202
+                    function="failover_decide", name="ben@contoso.com")[0] == 202
     _inject(estate, activity, fault, source, target)
     final = _rest(estate, lambda s: state_of(s) in ("needs operator", "fence returning region"))
     outcome = (final.get("output") or {}).get("outcome") or state_of(final)

@@ -147,7 +147,7 @@ def test_an_unplanned_failover_with_the_source_unreadable_sizes_the_target_from_
     waiting = run_to_end(estate, INSTANCE, until=lambda s: state_of(s) == "awaiting approval")
     assert waiting["runtimeStatus"] == "Running"
     assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                function="failover_decide")[0] == 202
+                function="failover_decide", name="ben@contoso.com")[0] == 202
     done = run_to_end(estate, INSTANCE, until=lambda s: state_of(s) == "fence returning region")
     verify = step(done, "verify")
     assert verify["status"] == "done"
