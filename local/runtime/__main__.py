@@ -1,6 +1,9 @@
 """`python -m local.runtime serve`: run a Function App locally on the wall clock until stopped.
 
-Prints one line `READY base_url=URL master_key=KEY topic_url=URL topic_ca=PATH` once it serves.
+Prints one line `READY base_url=URL master_key=KEY system_key=KEY topic_url=URL topic_key=KEY topic_ca=PATH
+token_url=URL` once it serves: what an outside client needs to call the app's routes (a function key or the master
+key), the Durable extension's webhooks (the system key), publish events to the topic, and get a signed-in token for
+an app role (`GET token_url?roles=ROLE[,ROLE]&name=UPN` with the master key in `x-functions-key`).
 """
 
 from __future__ import annotations
@@ -35,11 +38,28 @@ def main(argv: list[str]) -> int:
         settings = schedule_defaults(settings)
         # loopback only: without an ARM twin named, ARM calls fail here instead of leaving the machine
         settings.setdefault("TANDEM_ARM_ENDPOINT", os.environ.get("TANDEM_ARM_ENDPOINT") or "https://127.0.0.1:9")
-    host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub)
+    host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub,
+                     event_subscriptions=_subscriptions(args.app, settings))
     host.start(host_port=args.port)
     door = host.front_door
     return serve_until_stopped({"base_url": door.base_url, "master_key": host.master_key,
-                                "topic_url": door.topic_url, "topic_ca": door.ca.ca_path}, host.close)
+                                "system_key": host.system_key, "topic_url": door.topic_url,
+                                "topic_key": host.topic_key, "topic_ca": door.ca.ca_path,
+                                "token_url": f"{door.base_url}/.local/token"}, host.close)
+
+
+def _subscriptions(app: str, settings: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """The topology's event subscriptions (what Event Grid subscriptions deliver in Azure), for Tandem's app."""
+    if app != "function_app":
+        return []
+    from shared.config.loader import get_topology
+
+    try:
+        topology = get_topology(settings.get("TANDEM_TOPOLOGY_PATH"))
+    except Exception as exc:  # the app reports its topology through /api/health; serving goes on
+        print(f"warning: no event subscriptions: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return []
+    return [(s.function, list(s.event_types)) for s in topology.events.subscriptions]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ extension's HTTP API, the managed-identity endpoint, and an HTTPS Event Grid top
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -15,6 +14,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from azure.functions import meta
 from azure.functions.http import HttpRequestConverter, HttpResponseConverter
 
+from local.runtime.identity import same
 from local.tls import LocalCA
 
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tandem.local.http")
 _PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id", "x-ms-client-principal-name",
                       "x-ms-client-principal-idp")
+_KEYS = re.compile(r"((?:code|sig)=)[^&\s\"]+", re.IGNORECASE)
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize (104857600 bytes)
 _STATUS_CODES = {"Completed": 200, "Running": 202, "Pending": 202, "Failed": 500, "Terminated": 200}
 
 
@@ -72,6 +74,7 @@ class FrontDoor:
     def __init__(self, host: LocalHost, *, host_port: int = 0, topic_port: int = 0) -> None:
         self.host = host
         self.routes: list[tuple[re.Pattern[str], str]] = []
+        self.durable_unavailable = False  # a test control: the Durable extension's HTTP API answers 503
         self._http = _Server(("127.0.0.1", host_port), self._handler(self._handle_app))
         self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}"
         self.ca = LocalCA.shared()
@@ -97,16 +100,22 @@ class FrontDoor:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s " + format, self.address_string(), *args)
+            def log_message(self, format: str, *args: Any) -> None:  # the request line's keys are redacted
+                log.debug("%s %s", self.address_string(), _KEYS.sub(r"\1REDACTED", format % args))
 
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= MAX_BODY:  # what the host's request limits refuse before any function runs
+                    self.send_error(413 if length > MAX_BODY else 400)
+                    return
                 body = self.rfile.read(length) if length else b""
                 try:
                     status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
                 except Exception:  # never a stack trace on the wire
-                    log.exception("local front door failed on %s %s", self.command, self.path)
+                    log.exception("local front door failed on %s %s", self.command, urlsplit(self.path).path)
                     status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"error":"internal"}'
                 self.send_response(status)
                 for key, value in headers.items():
@@ -125,17 +134,23 @@ class FrontDoor:
 
     def _handle_app(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
                     ) -> tuple[int, dict[str, str], bytes]:
-        parts = urlsplit(raw_path)
-        path, query = unquote(parts.path), {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        parts = urlsplit(raw_path)  # segments are decoded once, after splitting: %2F stays inside its segment
+        path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
         lower = {k.lower(): v for k, v in headers.items()}
-        if path.startswith("/durabletask/"):
-            return self._durable(method, path.removeprefix("/durabletask/"), query, body)
+        if path.startswith("/durabletask/"):  # the worker's RPC endpoint: the host keeps it inside the sandbox,
+            # here it shares loopback with everything else, so its path carries the system key
+            key, _, rest = path.removeprefix("/durabletask/").partition("/")
+            if not same(key, self.host.system_key):
+                return 401, {}, b""
+            return self._durable(method, rest, query, body)
         if path.startswith("/runtime/webhooks/durabletask/"):
-            if not hmac.compare_digest(query.get("code", ""), self.host.system_key):
+            if not same(query.get("code", ""), self.host.system_key):
                 return 401, {}, b""
             return self._durable(method, path.removeprefix("/runtime/webhooks/durabletask/"), query, body)
         if path == "/msi/token":
             return self._msi(lower, query)
+        if path == "/.local/token":  # stands in for Entra ID's token endpoint for outside clients (master key)
+            return self._user_token(lower, query)
         if path.startswith("/api/"):
             return self._function(method, path.removeprefix("/api/"), raw_path, query, headers, lower, body)
         return 404, {}, b""
@@ -154,13 +169,13 @@ class FrontDoor:
             key = lower.get("x-functions-key") or query.get("code", "")
             allowed = {"ANONYMOUS": None, "FUNCTION": {self.host.function_keys.get(name), self.host.master_key},
                        "ADMIN": {self.host.master_key}}[level]
-            if allowed is not None and not any(k and hmac.compare_digest(key, k) for k in allowed):
+            if allowed is not None and not any(k and same(key, k) for k in allowed):
                 return 401, {}, b""
             headers = {k: v for k, v in headers.items() if k.lower() not in _PRINCIPAL_HEADERS} \
                 if self.host.auth_enabled else dict(headers)
             if self.host.auth_enabled:
                 bearer = lower.get("authorization", "")
-                claims = self.host.identity.validate(bearer[7:]) if bearer.lower().startswith("bearer ") else None
+                claims = self.host.identity.validate(bearer[7:], "api://tandem") if bearer.lower().startswith("bearer ") else None
                 if claims is not None:  # what App Service authentication injects for a signed-in caller
                     headers["X-MS-CLIENT-PRINCIPAL"] = self.host.identity.client_principal(claims)
                     headers["X-MS-CLIENT-PRINCIPAL-ID"] = claims["oid"]
@@ -171,7 +186,8 @@ class FrontDoor:
                 "url": meta.Datum(type="string", value=f"{self.base_url}{raw_path}"),
                 "headers": {k: meta.Datum(type="string", value=v) for k, v in headers.items()},
                 "query": {k: meta.Datum(type="string", value=v) for k, v in query.items()},
-                "params": {k: meta.Datum(type="string", value=v) for k, v in match.groupdict().items() if v is not None},
+                "params": {k: meta.Datum(type="string", value=unquote(v)) for k, v in match.groupdict().items()
+                       if v is not None},
                 "body": meta.Datum(type="bytes", value=body),
             }), trigger_metadata=None)
             result = self.host.invoke(name, **{spec.trigger["name"]: request})
@@ -184,11 +200,22 @@ class FrontDoor:
             return 200, {"Content-Type": "text/plain"}, str(datum.value).encode()
         return 404, {}, b""
 
+    def _user_token(self, lower: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        key = lower.get("x-functions-key") or query.get("code", "")
+        if not same(key, self.host.master_key):
+            return 401, {}, b""
+        roles = [r for r in query.get("roles", "").split(",") if r]
+        name = query.get("name", "operator@contoso.com")[:256]
+        token = self.host.identity.user_token(name, roles)
+        return 200, {"Content-Type": "application/json"}, json.dumps({"access_token": token, "token_type": "Bearer"}).encode()
+
     def _msi(self, lower: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         status, answer = self.host.identity.answer_msi(lower, query)
         return status, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     def _durable(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.durable_unavailable:  # an injected fault: the extension's HTTP API is down
+            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
         engine = self.host.durable
         parts = [unquote(p) for p in path.strip("/").split("/")]
         as_json = {"Content-Type": "application/json"}
@@ -240,7 +267,7 @@ class FrontDoor:
         lower = {k.lower(): v for k, v in headers.items()}
         if method != "POST" or urlsplit(raw_path).path != "/api/events":
             return 404, as_json, b'{"error":{"code":"NotFound","message":"POST /api/events"}}'
-        key_ok = hmac.compare_digest(lower.get("aeg-sas-key", ""), self.host.topic_key)
+        key_ok = same(lower.get("aeg-sas-key", ""), self.host.topic_key)
         bearer = lower.get("authorization", "")
         token_ok = bearer.lower().startswith("bearer ") and self.host.identity.validate(
             bearer[7:], "https://eventgrid.azure.net") is not None

@@ -271,7 +271,7 @@ class LocalHost:
             },
             "baseUrl": hook,
             "requiredQueryStringParameters": f"code={self.system_key}",
-            "rpcBaseUrl": f"{base}/durabletask/",
+            "rpcBaseUrl": f"{base}/durabletask/{self.system_key}/",
         }
 
     # ----------------------------------------------------------------- timers
@@ -393,8 +393,7 @@ class LocalHost:
         headers = {"Content-Type": "application/json"}
         roles = list(roles)
         if roles:
-            token, _ = self.identity.issue("api://tandem", name=name, roles=roles)
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {self.identity.user_token(name, roles)}"
         data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:

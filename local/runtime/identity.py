@@ -13,9 +13,15 @@ import hmac
 import json
 import secrets
 import time
+import uuid
 from typing import Any
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+def same(given: str, secret: str) -> bool:
+    """A constant-time comparison that any text, not only ASCII, can be put to (a hostile header is not ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), secret.encode())
 
 
 def _b64(data: bytes) -> str:
@@ -48,15 +54,21 @@ class LocalIdentity:
         signature = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
         return f"{signed}.{signature}", expires
 
+    def user_token(self, name: str, roles: list[str]) -> str:
+        """A signed-in person's token for Tandem's API (audience api://tandem): one object id per name, as Entra
+        gives one per person."""
+        subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"upn:{name}"))
+        return self.issue("api://tandem", subject=subject, name=name, roles=roles)[0]
+
     def validate(self, token: str, audience: str | None = None) -> dict[str, Any] | None:
         """The claims of a token this identity issued, unexpired and for `audience`; None otherwise."""
         signed, _, signature = token.rpartition(".")
         if signed.count(".") != 1:
             return None
         expected = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, signature):
+        if not same(expected, signature):
             return None
-        claims: dict[str, Any] = json.loads(_unb64(signed.split(".")[1]))
+        claims: dict[str, Any] = json.loads(_unb64(signed.split(".")[1]))  # signed by us: well-formed
         if claims["exp"] < time.time():
             return None
         if audience is not None and claims["aud"] != audience.rstrip("/").removesuffix("/.default"):
@@ -72,7 +84,7 @@ class LocalIdentity:
 
     def answer_msi(self, headers: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Serve one managed-identity token request: (status, JSON body). `headers` keys are lower-case."""
-        if not hmac.compare_digest(headers.get("x-identity-header", ""), self.header_secret):
+        if not same(headers.get("x-identity-header", ""), self.header_secret):
             return 401, {"error": "invalid X-IDENTITY-HEADER"}
         resource = query.get("resource")
         if not resource:

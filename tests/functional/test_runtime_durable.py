@@ -150,16 +150,17 @@ def test_http_starter_returns_the_running_instance_for_a_duplicate_start(storage
         assert _names(host) == Counter({"double": 1})
 
 
-def _serve(storage: str, hub: str) -> tuple[subprocess.Popen[str], str]:
+def _serve(storage: str, hub: str) -> tuple[subprocess.Popen[str], str, str]:
+    """The runtime in its own process; returns it and its Durable webhook base with the system key's query."""
     env = dict(os.environ, AzureWebJobsStorage=storage, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "local.runtime", "serve", "--app", "tests.apps.runtime_app",
                              "--hub", hub, "--setting", "TEST_SCHEDULE=0 0 0 1 1 *"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    match = re.search(r"base_url=(\S+)", line)
+    match = re.search(r"base_url=(\S+).* system_key=(\S+)", line)
     assert match, f"runtime did not report READY: {line!r}"
-    return proc, match.group(1)
+    return proc, match.group(1), match.group(2)
 
 
 def _get(url: str) -> dict:
@@ -182,21 +183,23 @@ def _poll(url: str, predicate, timeout: float = 30.0) -> dict:
 
 
 def test_orchestration_survives_a_killed_runtime_process(storage: str, hub: str) -> None:
-    proc, base = _serve(storage, hub)
+    proc, base, key = _serve(storage, hub)
+    hook = f"{base}/runtime/webhooks/durabletask"
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{base}/durabletask/orchestrators/waiter/survivor",
+        urllib.request.urlopen(urllib.request.Request(f"{hook}/orchestrators/waiter/survivor?code={key}",
                                                       data=b"null", method="POST"), timeout=10).close()
-        status_url = f"{base}/durabletask/instances/survivor?showHistory=True"
+        status_url = f"{hook}/instances/survivor?showHistory=True&code={key}"
         _poll(status_url, lambda d: any(e["EventType"] == 5 for e in d.get("historyEvents", [])))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-    proc, base = _serve(storage, hub)
+    proc, base, key = _serve(storage, hub)  # a new process: a new system key, the same task hub
+    hook = f"{base}/runtime/webhooks/durabletask"
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{base}/durabletask/instances/survivor/raiseEvent/Go",
+        urllib.request.urlopen(urllib.request.Request(f"{hook}/instances/survivor/raiseEvent/Go?code={key}",
                                                       data=b'"go"', method="POST"), timeout=10).close()
-        done = _poll(f"{base}/durabletask/instances/survivor?showHistory=True",
+        done = _poll(f"{hook}/instances/survivor?showHistory=True&code={key}",
                      lambda d: d.get("runtimeStatus") == "Completed")
         assert done["output"] == [2, "go", 4]
         scheduled = [e["Name"] for e in done["historyEvents"] if e["EventType"] == 4]
