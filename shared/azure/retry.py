@@ -64,7 +64,8 @@ def retry_after(headers: Any) -> float | None:
 
 
 class ArmRetryPolicy(HTTPPolicy):  # type: ignore[type-arg]
-    """Retry 429 always; 408/5xx, resets and timeouts only for idempotent requests; stop within `budget_s`."""
+    """Retry 429 always (within `budget_s`); 408/5xx, resets and timeouts only for idempotent requests, at most
+    `max_attempts` times and within `budget_s`."""
 
     def __init__(self, *, budget_s: float = 60.0, max_attempts: int = 10, backoff_s: float = 0.5,
                  max_backoff_s: float = 16.0, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -102,10 +103,20 @@ class ArmRetryPolicy(HTTPPolicy):  # type: ignore[type-arg]
             log_event(log, "arm.retry", method=http.method, path=urlsplit(http.url).path, outcome=what,
                       attempt=state.attempt_number, wait_s=round(state.upcoming_sleep, 3))
 
+        within_budget = stop_before_delay(self.budget_s)
+        out_of_attempts = stop_after_attempt(self.max_attempts)
+
+        def stop(state: RetryCallState) -> bool:
+            """A throttled call waits as ARM asks until the budget is spent; other failures also stop after
+            `max_attempts` (429 is ARM saying "later", not "broken")."""
+            outcome = state.outcome
+            throttled = outcome is not None and not outcome.failed and outcome.result().http_response.status_code == 429
+            return bool(within_budget(state) or (not throttled and out_of_attempts(state)))
+
         retrying = Retrying(
             retry=retry_if_result(retry_status) | retry_if_exception(retry_error),
             wait=wait,
-            stop=stop_before_delay(self.budget_s) | stop_after_attempt(self.max_attempts),
+            stop=stop,
             sleep=self.sleep,
             before_sleep=before_sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
