@@ -41,6 +41,15 @@ param vnetAddressPrefix string = '10.250.0.0/24'
 @description('Subnet for the function app\'s virtual network integration (Flex Consumption needs at least a /27).')
 param integrationSubnetPrefix string = '10.250.0.0/26'
 
+@description('Subnet for the private endpoints of storage and the Event Grid topic (when existingSubnetId is empty).')
+param privateEndpointSubnetPrefix string = '10.250.0.64/27'
+
+@description('With existingSubnetId: an existing subnet (not delegated) in the same network for the private endpoints.')
+param existingPrivateEndpointSubnetId string = ''
+
+@description('Create the private endpoints of storage (blob, queue, table) and the Event Grid topic in Tandem\'s network, with their private DNS zones, as the Flex Consumption azd templates do. Public network access to both is off either way: false means you bring the endpoints and DNS (a hub\'s central private DNS zones).')
+param vnetEnabled bool = true
+
 @description('Public IP addresses or CIDR ranges allowed through the Key Vault firewall besides Tandem\'s subnet, e.g. the administrator\'s address while setting the Qumulo credentials.')
 param keyVaultAllowedIps array = []
 
@@ -116,6 +125,8 @@ module network 'app/network.bicep' = {
     existingSubnetId: existingSubnetId
     addressPrefix: vnetAddressPrefix
     subnetPrefix: integrationSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    existingPrivateEndpointSubnetId: existingPrivateEndpointSubnetId
   }
 }
 
@@ -158,6 +169,19 @@ module topic 'app/topic.bicep' = {
     name: 'evgt-tandem-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module privateEndpoints 'app/private-endpoints.bicep' = if (vnetEnabled) {
+  name: 'private-endpoints'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    subnetId: network.outputs.privateEndpointSubnetId
+    vnetId: network.outputs.linkedVnetId
+    storageAccountName: storage.outputs.name
+    topicName: topic.outputs.name
   }
 }
 

@@ -18,6 +18,12 @@ param addressPrefix string
 @description('Address range of the integration subnet.')
 param subnetPrefix string
 
+@description('Address range of the subnet for private endpoints (storage, the Event Grid topic).')
+param privateEndpointSubnetPrefix string
+
+@description('With an existing integration subnet: an existing subnet (not delegated) for the private endpoints.')
+param existingPrivateEndpointSubnetId string = ''
+
 var create = empty(existingSubnetId)
 
 resource nsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = if (create) {
@@ -63,9 +69,22 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = if (create) {
           ]
         }
       }
+      {
+        name: 'snet-private-endpoints'
+        properties: {
+          addressPrefix: privateEndpointSubnetPrefix
+          networkSecurityGroup: {
+            id: nsg.id
+          }
+          privateEndpointNetworkPolicies: 'Enabled'
+        }
+      }
     ]
   }
 }
 
 output vnetId string = create ? vnet.id : ''
 output subnetId string = create ? '${vnet.id}/subnets/snet-functions' : existingSubnetId
+// the network the private DNS zones are linked to: the new one, or the one holding the existing subnet
+output linkedVnetId string = create ? vnet.id : split(existingSubnetId, '/subnets/')[0]
+output privateEndpointSubnetId string = create ? '${vnet.id}/subnets/snet-private-endpoints' : existingPrivateEndpointSubnetId

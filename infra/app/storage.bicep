@@ -32,10 +32,10 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: 'Disabled' // reached through private endpoints only (private-endpoints.bicep, or your own)
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: 'Deny'
     }
     encryption: {
       requireInfrastructureEncryption: true
@@ -90,4 +90,5 @@ resource package 'Microsoft.Storage/storageAccounts/blobServices/containers@2023
 }
 
 output name string = account.name
+output id string = account.id
 output deploymentContainer string = package.name
