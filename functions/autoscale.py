@@ -1,4 +1,5 @@
-"""Autoscale triggers: a timer over every pool, Event Grid signals that act at once, and an HTTP what-if."""
+"""Autoscale triggers: a timer over every pool, Event Grid signals and logon-rate alerts that act at once, and an
+HTTP what-if."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def autoscale_timer(timer: func.TimerRequest) -> None:
 
 @bp.event_grid_trigger(arg_name="event")
 def autoscale_events(event: func.EventGridEvent) -> None:
-    """Logon-rate alerts, Tandem.Failover.Started and session host health: act now, not at the next tick."""
+    """Tandem.Failover.Started and session host health (Event Grid): act now, not at the next tick."""
     from shared.autoscale import signals
     from shared.errors import InputError
 
@@ -48,13 +49,7 @@ def autoscale_events(event: func.EventGridEvent) -> None:
         log_event(log, "autoscale.event_ignored", id=event.id, type=event_type, reason=signal.why)
         return
     options: dict[str, Any] = {}
-    if isinstance(signal, signals.LogonRate):
-        target = next((t for t in scaler.targets.values() if _pool_id(t).lower() == signal.pool_id.lower()), None)
-        if target is None:
-            log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"unknown pool {signal.pool_id}")
-            return
-        chosen, options = [target], {"alert_rate": signal.per_minute}
-    elif isinstance(signal, signals.FailoverStarted):
+    if isinstance(signal, signals.FailoverStarted):
         chosen, options = scaler.region_targets(signal.target), {"announce": signal.sessions}
         if not chosen:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"no pools in region {signal.target}")
@@ -68,6 +63,21 @@ def autoscale_events(event: func.EventGridEvent) -> None:
     results = scaler.run(chosen, wait_s=30, **options)  # act now; wait briefly if the timer is evaluating the pool
     log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
               actions=sum(len(r.applied) for r in results))
+
+
+def on_logon_rate(pool_id: str, per_minute: float) -> str:
+    """A logon-rate alert (POST /api/alerts): evaluate the pool now with the alerted rate (0: resolved, forget it)."""
+    scaler = service()
+    target = next((t for t in scaler.targets.values() if _pool_id(t).lower() == pool_id.lower()), None)
+    if target is None:
+        return f"ignored: {pool_id} is not a host pool of the topology"
+    results = scaler.run([target], wait_s=30, alert_rate=per_minute)
+    failed = [r.error for r in results if r.error]  # busy too: the action group retries a 503
+    if failed:
+        from shared.errors import DependencyError
+
+        raise DependencyError(f"{target.ref.key}: {failed[0]}")
+    return f"autoscale {target.ref.key}: {sum(len(r.applied) for r in results)} actions at {per_minute:.1f} logons/min"
 
 
 def _pool_id(target: Any) -> str:

@@ -241,11 +241,68 @@ def _same_person(request: Any, caller_id: str, caller: str) -> bool:
 # ----------------------------------------------------------------------------------------------- proposals
 
 
+async def propose(client: df.DurableOrchestrationClient, region: str, reason: str, ref: str) -> str:
+    """Propose an unplanned failover of `region` to its pair (an alert, a Resource Health share, the ANQ watch);
+    what came of it: proposed, proposed_only, duplicate, debounced or ignored (unpaired, fenced)."""
+    from shared import clock, events
+    from shared.config.loader import get_topology
+    from shared.failover import proposals
+    from shared.state import holds
+
+    topology = get_topology()
+    target = proposals.target_of(topology, region)
+    if target is None:
+        log_event(log, "failover.proposal_ignored", ref=ref, region=region, reason=f"{region} has no pair")
+        return "ignored"
+    held = (await asyncio.to_thread(holds.read)).get(region)
+    if held is not None and held.kind == "fenced":  # failed over already: it waits for a failback
+        log_event(log, "failover.proposal_ignored", ref=ref, region=region, reason=f"{region} is fenced by {held.instance}")
+        return "ignored"
+    instance = proposals.pair_id(region, target)
+    existing = await client.get_status(instance)
+    if _running(existing):
+        log_event(log, "failover.proposal_duplicate", ref=ref, instance=instance, reason=reason)
+        return "duplicate"
+    if proposals.debounced(topology, existing.last_updated_time if existing else None, clock.now()):
+        log_event(log, "failover.proposal_debounced", ref=ref, instance=instance)
+        return "debounced"
+    request = proposals.proposal_request(topology, region, reason, target)
+    if topology.policies.failover.propose_only:
+        log_event(log, "failover.proposed_only", ref=ref, instance=instance, reason=reason)
+        await asyncio.to_thread(events.publish, "Tandem.Failover.Proposed", instance, {**request, "started": False})
+        return "proposed_only"
+    await client.start_new("failover_orchestrator", instance, request)
+    log_event(log, "failover.proposed", ref=ref, instance=instance, reason=reason)
+    return "proposed"
+
+
+async def withdraw(client: df.DurableOrchestrationClient, region: str, reason: str, ref: str) -> str:
+    """The alert behind a proposal resolved: cancel the proposed failover while it still waits for approval."""
+    from shared.config.loader import get_topology
+    from shared.failover import proposals
+
+    target = proposals.target_of(get_topology(), region)
+    if target is None:
+        return "ignored"
+    instance = proposals.pair_id(region, target)
+    status = await client.get_status(instance, show_input=True)
+    request = status.input_ if status is not None else None
+    request = json.loads(request) if isinstance(request, str) else request
+    waiting = _running(status) and (status.custom_status or {}).get("state") == "awaiting approval"
+    if not waiting or not isinstance(request, dict) or request.get("requested_by") != "alert" \
+            or request.get("source") != region:
+        log_event(log, "failover.withdraw_ignored", ref=ref, instance=instance, reason="nothing proposed awaits approval")
+        return "ignored"
+    await client.raise_event(instance, "Cancel", {"by": "alert resolved", "reason": reason})
+    log_event(log, "failover.proposal_withdrawn", ref=ref, instance=instance, reason=reason)
+    return "withdrawn"
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
-    """Resource Health and Azure Monitor alerts propose an unplanned failover, which waits for approval
-    (or proceeds within the policy's RPO); duplicates and flapping start nothing more."""
+    """Resource Health for session host VMs (HealthResources): more than the policy's share of a region
+    unplanned-unavailable proposes an unplanned failover, which waits for approval (or proceeds by policy)."""
     from shared import clock
     from shared.config.loader import get_topology
     from shared.errors import InputError
@@ -259,21 +316,25 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
     except (InputError, ValueError, RecursionError) as exc:  # malformed: logged, never retried
         log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type[:200], reason=str(exc)[:300])
         return
-    if isinstance(signal, signals.VmHealth):
-        signal = await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal)
-    target = proposals.target_of(topology, signal.region) if isinstance(signal, signals.Proposal) else None
-    if isinstance(signal, signals.Ignored) or target is None:
-        why = signal.why if isinstance(signal, signals.Ignored) else f"{signal.region} has no pair"
-        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=why)
+    if not isinstance(signal, signals.Ignored):
+        signal = await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal, clock.now())
+    if isinstance(signal, signals.Ignored):
+        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=signal.why)
         return
-    instance = proposals.pair_id(signal.region, target)
-    existing = await client.get_status(instance)
-    if existing is not None and existing.runtime_status in (df.OrchestrationRuntimeStatus.Running,
-                                                           df.OrchestrationRuntimeStatus.Pending):
-        log_event(log, "failover.proposal_duplicate", id=event.id, instance=instance, reason=signal.reason)
-        return
-    if proposals.debounced(topology, existing.last_updated_time if existing else None, clock.now()):
-        log_event(log, "failover.proposal_debounced", id=event.id, instance=instance)
-        return
-    await client.start_new("failover_orchestrator", instance, proposals.proposal_request(topology, signal, target))
-    log_event(log, "failover.proposed", id=event.id, instance=instance, reason=signal.reason)
+    await propose(client, signal.region, signal.reason, event.id)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%ANQ_WATCH_SCHEDULE%", run_on_startup=False, use_monitor=True)
+@bp.durable_client_input(client_name="client")
+async def anq_watch(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Probe each ANQ cluster from Tandem's region; propose for one that has not answered for `watch_window`."""
+    from functions import snapshots
+    from shared import clock
+    from shared.config.loader import get_topology
+    from shared.failover import proposals, watch
+
+    now = clock.now()
+    found = await asyncio.to_thread(watch.probe_all, get_topology(), snapshots.service().client,
+                                    now, lambda region: proposals.vm_down_summary(region, now))
+    for proposal in found:
+        await propose(client, proposal.region, proposal.reason, "anq-watch")

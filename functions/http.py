@@ -24,13 +24,14 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResp
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
 
 
-def body_of(req: func.HttpRequest, model: Any) -> Any:
+def body_of(req: func.HttpRequest, model: Any, *, max_bytes: int | None = None) -> Any:
     """The request body as `model` (size-capped, depth-safe, strict), or a 400 problem response."""
     from shared import payloads
     from shared.errors import InputError
 
     try:
-        return payloads.validate(model, payloads.loads(req.get_body() or b"", what="body"), "body")
+        raw = payloads.loads(req.get_body() or b"", max_bytes=max_bytes or payloads.MAX_BODY_BYTES, what="body")
+        return payloads.validate(model, raw, "body")
     except InputError as exc:
         return problem(400, "Invalid body", str(exc))
 

@@ -29,6 +29,7 @@ from pydantic import (
 from shared.errors import InputError
 
 MAX_BODY_BYTES = 16 * 1024  # an HTTP body Tandem takes is a few hundred bytes
+MAX_ALERT_BYTES = 256 * 1024  # a common-schema alert: a few kilobytes, more with a log alert's search results
 MAX_EVENT_BYTES = 1024 * 1024  # Event Grid's own limit for one event
 MAX_DEPTH = 32  # the deepest published payload Tandem reads nests eight levels
 MAX_REASON = 500  # characters of a failover's reason: one audit row, one log line
@@ -201,6 +202,8 @@ class ConditionContext(_Payload):
 class ResourceHealthProperties(_Payload):
     currentHealthStatus: Text | None = None
     previousHealthStatus: Text | None = None
+    cause: Text | None = None  # PlatformInitiated, UserInitiated, Unknown
+    type: Text | None = None  # Downtime, ...
 
 
 class ResourceHealthContext(_Payload):
@@ -264,6 +267,30 @@ class HealthChanged(_Payload):
 
     @property
     def properties(self) -> _HealthProperties:
+        return self.resourceInfo.properties
+
+
+class _AnnotationProperties(_Payload):
+    targetResourceId: ResourceId
+    targetResourceType: Text
+    annotationName: Text = ""
+    reason: Text | None = None
+    context: Text | None = None  # "Customer Initiated", "Platform Initiated"
+    category: Text | None = None  # "Planned", "Unplanned", "Not Applicable"
+    occurredTime: AwareDatetime | None = None
+
+
+class _AnnotationInfo(_Payload):
+    properties: _AnnotationProperties
+
+
+class HealthAnnotated(_Payload):
+    """Resource Health `ResourceAnnotated` (the HealthResources system topic), its data: why a resource changed."""
+
+    resourceInfo: _AnnotationInfo
+
+    @property
+    def properties(self) -> _AnnotationProperties:
         return self.resourceInfo.properties
 
 

@@ -76,9 +76,11 @@ def wire_fslogix(arm: ArmTwin, twins: dict[str, QumuloTwin], doc: dict[str, Any]
     arm.estate.profile_hook = hook
 
 
-def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
-    """The example topology with each region's ANQ address and CA pointing at its twin (all else unchanged)."""
+def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin], failover: dict[str, Any] | None = None) -> Path:
+    """The example topology with each region's ANQ address and CA pointing at its twin, and `failover` policy
+    settings over the example's (all else unchanged)."""
     doc = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    doc["policies"]["failover"] = {**doc["policies"].get("failover", {}), **(failover or {})}
     for region in doc["regions"]:
         twin = twins[region["name"]]
         region["anq"].update(address=twin.base_url, ca_bundle=twin.ca.ca_path, read_timeout="2s", retry_budget="3s")
@@ -89,12 +91,12 @@ def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin]) -> Path:
 
 @contextlib.contextmanager
 def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
-            hang_s: float = 2.0) -> Iterator[Estate]:
+            hang_s: float = 2.0, failover: dict[str, Any] | None = None) -> Iterator[Estate]:
     """Start the estate; close the app's clients, the runtime and the twins on the way out."""
     clusters = build_clusters(load_qumulo_seed(), clock)
     with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
             QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
-        path = point_at_twins(Path(tmp), {"east": east, "central": central})
+        path = point_at_twins(Path(tmp), {"east": east, "central": central}, failover)
         wire_fslogix(arm, {"east": east, "central": central}, yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8")))
         east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())

@@ -1,9 +1,9 @@
-"""What an Event Grid event asks of autoscale, parsed strictly: anything malformed or unknown is an InputError.
+"""What an event asks of autoscale, parsed strictly: anything malformed or unknown is an InputError.
 
-- An Azure Monitor log-search alert in the common alert schema on the logon rate (a query over WVDConnections
-  grouped by the host pool's `_ResourceId`), delivered as `Microsoft.AlertsManagement.Alert.Activated` or as a
-  plain common-alert-schema document: evaluate that pool now with the alerted rate.
-- `Tandem.Failover.Started`: the target region must take the source region's users now.
+- (through `POST /api/alerts`, shared/alerts.py) an Azure Monitor log-search or metric alert on a host pool's
+  logon rate (a query over WVDConnections grouped by the host pool's `_ResourceId`): evaluate that pool now with
+  the alerted rate; resolved, forget it.
+- Event Grid `Tandem.Failover.Started`: the target region must take the source region's users now.
 - Resource Health `AvailabilityStatusChanged` for a session host VM: replace lost capacity now.
 """
 
@@ -17,9 +17,7 @@ from shared import payloads
 from shared.errors import InputError
 
 HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
-ALERT_TYPES = ("Microsoft.AlertsManagement.Alert.Activated", "Microsoft.AlertsManagement.Alert.Resolved")
 FAILOVER_STARTED = "Tandem.Failover.Started"
-COMMON_SCHEMA = "azureMonitorCommonAlertSchema"
 _POOL_ID = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.desktopvirtualization/"
                       r"hostpools/[^/]+$", re.I)
 
@@ -59,22 +57,17 @@ class Ignored:
 Signal = LogonRate | FailoverStarted | HostHealth | Ignored
 
 
-def parse_alert(payload: Any) -> Signal:
-    """A common-alert-schema document about the logon rate."""
-    alert = payloads.validate(payloads.CommonAlert, payload, "alert")
-    essentials = alert.essentials
-    if essentials.monitorCondition != "Fired":
-        return Ignored(f"alert {essentials.alertRule} is {essentials.monitorCondition}")
-    if essentials.signalType != "Log":
-        raise InputError(f"alert {essentials.alertRule}: signalType {essentials.signalType!r} is not a "
-                         "log-search alert on the logon rate")
+def logon_rate(alert: payloads.CommonAlert, *, resolved: bool = False) -> LogonRate | Ignored:
+    """A log-search or metric alert's logon rate for the host pool it names (0 once resolved); see shared/alerts.py."""
     condition = payloads.validate(payloads.ConditionContext, alert.context, "alertContext").condition
     first = condition.allOf[0]
     pool = next((d.value for d in first.dimensions if d.name.lower() in ("_resourceid", "resourceid", "hostpool")), None)
-    if pool is None:
-        pool = next((t for t in essentials.alertTargetIDs if _POOL_ID.match(t)), None)
     if pool is None or not _POOL_ID.match(pool):
-        raise InputError("the alert names no host pool (dimension _ResourceId or a host pool in alertTargetIDs)")
+        pool = next((t for t in alert.essentials.alertTargetIDs if _POOL_ID.match(t)), None)
+    if pool is None:
+        return Ignored(f"alert {alert.essentials.alertRule} names no host pool")
+    if resolved:
+        return LogonRate(pool, 0.0)
     if first.metricValue is None:
         raise InputError("alertContext.condition.allOf[0].metricValue is missing")
     rate = first.metricValue / payloads.window_minutes(condition)
@@ -85,8 +78,6 @@ def parse_alert(payload: Any) -> Signal:
 
 def parse(event_type: str, data: Any) -> Signal:
     """What one event asks for; InputError for anything malformed or of an unknown type."""
-    if event_type in ALERT_TYPES or (event_type and isinstance(data, dict) and data.get("schemaId") == COMMON_SCHEMA):
-        return parse_alert(data)
     if event_type == FAILOVER_STARTED:
         started = payloads.validate(payloads.FailoverStarted, data, FAILOVER_STARTED)
         return FailoverStarted(started.source, started.target, started.sessions)

@@ -310,6 +310,11 @@ class SnapshotPolicy(_Model):
         return self
 
 
+# The services an AVD estate on ANQ runs on, as Service Health names them.
+WATCHED_SERVICES = ("Virtual Machines", "Azure Virtual Desktop", "Windows Virtual Desktop", "Virtual Network",
+                    "Storage", "Azure Native Qumulo Scalable File Service")
+
+
 class FailoverPolicy(_Model):
     """The gates a failover must pass."""
 
@@ -324,6 +329,14 @@ class FailoverPolicy(_Model):
                                   "close every profile container after sign-out before it gives up and rolls back")
     replication_deadline: Duration = Field(timedelta(hours=2), description="how long a planned failover waits for the "
                                            "replication job after the fence before it rolls back")
+    propose_only: bool = Field(False, description="alerts' proposals are logged and published "
+                               "(Tandem.Failover.Proposed) but start no failover: for a deployment's first weeks")
+    watched_services: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(
+        default_factory=lambda: list(WATCHED_SERVICES), min_length=1,
+        description="Service Health service names whose incidents in a paired region propose a failover")
+    test_alerts_propose: bool = Field(False, description="may a synthetic (test action) Service Health alert propose")
+    watch_window: Duration = Field(timedelta(minutes=5), description="how long an ANQ cluster must fail Tandem's own "
+                                   "probe before a failover is proposed")
 
 
 class Policies(_Model):
@@ -386,12 +399,15 @@ class Topology(_Model):
 
     def deployment_parameters(self) -> dict[str, list[Any]]:
         """Where Tandem acts, as infra/main.bicep's parameters: the AVD resource groups (with the application groups
-        whose assignments move), the VM resource groups and the ANQ resources; each once, in topology order."""
+        whose assignments move), the VM resource groups, the ANQ resources and the host pools (whose Connection
+        logs feed the logon-rate alert); each once, in topology order."""
         avd: dict[tuple[str, str], list[str]] = {}
         vms: dict[tuple[str, str], None] = {}
+        pools: dict[tuple[str, str], list[str]] = {}
         for region in self.regions:
             for pool in region.host_pools:
                 sub = pool.subscription_id or region.subscription_id
+                pools.setdefault((sub, pool.resource_group), []).append(pool.name)
                 groups = avd.setdefault((sub, pool.resource_group), [])
                 groups.extend(g for g in pool.application_groups if g not in groups)
                 for rg in pool.vm_resource_groups or [pool.resource_group]:
@@ -401,6 +417,7 @@ class Topology(_Model):
                                   for (s, rg), groups in avd.items()],
             "vmResourceGroups": [{"subscriptionId": s, "resourceGroup": rg} for s, rg in vms],
             "anqResourceIds": [r.anq.resource_id for r in self.regions if r.anq.resource_id],
+            "hostPools": [{"subscriptionId": s, "resourceGroup": rg, "names": names} for (s, rg), names in pools.items()],
         }
 
     def region(self, name: str) -> Region:

@@ -5,32 +5,72 @@ The Event Grid handler parses the event (signals.py), then asks this module; it 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.config.model import Topology
 from shared.failover import signals
 from shared.failover.steps import pool_refs
 
+RECORD_TTL = timedelta(hours=1)  # a VM's health record older than this no longer counts
+HEALTH = "failoverhealth"
 
-def vm_share(topology: Topology, gateway: Any, health: signals.VmHealth) -> signals.Proposal | signals.Ignored:
-    """Record a session host VM's health; propose when more than the policy's share of a region is down."""
+
+def vm_share(topology: Topology, gateway: Any, signal: signals.VmHealth | signals.VmAnnotation, now: datetime
+             ) -> signals.Proposal | signals.Ignored:
+    """Record what Resource Health said of a session host VM; propose when more than the policy's share of its
+    region is unplanned-unavailable. Not counted: a VM the customer (or Tandem) stopped on purpose (annotated
+    Customer Initiated, or deallocated in the pool's own read), and records older than RECORD_TTL."""
+    from azure.data.tables import UpdateMode
+
     from shared.state.tables import safe_key, table
 
     for region in topology.regions:
         reads = gateway.read_pools(pool_refs(region))
-        vms = {h.vm_id.lower() for s in reads.states.values() for h in s.hosts if h.vm_id}
-        if health.vm_id.lower() not in vms:
+        hosts = {h.vm_id.lower(): h for s in reads.states.values() for h in s.hosts if h.vm_id}
+        if signal.vm_id.lower() not in hosts:
             continue
-        records = table("failoverhealth")
-        records.upsert_entity({"PartitionKey": region.name, "RowKey": safe_key(health.vm_id.lower()),
-                               "down": not health.available})
-        down = sum(1 for e in records.query_entities("PartitionKey eq @r", parameters={"r": region.name}) if e["down"])
-        share = 100 * down / max(1, len(vms))
+        records = table(HEALTH)
+        key = safe_key(signal.vm_id.lower())
+        if isinstance(signal, signals.VmHealth):
+            entity = {"down": not signal.available, "at": now.isoformat()}
+        else:
+            entity = {"customer": signal.customer, "annotated_at": now.isoformat(), "what": signal.what}
+        records.upsert_entity({"PartitionKey": region.name, "RowKey": key, **entity}, mode=UpdateMode.MERGE)
+        stopped = {safe_key(v) for v, h in hosts.items() if h.power in ("deallocated", "stopped")}
+        down = sum(1 for e in records.query_entities("PartitionKey eq @r", parameters={"r": region.name})
+                   if counts_down(e, now) and e["RowKey"] not in stopped)
+        share = 100 * down / max(1, len(hosts))
         if share > topology.policies.failover.unhealthy_hosts_pct:
-            return signals.Proposal(region.name, f"{down} of {len(vms)} session host VMs unavailable ({share:.0f}%)")
-        return signals.Ignored(f"{down} of {len(vms)} session host VMs unavailable in {region.name}")
-    return signals.Ignored(f"{health.vm_id} is not a session host of the estate")
+            return signals.Proposal(region.name, f"{down} of {len(hosts)} session host VMs unavailable ({share:.0f}%)")
+        return signals.Ignored(f"{down} of {len(hosts)} session host VMs unplanned-unavailable in {region.name}")
+    return signals.Ignored(f"{signal.vm_id} is not a session host of the estate")
+
+
+ANNOTATION_SPAN = timedelta(minutes=15)  # how near its status change an annotation must be to explain it
+
+
+def counts_down(entity: dict[str, Any], now: datetime) -> bool:
+    """A health record that says unplanned-unavailable now: down, recent, and not explained by a Customer
+    Initiated annotation near that change (Resource Health annotates a deallocation as it happens)."""
+    if not entity.get("down") or not entity.get("at"):
+        return False
+    at = datetime.fromisoformat(str(entity["at"]))
+    if now - at > RECORD_TTL:
+        return False
+    annotated = entity.get("annotated_at")
+    explained = bool(entity.get("customer")) and bool(annotated) and \
+        abs(datetime.fromisoformat(str(annotated)) - at) <= ANNOTATION_SPAN
+    return not explained
+
+
+def vm_down_summary(region: Any, now: datetime) -> str:
+    """What Resource Health last said of a region's session host VMs, from the records alone (no ARM read)."""
+    from shared.state.tables import table
+
+    rows = list(table(HEALTH).query_entities("PartitionKey eq @r", parameters={"r": region.name}))
+    down = sum(1 for e in rows if counts_down(e, now))
+    return f"{down} session host VMs unplanned-unavailable per Resource Health"
 
 
 def pair_id(source: str, target: str) -> str:
@@ -68,7 +108,7 @@ def policy(topology: Topology) -> dict[str, Any]:
             "job_deadline_s": f.replication_deadline.total_seconds(), "job_s": 120.0, "revert_s": 30.0}
 
 
-def proposal_request(topology: Topology, proposal: signals.Proposal, target: str) -> dict[str, Any]:
-    """The orchestration input for an alert's proposal: an unplanned failover that waits for approval."""
-    return {"source": proposal.region, "target": target, "mode": "unplanned", "reason": proposal.reason,
-            "requested_by": "alert"}
+def proposal_request(topology: Topology, region: str, reason: str, target: str) -> dict[str, Any]:
+    """The orchestration input for a proposal: an unplanned failover that waits for approval (the policy says
+    whether it may proceed alone); `admit` reads the policy from the topology."""
+    return {"source": region, "target": target, "mode": "unplanned", "reason": reason[:200], "requested_by": "alert"}

@@ -1,11 +1,10 @@
-"""Which events propose an unplanned failover, parsed strictly (anything else is an InputError or ignored).
+"""Which Event Grid events bear on failover, parsed strictly (anything else is an InputError or ignored).
 
-- Resource Health `AvailabilityStatusChanged` for a region's ANQ resource (`anq.resource_id`) going
-  Unavailable; or for session host VMs, when more than `unhealthy_hosts_pct` of a region's VMs are reported
-  unavailable (counted from the events themselves);
-- Azure Monitor alerts in the common alert schema: Resource Health alerts on the ANQ resource, and Service
-  Health incidents naming the region's location.
-Events must come from a topic under one of the topology's subscriptions.
+The HealthResources system topic speaks for virtual machines (and scale sets) only: `AvailabilityStatusChanged`
+for a session host VM counts towards its region's share of unavailable hosts, and `ResourceAnnotated` says
+whether the change was the customer's own (a deallocation by Tandem or an administrator), which never counts.
+Events must come from a topic under one of the topology's subscriptions. Alerts come through `POST /api/alerts`
+(shared/alerts.py); the ANQ clusters are watched by Tandem itself (shared/failover/watch.py).
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import payloads
-from shared.config.model import Region, Topology
+from shared.config.model import Topology
 from shared.errors import InputError
 
 HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
-ALERT_TYPES = ("Microsoft.AlertsManagement.Alert.Activated",)
+HEALTH_ANNOTATED = "Microsoft.ResourceNotifications.HealthResources.ResourceAnnotated"
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,19 @@ class VmHealth:
 
 
 @dataclass(frozen=True)
+class VmAnnotation:
+    """Why a session host VM changed: `customer` when the customer (or Tandem, its automation) did it."""
+
+    vm_id: str
+    customer: bool
+    what: str
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A well-formed event that proposes nothing."""
 
     why: str
-
-
-def _norm(location: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", location.lower())
 
 
 def check_topic(topology: Topology, topic: str | None) -> None:
@@ -58,49 +62,19 @@ def check_topic(topology: Topology, topic: str | None) -> None:
         raise InputError(f"event from unknown topic {topic!r}")
 
 
-def _anq_region(topology: Topology, resource_id: str) -> Region | None:
-    return next((r for r in topology.regions if r.anq.resource_id and r.anq.resource_id.lower() == resource_id.lower()),
-                None)
-
-
-def parse(topology: Topology, event_type: str, topic: str | None, data: Any) -> Proposal | VmHealth | Ignored:
+def parse(topology: Topology, event_type: str, topic: str | None, data: Any
+          ) -> Proposal | VmHealth | VmAnnotation | Ignored:
     """What one event means for failover."""
     check_topic(topology, topic)
     if event_type == HEALTH_CHANGED:
         props = payloads.validate(payloads.HealthChanged, data, "AvailabilityStatusChanged").properties
-        target, state = props.targetResourceId, props.availabilityState
-        region = _anq_region(topology, target)
-        if region is not None:
-            if state == "Unavailable":
-                return Proposal(region.name, f"Resource Health: {region.anq.name} is Unavailable")
-            return Ignored(f"{region.anq.name} is {state}")
         if props.targetResourceType.lower() == "microsoft.compute/virtualmachines":
-            return VmHealth(target, state == "Available")
-        return Ignored(f"health of {target} does not concern failover")
-    if event_type in ALERT_TYPES or (isinstance(data, dict) and data.get("schemaId") == "azureMonitorCommonAlertSchema"):
-        return _alert(topology, payloads.validate(payloads.CommonAlert, data, "alert"))
+            return VmHealth(props.targetResourceId, props.availabilityState != "Unavailable")
+        return Ignored(f"health of a {props.targetResourceType}: the HealthResources topic speaks for VMs only")
+    if event_type == HEALTH_ANNOTATED:
+        props = payloads.validate(payloads.HealthAnnotated, data, "ResourceAnnotated").properties
+        if props.targetResourceType.lower() != "microsoft.compute/virtualmachines":
+            return Ignored(f"annotation of {props.targetResourceType}, not a session host VM")
+        return VmAnnotation(props.targetResourceId, (props.context or "").lower() == "customer initiated",
+                            f"{props.annotationName}: {props.reason or ''}"[:200])
     raise InputError(f"unknown event type {event_type!r}"[:200])
-
-
-def _alert(topology: Topology, alert: payloads.CommonAlert) -> Proposal | Ignored:
-    essentials = alert.essentials
-    if essentials.monitorCondition != "Fired":
-        return Ignored(f"alert {essentials.alertRule} is {essentials.monitorCondition}")
-    service = essentials.monitoringService
-    if service == "Resource Health":
-        status = payloads.validate(payloads.ResourceHealthContext, alert.context, "alertContext").properties
-        for target in essentials.alertTargetIDs:
-            region = _anq_region(topology, target)
-            if region is not None and status.currentHealthStatus == "Unavailable":
-                return Proposal(region.name, f"Resource Health alert {essentials.alertRule}: {region.anq.name}"[:200])
-        return Ignored("resource health alert not about an ANQ cluster going unavailable")
-    if service == "ServiceHealth":
-        props = payloads.validate(payloads.ServiceHealthContext, alert.context, "alertContext").properties
-        if props.incidentType != "Incident":
-            return Ignored(f"service health {props.incidentType}, not an incident"[:200])
-        names = {_norm(r.RegionName) for s in props.impactedServices for r in s.ImpactedRegions}
-        for region in topology.regions:
-            if _norm(region.location) in names:
-                return Proposal(region.name, f"Service Health incident: {props.title}"[:200])
-        return Ignored("service health incident in no region of the estate")
-    return Ignored(f"alert from {service} does not concern failover"[:200])

@@ -156,6 +156,11 @@ class QumuloClient:
 
     # ----------------------------------------------------------------- files and snapshots
 
+    def who_am_i(self) -> dict[str, Any]:
+        """The signed-in identity: the cheapest authenticated call, tried once (a health probe must not retry)."""
+        answer = self.request("GET", "/v1/session/who-am-i", idempotent=False)
+        return answer if isinstance(answer, dict) else {}
+
     def file_attributes(self, path: str) -> FileAttributes:
         """A directory's attributes by absolute path (404 fs_no_such_entry_error when it does not exist)."""
         return FileAttributes.model_validate(self.request("GET", f"/v1/files/{quote(path, safe='')}/info/attributes"))

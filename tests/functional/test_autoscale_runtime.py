@@ -87,10 +87,9 @@ def test_a_storm_is_met_at_once_and_drained_safely_afterwards(estate: Any) -> No
     alert["data"]["alertContext"]["condition"]["allOf"][0]["metricValue"] = 30
     twin.server.clear_log()
     twin.server.latency_s = 0.05  # starts must go out in parallel, not one by one
-    host.deliver_event("autoscale_events", {"id": "a1", "eventType": "Microsoft.AlertsManagement.Alert.Activated",
-                                            "subject": POOL_ID, "eventTime": host.clock.now().isoformat(),
-                                            "dataVersion": "1", "data": alert})
+    status, answer = host.http("POST", "alerts", body=alert, function="alerts_webhook")  # the action group's call
     twin.server.latency_s = 0.0
+    assert status == 202 and answer["outcome"].startswith("autoscale"), answer
     starts = [r for r in _writes(twin) if r.path.endswith("/start")]
     assert len(starts) == 8  # 10 sessions + 6/min over the 10-minute lead: every remaining host, at once
     started = [e for e in host.received if e["type"] == "Tandem.Autoscale.HostStarted"]
@@ -158,12 +157,14 @@ def test_malformed_and_unknown_events_are_rejected_with_a_log_line_and_no_action
                                             "eventTime": START.isoformat(), "dataVersion": "1", "data": {}})
     host.deliver_event("autoscale_events", {"id": "x2", "type": "Tandem.Failover.Started", "source": "/t",
                                             "specversion": "1.0", "data": {"target": "east"}})
-    alert = load_event("monitor_commonalert_log_logonrate.json")  # a pool Tandem does not manage
+    alert = load_event("monitor_commonalert_log_logonrate.json")  # an alert does not come by Event Grid
     host.deliver_event("autoscale_events", {"id": "x3", "eventType": "Microsoft.AlertsManagement.Alert.Activated",
                                             "subject": "s", "eventTime": START.isoformat(), "dataVersion": "1",
                                             "data": alert})
     rejected = [json.loads(r.message) for r in caplog.records if "autoscale.event_rejected" in r.message]
     assert [r["id"] for r in rejected] == ["x1", "x2", "x3"]
+    status, answer = host.http("POST", "alerts", body=alert, function="alerts_webhook")  # a pool Tandem does not manage
+    assert status == 200 and answer["status"] == "ignored" and "not a host pool of the topology" in answer["reason"]
     assert _writes(twin) == [] and not host.dead_letters
 
 

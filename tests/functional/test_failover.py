@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -199,43 +198,6 @@ def test_a_drill_rehearses_every_step_and_changes_nothing(estate: Estate) -> Non
             and not r.path.startswith("/v3/snapshots")] == []  # the snapshot schedule's own work aside, nothing written
     assert not [r for c in ("east", "central") for r in estate.anq[c].cluster.created if "failover" in r.suffix]
 
-
-ANQ_EAST = ("/subscriptions/00000000-0000-4000-8000-0000000000e1/resourceGroups/rg-anq-east/providers/"
-            "Qumulo.Storage/fileSystems/anq-east")
-
-
-def _health_event(target: str, state: str, topic: str = f"/subscriptions/{EAST_SUB}", n: int = 1) -> dict[str, Any]:
-    from tests.conftest import load_event
-
-    event = load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json")
-    event.update(id=f"h{n}", topic=topic)
-    event["data"]["resourceInfo"]["properties"].update(targetResourceId=target, availabilityState=state,
-                                                      targetResourceType="Qumulo.Storage/fileSystems")
-    return event
-
-
-def test_alerts_propose_one_unplanned_failover_and_unknown_topics_are_rejected(estate: Estate, caplog: Any) -> None:
-    import logging
-
-    caplog.set_level(logging.INFO, logger="tandem.failover")
-    host = estate.host
-    host.deliver_event("failover_events", _health_event(ANQ_EAST, "Unavailable", topic="/subscriptions/"
-                                                        "99999999-0000-4000-8000-000000000000"))
-    assert host.durable.status("failover-central-east") is None  # not our subscription: rejected
-    for n in range(3):  # the same outage reported three times, and a flap back and forth
-        host.deliver_event("failover_events", _health_event(ANQ_EAST, "Unavailable", n=n))
-        host.wait_idle()
-    host.deliver_event("failover_events", _health_event(ANQ_EAST, "Available", n=9))
-    host.wait_idle()
-    status = host.durable.status("failover-central-east")
-    assert status["input"]["mode"] == "unplanned" and status["input"]["requested_by"] == "alert"
-    assert [e["type"] for e in host.received].count("Tandem.Failover.Preflight") == 1  # one proposal started
-    host.advance(timedelta(minutes=1))
-    host.wait_idle()
-    assert host.durable.status("failover-central-east")["customStatus"]["state"] == "awaiting approval"
-    assert estate.anq["central"].cluster.directory("/profiles-dr/fslogix").read_only  # nothing without approval
-    events = [json.loads(r.message)["event"] for r in caplog.records if r.message.startswith("{")]
-    assert events.count("failover.event_rejected") == 1 and events.count("failover.proposal_duplicate") == 2
 
 
 def _writes(twin: Any) -> list[str]:

@@ -170,10 +170,7 @@ def test_timer_event_and_warm_on_one_pool_evaluate_one_at_a_time_and_keep_histor
     host.clock.set(host.clock.now() + timedelta(seconds=50))
     alert = load_event("monitor_commonalert_log_logonrate.json")
     calls = [lambda: host.fire_timer("autoscale_timer"),
-             lambda: host.deliver_event("autoscale_events", {"id": "a1", "subject": "alert", "data": alert,
-                                                             "eventType": "Microsoft.AlertsManagement.Alert.Activated",
-                                                             "dataVersion": "1.0", "eventTime": host.clock.now().isoformat(),
-                                                             "topic": f"/subscriptions/{EAST_SUB}"}),
+             lambda: host.http("POST", "alerts", body=alert, function="alerts_webhook"),  # the action group's call
              lambda: host.invoke("failover_warm", request={"region": "east", "sessions": 0})]
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(lambda f: f(), calls * 2))  # each path twice, all at once

@@ -63,7 +63,7 @@ def estate(storage: str, hub: str) -> Iterator[Estate]:
 @pytest.fixture
 def quiet_estate(storage: str, hub: str) -> Iterator[Estate]:
     """The estate with timers that do not fire during the test, so every write would be the request's."""
-    idle = {"AUTOSCALE_SCHEDULE": "0 0 0 1 1 *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *"}
+    idle = {"AUTOSCALE_SCHEDULE": "0 0 0 1 1 *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *", "ANQ_WATCH_SCHEDULE": "0 0 0 1 1 *"}
     with running(storage, VirtualClock(MORNING), hub=hub, settings=idle) as running_estate:
         yield running_estate
 
@@ -194,6 +194,11 @@ def test_hostile_http_requests_get_clear_answers_and_change_nothing(quiet_estate
         assert status == 400, (name, status, payload[:200])
         assert json.loads(payload)["title"] == "Invalid body" or name == "unpaired", (name, payload[:200])
     assert json.loads(answers[4][3])["detail"].endswith("at most 500 characters")  # the reason cap, said
+    alerts = host.function_keys["alerts_webhook"]
+    for name, body in _bodies():  # the alert webhook takes the same abuse, signed in or not
+        status, headers, payload = raw(estate, "POST", f"/api/alerts?code={alerts}", body, {"Content-Type": "application/json"})
+        answers.append((f"alerts: {name}", status, headers, payload))
+        assert status == 400 and json.loads(payload)["title"] == "Invalid body", (name, status, payload[:200])
     for path in _paths():
         for method, function in (("GET", "failover_status"), ("POST", "failover_decide")):
             status, headers, payload = raw(estate, method, f"/api/{path}?code={host.function_keys[function]}", b"{}",

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.http import body_of
-from shared import payloads
+from shared import alerts, payloads
 from shared.autoscale import signals as autoscale_signals
 from shared.config import load_topology
 from shared.errors import InputError
@@ -33,8 +33,9 @@ SAMPLES = [(ALERT, load_event("monitor_commonalert_log_logonrate.json")),
            (autoscale_signals.FAILOVER_STARTED, {"source": "east", "target": "central", "sessions": 40}),
            (ALERT, {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {
                "alertId": "a", "monitorCondition": "Fired", "monitoringService": "ServiceHealth"}, "alertContext": {
-               "properties": {"incidentType": "Incident", "impactedServices":
-                              '[{"ImpactedRegions": [{"RegionName": "East US 2"}]}]'}}}})]
+               "properties": {"incidentType": "Incident", "stage": "Active", "impactedServices":
+                              '[{"ServiceName": "Virtual Machines", "ImpactedRegions": [{"RegionName": "East US 2"}]}]'}}}}),
+           (ALERT, load_event("monitor_commonalert_testaction_resourcehealth.json"))]
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30) | \
     st.sampled_from(["Fired", "Resolved", "Log", "ServiceHealth", "Resource Health", "Incident", "Unavailable",
@@ -101,6 +102,20 @@ def test_the_failover_event_parser_only_rejects(event: tuple[str, Any]) -> None:
     if signal is not None:
         assert isinstance(signal, failover_signals.Proposal | failover_signals.VmHealth | failover_signals.Ignored)
         assert len(getattr(signal, "reason", "") or getattr(signal, "why", "")) <= 2500
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(events)
+def test_the_alert_router_only_rejects(event: tuple[str, Any]) -> None:
+    """POST /api/alerts: the common-schema model, then the route; bounded answers or InputError, nothing else."""
+    def parse_and_route(data: Any) -> Any:
+        return alerts.route(TOPOLOGY, payloads.validate(payloads.CommonAlert, data, "alert"))
+
+    routed = _only_rejections(parse_and_route, event[1])
+    if isinstance(routed, alerts.LogonRate):
+        assert math.isfinite(routed.per_minute) and 0 <= routed.per_minute <= payloads.MAX_RATE
+    if isinstance(routed, alerts.Propose | alerts.Withdraw):
+        assert routed.region in {r.name for r in TOPOLOGY.regions} and len(routed.reason) <= 200
 
 
 @settings(max_examples=300, deadline=None)

@@ -46,6 +46,7 @@ class QumuloTwin(Twin):
         self.ca = self.server.ca
         rr = "/v2/replication"
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
+            ("GET", re.compile(r"/v1/session/who-am-i"), self._who_am_i),
             ("GET", re.compile(r"/v1/files/(?P<ref>.+)/info/attributes"), self._attributes),
             ("POST", re.compile(r"/v3/snapshots/?"), self._create_snapshot),
             ("GET", re.compile(r"/v3/snapshots/?"), self._list_snapshots),
@@ -102,6 +103,11 @@ class QumuloTwin(Twin):
             return Response(404, error_body(404, "http_not_found_error", f"{request.method} {request.path}"))
 
     # ----------------------------------------------------------------- files and snapshots
+
+    def _who_am_i(self, request: Request) -> Response:
+        """The signed-in identity (auth.who_am_i in qumulo-api): the cheapest authenticated call."""
+        return Response(200, {"id": "500", "name": "tandem", "sid": "S-1-5-21-0-0-0-500", "uid": "",
+                              "primary_group": "513", "home_directory": None})
 
     def _attributes(self, request: Request, ref: str) -> Response:
         d = self.cluster.directory(ref)
