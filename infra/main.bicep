@@ -29,6 +29,15 @@ param vmResourceGroups array
 @description('Resource IDs of the ANQ resources whose Resource Health proposes a failover (the topology\'s anq.resource_id).')
 param anqResourceIds array = []
 
+@description('Host pools, per resource group: { subscriptionId, resourceGroup, names }. Their Connection logs go to Tandem\'s workspace for the logon-rate alert.')
+param hostPools array = []
+
+@description('Create the action group (POST /api/alerts) and the alert rules: logon rate, Service Health, ANQ Resource Health.')
+param wireAlerts bool = true
+
+@description('NCRONTAB schedule of Tandem\'s own probe of each ANQ cluster (six fields, UTC).')
+param anqWatchSchedule string = '30 * * * * *'
+
 @description('Virtual networks that hold the ANQ clusters\' private addresses; Tandem\'s integration network is peered with each (both directions). Leave empty when existingSubnetId already reaches them.')
 param anqVirtualNetworkIds array = []
 
@@ -210,6 +219,7 @@ module api 'app/api.bicep' = {
       TANDEM_EVENTS_ENDPOINT: topic.outputs.endpoint
       AUTOSCALE_SCHEDULE: autoscaleSchedule
       SNAPSHOT_SCHEDULE: snapshotSchedule
+      ANQ_WATCH_SCHEDULE: anqWatchSchedule
     }
   }
 }
@@ -274,10 +284,30 @@ module events 'app/events.bicep' = if (wireEvents) {
     tags: tags
     functionAppId: api.outputs.id
     topicName: topic.outputs.name
-    anqResourceIds: anqResourceIds
     vmPrefixes: [for group in vmResourceGroups: '/subscriptions/${group.subscriptionId}/resourceGroups/${group.resourceGroup}/providers/Microsoft.Compute/virtualMachines/']
   }
 }
+
+module alerts 'app/alerts.bicep' = if (wireAlerts) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    tags: tags
+    functionAppId: api.outputs.id
+    workspaceId: monitoring.outputs.workspaceId
+    subscriptionIds: [for group in concat(avdResourceGroups, vmResourceGroups): group.subscriptionId]
+    anqResourceIds: anqResourceIds
+  }
+}
+
+module diagnostics 'app/hostpool-diagnostics.bicep' = [for (group, i) in hostPools: if (wireAlerts) {
+  name: 'diagnostics-${i}'
+  scope: resourceGroup(group.subscriptionId, group.resourceGroup)
+  params: {
+    hostPoolNames: group.names
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}]
 
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId

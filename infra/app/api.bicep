@@ -136,6 +136,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
       unauthenticatedClientAction: 'Return401'
       excludedPaths: [
         '/runtime/webhooks/eventgrid'
+        '/api/alerts'
       ]
     }
     identityProviders: {

@@ -12,13 +12,11 @@ param functionAppId string
 @description('Tandem\'s own Event Grid topic.')
 param topicName string
 
-@description('The ANQ resource IDs whose health proposes a failover.')
-param anqResourceIds array
-
 @description('Resource ID prefixes of the session host VMs, one per VM resource group.')
 param vmPrefixes array
 
 var availabilityChanged = 'Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged'
+var annotated = 'Microsoft.ResourceNotifications.HealthResources.ResourceAnnotated'
 var retry = {
   maxDeliveryAttempts: 30
   eventTimeToLiveInMinutes: 60
@@ -34,7 +32,8 @@ resource health 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   }
 }
 
-// failover_events: an ANQ cluster or a share of a region's session hosts becoming unavailable proposes a failover.
+// failover_events: a share of a region's session host VMs becoming unavailable, not by the customer's own hand
+// (the annotations say which), proposes a failover. The topic speaks for VMs only; ANQ is watched by Tandem.
 resource healthToFailover 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = {
   parent: health
   name: 'failover-events'
@@ -51,12 +50,13 @@ resource healthToFailover 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2
     filter: {
       includedEventTypes: [
         availabilityChanged
+        annotated
       ]
       advancedFilters: [
         {
           operatorType: 'StringBeginsWith'
           key: 'subject'
-          values: concat(anqResourceIds, vmPrefixes)
+          values: vmPrefixes
         }
       ]
     }

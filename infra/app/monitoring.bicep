@@ -40,3 +40,4 @@ resource component 'Microsoft.Insights/components@2020-02-02' = {
 
 output componentName string = component.name
 output connectionString string = component.properties.ConnectionString
+output workspaceId string = workspace.id

@@ -97,7 +97,7 @@ def _functions() -> dict[str, list[dict[str, Any]]]:
 def test_app_settings_give_every_schedule_the_triggers_name() -> None:
     resolved = {m for bindings in _functions().values() for b in bindings
                 for m in re.findall(r"%(\w+)%", json.dumps(b))} - {"TANDEM_TASK_HUB"}  # host.json's, set too
-    assert resolved == {"AUTOSCALE_SCHEDULE", "SNAPSHOT_SCHEDULE"}
+    assert resolved == {"AUTOSCALE_SCHEDULE", "SNAPSHOT_SCHEDULE", "ANQ_WATCH_SCHEDULE"}
     settings = _parse(INFRA / "main.bicep")["modules"]["api"]["config"]["params"]["appSettings"]
     assert resolved | {"TANDEM_TASK_HUB", "TANDEM_TOPOLOGY_PATH", "TANDEM_EVENTS_ENDPOINT", "AZURE_CLIENT_ID"} <= set(settings)
 
@@ -109,8 +109,35 @@ def test_event_grid_subscriptions_deliver_to_the_apps_event_grid_functions() -> 
     targets = set(re.findall(r"/functions/(\w+)'", text))
     assert targets == event_grid == {"autoscale_events", "failover_events"}
     from shared.autoscale.signals import FAILOVER_STARTED, HEALTH_CHANGED
+    from shared.failover.signals import HEALTH_ANNOTATED
 
-    assert f"'{HEALTH_CHANGED}'" in text and f"'{FAILOVER_STARTED}'" in text
+    assert f"'{HEALTH_CHANGED}'" in text and f"'{FAILOVER_STARTED}'" in text and f"'{HEALTH_ANNOTATED}'" in text
+    assert "Qumulo" not in text and "anqResourceIds" not in text  # the HealthResources topic speaks for VMs only
+
+
+def test_alerts_reach_the_webhook_through_an_action_group_and_its_rules() -> None:
+    """What Azure Monitor really delivers: an action group's Azure Function receiver (common schema) for the app's
+    alert route, the logon-rate rule over the host pools' Connection logs, Service Health and ANQ Resource Health."""
+    functions = _functions()
+    routes = {name: next(b.get("route") for b in bindings if b["type"] == "httpTrigger")
+              for name, bindings in functions.items() if any(b["type"] == "httpTrigger" for b in bindings)}
+    tree = _parse(INFRA / "app" / "alerts.bicep")["resources"]
+    receiver = tree["group"]["config"]["properties"]["azureFunctionReceivers"][0]
+    assert receiver["functionName"] == "alerts_webhook" and routes["alerts_webhook"] == "alerts"
+    assert receiver["useCommonAlertSchema"] is True and "/api/alerts?code=" in receiver["httpTriggerUrl"]
+    rule = tree["logonRate"]["config"]["properties"]
+    assert tree["logonRate"]["type"] == "Microsoft.Insights/scheduledQueryRules"
+    query = rule["criteria"]["allOf"][0]["query"]
+    assert query.startswith("WVDConnections") and 'State == "Started"' in query and "by _ResourceId" in query
+    assert rule["criteria"]["allOf"][0]["dimensions"][0]["name"] == "_ResourceId"
+    body = {name: r["config"].get("config", r["config"]) for name, r in tree.items()}  # a conditional nests it once more
+    conditions = {name: body[name]["properties"]["condition"]["allOf"][0]["equals"] for name, r in tree.items()
+                  if r["type"] == "Microsoft.Insights/activityLogAlerts"}
+    assert conditions == {"serviceHealth": "ServiceHealth", "anqHealth": "ResourceHealth"}
+    diagnostics = _parse(INFRA / "app" / "hostpool-diagnostics.bicep")["resources"]["diagnostics"]
+    assert diagnostics["config"]["config"]["properties"]["logs"] == [{"category": "Connection", "enabled": True}]  # a loop
+    api = (INFRA / "app" / "api.bicep").read_text(encoding="utf-8")
+    assert "'/api/alerts'" in api  # excluded from App Service authentication: the receiver sends the function key
 
 
 def _granted() -> dict[str, list[str]]:
