@@ -73,19 +73,23 @@ def play(storage: str) -> int:
     return 0 if ok else 1
 
 
-def _until(estate: Any, instance: str, done: Any, limit: timedelta) -> dict[str, Any]:
+def _until(estate: Any, instance: str, done: Any, limit: timedelta, *, since: datetime | None = None) -> dict[str, Any]:
+    """Advance until `done(status)` or the instance ends; with `since`, an instance created before it is not yet
+    the one awaited (an earlier run of the same pair)."""
     host = estate.host
     end = host.clock.now() + limit
     while True:
         host.wait_idle()
         status = host.durable.status(instance) or {}
+        if since is not None and status and datetime.fromisoformat(status["createdTime"].replace("Z", "+00:00")) < since:
+            status = {}
         if status.get("runtimeStatus") in ("Completed", "Failed") or done(status) or host.clock.now() >= end:
             return status
         host.advance(timedelta(seconds=15))
 
 
 def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, Any]:
-    """The evening shift in east; east's storage fails; Resource Health proposes a failover; the on-call
+    """The evening shift in east; east's storage fails; Tandem's ANQ watch proposes a failover; the on-call
     approver approves over HTTP; users move to central; east returns fenced; the operator fails back."""
     host, arm = estate.host, estate.arm
     east, central = estate.anq["east"].cluster, estate.anq["central"].cluster
@@ -100,24 +104,15 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     late = shift[:5]
     for upn in late:  # saved just before the outage: newer than the last replication job
         east.write_profile("/profiles/fslogix", upn)
-    estate.anq["east"].server.hang_s = 2
+    estate.anq["east"].server.hang_s = 0.5
     estate.anq["east"].outage(True)
-    anq_id = f"/subscriptions/{sub_e}/resourceGroups/rg-anq-east/providers/Qumulo.Storage/fileSystems/anq-east"
-    host.deliver_event("failover_events", {
-        "id": "rh-anq-east", "topic": f"/subscriptions/{sub_e}", "subject": anq_id, "dataVersion": "1",
-        "eventType": "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged",
-        "eventTime": host.clock.now().isoformat(),
-        "data": {"resourceInfo": {"id": anq_id, "name": "x", "type": "Microsoft.ResourceHealth/availabilityStatuses",
-                                  "properties": {"targetResourceId": anq_id,
-                                                 "targetResourceType": "Qumulo.Storage/fileSystems",
-                                                 "availabilityState": "Unavailable",
-                                                 "previousAvailabilityState": "Available"}}}})
-    line.say("east's ANQ is down; Resource Health reports it Unavailable")
-    instance = "failover-central-east"
+    line.say("east's ANQ stops answering; Tandem's own watch probes it every minute")
+    instance, began = "failover-central-east", host.clock.now()
     waiting = _until(estate, instance, lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval",
-                     timedelta(minutes=10))
+                     timedelta(minutes=10), since=began)
     approval = next(s for s in waiting["customStatus"]["steps"] if s["step"] == "approval")
-    line.say(f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}")
+    line.say(f"after {waiting['input']['reason'].split(' (')[0].split('answered Tandem for ')[-1]} without an answer "
+             f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}")
     status, _ = host.http("POST", f"failover/{instance}/approve", body={}, function="failover_decide",
                           roles=["Tandem.Failover.Approver"], name="oncall@contoso.com")
     line.say(f"the on-call approver approves over HTTP -> {status}")
@@ -176,7 +171,7 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
     arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com")
                     for i in range(1, users + 1))
     leave = {upn: at + timedelta(hours=8, minutes=rng.gauss(30, 20)) for at, upn in arrive}
-    pending, misses, peak, landed, outage_alerts = list(arrive), 0, 0, 0, 0
+    pending, misses, peak, landed, outage_alerts, rejected = list(arrive), 0, 0, 0, 0, False
     said = set()
     end = day + timedelta(hours=19)
     while host.clock.now() < end:
@@ -195,9 +190,16 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
                 del leave[upn]
         local = now.astimezone(line.zone)
         if (local.hour, local.minute) == (13, 0):
-            east.server.hang_s = 2
+            east.server.hang_s = 0.3
             east.outage(True)
             line.say("east's ANQ cluster stops answering (a regional storage outage)")
+        proposal = host.durable.status("failover-central-east") if east.cluster.down and not rejected else None
+        if proposal and (proposal.get("customStatus") or {}).get("state") == "awaiting approval":
+            code, _ = host.http("POST", "failover/failover-central-east/reject", body={}, function="failover_decide",
+                                roles=["Tandem.Failover.Approver"], name="oncall@contoso.com")
+            rejected = True
+            line.say(f"Tandem's watch proposes a failover ({proposal['input']['reason'].split(';')[0]}); the on-call "
+                     f"rejects it, the storage team expects the cluster back -> {code}")
         elif (local.hour, local.minute) == (14, 30):
             east.outage(False)
             alerts = [e for e in host.received if e["type"] == "Tandem.Snapshots.ClusterUnreachable"]
