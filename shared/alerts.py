@@ -22,25 +22,14 @@ from dataclasses import dataclass
 from shared import payloads
 from shared.autoscale import signals as autoscale_signals
 from shared.config.model import Region, Topology
+from shared.failover import signals as failover_signals
 
 DELIVERIES = "alertdeliveries"
 _ACTIVE_STAGES = ("Active", "")  # Service Health's stage of an ongoing incident (Resolved, RCA, Complete end it)
 
 
-@dataclass(frozen=True)
-class LogonRate:
-    """Autoscale: the pool's alerted logon rate (0 when the alert resolved)."""
-
-    pool_id: str
-    per_minute: float
-
-
-@dataclass(frozen=True)
-class Propose:
-    """Failover: propose failing `region` over to its pair."""
-
-    region: str
-    reason: str
+LogonRate = autoscale_signals.LogonRate  # autoscale: the pool's alerted logon rate (0 when the alert resolved)
+Propose = failover_signals.Proposal  # failover: propose failing `region` over to its pair
 
 
 @dataclass(frozen=True)
@@ -88,7 +77,7 @@ def route(topology: Topology, alert: payloads.CommonAlert) -> Route:
 
 def _logon_rate(alert: payloads.CommonAlert, resolved: bool) -> Route:
     rate = autoscale_signals.logon_rate(alert, resolved=resolved)
-    return LogonRate(rate.pool_id, rate.per_minute) if isinstance(rate, autoscale_signals.LogonRate) else Ignore(rate.why)
+    return rate if isinstance(rate, LogonRate) else Ignore(rate.why)
 
 
 def _service_health(topology: Topology, alert: payloads.CommonAlert, resolved: bool) -> Route:
