@@ -219,7 +219,7 @@ async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestration
     if not _running(status):
         return problem(409, "Not running", f"{instance} is not running")
     caller_id, caller = _caller(req)
-    if action == "approve" and _same_person(status.input_, caller_id, caller):
+    if action == "approve" and _same_person(_request_of(status), caller_id, caller):
         log_event(log, "failover.self_approval_refused", level=30, instance=instance, by=caller)
         return problem(403, "Self-approval", "the operator who asked for a failover cannot approve it")
     await client.raise_event(instance, event, {"by": caller, "by_id": caller_id})
@@ -228,11 +228,14 @@ async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestration
                              status_code=202, mimetype="application/json")
 
 
-def _same_person(request: Any, caller_id: str, caller: str) -> bool:
-    if isinstance(request, str):
-        request = json.loads(request)
-    if not isinstance(request, dict):
-        return False
+def _request_of(status: Any) -> dict[str, Any]:
+    """The orchestration input of an instance's status (the client gives it as JSON text or a value)."""
+    request = status.input_ if status is not None else None
+    request = json.loads(request) if isinstance(request, str) else request
+    return request if isinstance(request, dict) else {}
+
+
+def _same_person(request: dict[str, Any], caller_id: str, caller: str) -> bool:
     if caller_id and request.get("requested_by_id"):
         return bool(caller_id == request["requested_by_id"])
     return bool(caller) and caller == request.get("requested_by")
@@ -266,7 +269,7 @@ async def propose(client: df.DurableOrchestrationClient, region: str, reason: st
     if proposals.debounced(topology, existing.last_updated_time if existing else None, clock.now()):
         log_event(log, "failover.proposal_debounced", ref=ref, instance=instance)
         return "debounced"
-    request = proposals.proposal_request(topology, region, reason, target)
+    request = proposals.proposal_request(region, reason, target)
     if topology.policies.failover.propose_only:
         log_event(log, "failover.proposed_only", ref=ref, instance=instance, reason=reason)
         await asyncio.to_thread(events.publish, "Tandem.Failover.Proposed", instance, {**request, "started": False})
@@ -286,11 +289,9 @@ async def withdraw(client: df.DurableOrchestrationClient, region: str, reason: s
         return "ignored"
     instance = proposals.pair_id(region, target)
     status = await client.get_status(instance, show_input=True)
-    request = status.input_ if status is not None else None
-    request = json.loads(request) if isinstance(request, str) else request
+    request = _request_of(status)
     waiting = _running(status) and (status.custom_status or {}).get("state") == "awaiting approval"
-    if not waiting or not isinstance(request, dict) or request.get("requested_by") != "alert" \
-            or request.get("source") != region:
+    if not waiting or request.get("requested_by") != "alert" or request.get("source") != region:
         log_event(log, "failover.withdraw_ignored", ref=ref, instance=instance, reason="nothing proposed awaits approval")
         return "ignored"
     await client.raise_event(instance, "Cancel", {"by": "alert resolved", "reason": reason})
@@ -331,10 +332,8 @@ async def anq_watch(timer: func.TimerRequest, client: df.DurableOrchestrationCli
     from functions import snapshots
     from shared import clock
     from shared.config.loader import get_topology
-    from shared.failover import proposals, watch
+    from shared.failover import watch
 
-    now = clock.now()
-    found = await asyncio.to_thread(watch.probe_all, get_topology(), snapshots.service().client,
-                                    now, lambda region: proposals.vm_down_summary(region, now))
+    found = await asyncio.to_thread(watch.probe_all, get_topology(), snapshots.service().client, clock.now())
     for proposal in found:
         await propose(client, proposal.region, proposal.reason, "anq-watch")

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from shared import payloads
 from shared.autoscale import signals as autoscale_signals
-from shared.config.model import Region, Topology
+from shared.config.model import Topology
 from shared.failover import signals as failover_signals
+from shared.failover.proposals import paired_regions
 
 DELIVERIES = "alertdeliveries"
 _ACTIVE_STAGES = ("Active", "")  # Service Health's stage of an ongoing incident (Resolved, RCA, Complete end it)
@@ -40,11 +41,7 @@ class Withdraw:
     reason: str
 
 
-@dataclass(frozen=True)
-class Ignore:
-    """Nothing for Tandem to do, and why."""
-
-    why: str
+Ignore = autoscale_signals.Ignored  # nothing for Tandem to do, and why
 
 
 Route = LogonRate | Propose | Withdraw | Ignore
@@ -52,12 +49,6 @@ Route = LogonRate | Propose | Withdraw | Ignore
 
 def _norm(location: str) -> str:
     return re.sub(r"[^a-z0-9]", "", location.lower())
-
-
-def paired_regions(topology: Topology) -> list[Region]:
-    """The regions that have somewhere to fail over to."""
-    paired = {n for p in topology.pairings for n in (p.primary, p.secondary)}
-    return [r for r in topology.regions if r.name in paired]
 
 
 def route(topology: Topology, alert: payloads.CommonAlert) -> Route:
@@ -76,21 +67,19 @@ def route(topology: Topology, alert: payloads.CommonAlert) -> Route:
 
 
 def _logon_rate(alert: payloads.CommonAlert, resolved: bool) -> Route:
-    rate = autoscale_signals.logon_rate(alert, resolved=resolved)
-    return rate if isinstance(rate, LogonRate) else Ignore(rate.why)
+    return autoscale_signals.logon_rate(alert, resolved=resolved)
 
 
 def _service_health(topology: Topology, alert: payloads.CommonAlert, resolved: bool) -> Route:
     props = payloads.validate(payloads.ServiceHealthContext, alert.context, "alertContext").properties
     policy = topology.policies.failover
-    watched = {s.lower() for s in policy.watched_services}
-    regions = paired_regions(topology)
-    hit = next((r for s in props.impactedServices if s.ServiceName.lower() in watched for r in regions
-                if any(_norm(i.RegionName) == _norm(r.location) for i in s.ImpactedRegions)), None)
     if props.incidentType != "Incident":
         return Ignore(f"Service Health {props.incidentType}, not an incident"[:300])
     if props.is_synthetic and not policy.test_alerts_propose:
         return Ignore("a Service Health test alert (synthetic); test_alerts_propose is off")
+    watched = {s.lower() for s in policy.watched_services}
+    hit = next((r for s in props.impactedServices if s.ServiceName.lower() in watched for r in paired_regions(topology)
+                if any(_norm(i.RegionName) == _norm(r.location) for i in s.ImpactedRegions)), None)
     if hit is None:
         names = sorted({s.ServiceName for s in props.impactedServices})
         return Ignore(f"the incident names no watched service in a paired region (services: {names})"[:300])

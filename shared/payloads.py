@@ -248,16 +248,32 @@ class ServiceHealthContext(_Payload):
 # ----------------------------------------------------------------------------------------------- Event Grid data
 
 
-class _HealthProperties(_Payload):
+class _Target(_Payload):
+    """What every HealthResources event says of its resource."""
+
     targetResourceId: ResourceId
     targetResourceType: Text
+    occurredTime: AwareDatetime | None = None
+
+
+class _HealthProperties(_Target):
     availabilityState: Literal["Available", "Unavailable", "Degraded", "Unknown"]
     previousAvailabilityState: Text | None = None
-    occurredTime: AwareDatetime | None = None
+
+
+class _AnnotationProperties(_Target):
+    annotationName: Text = ""
+    reason: Text | None = None
+    context: Text | None = None  # "Customer Initiated", "Platform Initiated"
+    category: Text | None = None  # "Planned", "Unplanned", "Not Applicable"
 
 
 class _HealthInfo(_Payload):
     properties: _HealthProperties
+
+
+class _AnnotationInfo(_Payload):
+    properties: _AnnotationProperties
 
 
 class HealthChanged(_Payload):
@@ -268,20 +284,6 @@ class HealthChanged(_Payload):
     @property
     def properties(self) -> _HealthProperties:
         return self.resourceInfo.properties
-
-
-class _AnnotationProperties(_Payload):
-    targetResourceId: ResourceId
-    targetResourceType: Text
-    annotationName: Text = ""
-    reason: Text | None = None
-    context: Text | None = None  # "Customer Initiated", "Platform Initiated"
-    category: Text | None = None  # "Planned", "Unplanned", "Not Applicable"
-    occurredTime: AwareDatetime | None = None
-
-
-class _AnnotationInfo(_Payload):
-    properties: _AnnotationProperties
 
 
 class HealthAnnotated(_Payload):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.config.model import Topology
+from shared.config.model import Region, Topology
 from shared.failover import signals
 from shared.failover.steps import pool_refs
 
@@ -64,7 +64,7 @@ def counts_down(entity: dict[str, Any], now: datetime) -> bool:
     return not explained
 
 
-def vm_down_summary(region: Any, now: datetime) -> str:
+def vm_down_summary(region: Region, now: datetime) -> str:
     """What Resource Health last said of a region's session host VMs, from the records alone (no ARM read)."""
     from shared.state.tables import table
 
@@ -81,6 +81,12 @@ def pair_id(source: str, target: str) -> str:
 def instance_ids(topology: Topology) -> set[str]:
     """Every instance id Tandem starts: one per pairing."""
     return {pair_id(p.primary, p.secondary) for p in topology.pairings}
+
+
+def paired_regions(topology: Topology) -> list[Region]:
+    """The regions that have somewhere to fail over to."""
+    paired = {n for p in topology.pairings for n in (p.primary, p.secondary)}
+    return [r for r in topology.regions if r.name in paired]
 
 
 def target_of(topology: Topology, region: str) -> str | None:
@@ -108,7 +114,7 @@ def policy(topology: Topology) -> dict[str, Any]:
             "job_deadline_s": f.replication_deadline.total_seconds(), "job_s": 120.0, "revert_s": 30.0}
 
 
-def proposal_request(topology: Topology, region: str, reason: str, target: str) -> dict[str, Any]:
+def proposal_request(region: str, reason: str, target: str) -> dict[str, Any]:
     """The orchestration input for a proposal: an unplanned failover that waits for approval (the policy says
     whether it may proceed alone); `admit` reads the policy from the topology."""
     return {"source": region, "target": target, "mode": "unplanned", "reason": reason[:200], "requested_by": "alert"}

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.alerts import paired_regions
 from shared.config.model import Region, Topology
 from shared.failover import signals
 from shared.telemetry import get_logger, log_event
@@ -21,11 +20,11 @@ log = get_logger("failover")
 TABLE = "anqwatch"
 
 
-def probe_all(topology: Topology, client_for: Callable[[Region], Any], now: datetime,
-              vm_down: Callable[[Region], str]) -> list[signals.Proposal]:
+def probe_all(topology: Topology, client_for: Callable[[Region], Any], now: datetime) -> list[signals.Proposal]:
     """Probe every paired region's cluster once; the proposals for clusters down longer than the window."""
-    from azure.data.tables import UpdateMode
+    from azure.core.exceptions import ResourceNotFoundError
 
+    from shared.failover.proposals import paired_regions, vm_down_summary
     from shared.state import holds
     from shared.state.tables import table
 
@@ -42,30 +41,31 @@ def probe_all(topology: Topology, client_for: Callable[[Region], Any], now: date
             continue  # being failed over, or failed over already: its return is watched by the failover itself
         try:
             client_for(region).who_am_i()
-            ok, error = True, ""
+            error = ""
         except Exception as exc:  # unreachable, timed out, refused: all mean "not answering Tandem"
-            ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
-        known = next(iter(rows.query_entities("PartitionKey eq 'watch' and RowKey eq @r",
-                                              parameters={"r": region.name})), None)
-        since = datetime.fromisoformat(known["failing_since"]) if known and known.get("failing_since") else None
-        if ok:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            known = dict(rows.get_entity("watch", region.name))
+        except ResourceNotFoundError:
+            known = {}
+        since = datetime.fromisoformat(known["failing_since"]) if known.get("failing_since") else None
+        row = {"PartitionKey": "watch", "RowKey": region.name, "last_ok": known.get("last_ok", ""),
+               "failing_since": "", "last_error": error, "proposed_for": ""}
+        if not error:
             if since is not None:
                 log_event(log, "failover.anq_answering", region=region.name, cluster=region.anq.name,
                           down_s=(now - since).total_seconds())
-            rows.upsert_entity({"PartitionKey": "watch", "RowKey": region.name, "failing_since": "",
-                                "last_ok": now.isoformat(), "last_error": "", "proposed_for": ""})
+            rows.upsert_entity({**row, "last_ok": now.isoformat()})
             continue
         since = since or now
-        rows.upsert_entity({"PartitionKey": "watch", "RowKey": region.name, "failing_since": since.isoformat(),
-                            "last_ok": (known or {}).get("last_ok", ""), "last_error": error,
-                            "proposed_for": (known or {}).get("proposed_for", "")})
         down_for = now - since
         log_event(log, "failover.anq_not_answering", level=30, region=region.name, cluster=region.anq.name,
                   down_s=down_for.total_seconds(), error=error)
-        if down_for >= window and (known or {}).get("proposed_for") != since.isoformat():  # once per outage
-            rows.upsert_entity({"PartitionKey": "watch", "RowKey": region.name, "proposed_for": since.isoformat()},
-                               mode=UpdateMode.MERGE)
+        propose = down_for >= window and known.get("proposed_for") != since.isoformat()  # once per outage
+        rows.upsert_entity({**row, "failing_since": since.isoformat(),
+                            "proposed_for": since.isoformat() if propose else known.get("proposed_for", "")})
+        if propose:
             minutes = int(down_for.total_seconds() // 60)
             proposals.append(signals.Proposal(region.name, f"{region.anq.name} has not answered Tandem for {minutes} "
-                                              f"min ({error.split(':')[0]}); {vm_down(region)}"[:200]))
+                                              f"min ({error.split(':')[0]}); {vm_down_summary(region, now)}"[:200]))
     return proposals
