@@ -16,9 +16,8 @@ from functions import services
 from local.runtime import LocalHost
 from local.runtime.clock import Clock
 from local.twins.arm import ArmTwin, load_seed
+from local.twins.fslogix import Fslogix
 from local.twins.qumulo.api import QumuloTwin
-from local.twins.qumulo.model import LOCK as QUMULO_LOCK
-from local.twins.qumulo.model import QumuloModelError
 from local.twins.qumulo.seed import build_clusters
 from local.twins.qumulo.seed import load_seed as load_qumulo_seed
 from shared.settings import schedule_defaults
@@ -35,6 +34,7 @@ class Estate:
     arm: ArmTwin
     anq: dict[str, QumuloTwin]  # by region
     topology_path: Path
+    fslogix: Fslogix  # what each sign-in found
 
     def restart(self) -> LocalHost:
         """Stop the runtime as a crashed or recycled worker would, and start a new one on the same task hub."""
@@ -48,32 +48,14 @@ class Estate:
         return self.host.start()
 
 
-def wire_fslogix(arm: ArmTwin, twins: dict[str, QumuloTwin], doc: dict[str, Any]) -> None:
-    """FSLogix on the session hosts: a sign-in opens the user's container on the region's cluster, a sign-out
-    closes it (with its last write) after the cluster's detach delay. A region that is a pairing's secondary keeps
-    its users' containers in the replicated directory; any other in its first profile directory."""
-    targets = {r["target_directory"] for p in doc.get("pairings", []) for r in p.get("replication", [])}
-    where: dict[str, tuple[Any, str]] = {}
-    for region in doc["regions"]:
-        paths = [d["path"] for d in region.get("profile_directories", [])]
-        path = next((p for p in paths if p in targets), paths[0] if paths else None)
-        if path is None:
-            continue
-        for pool in region.get("host_pools", []):
-            where[pool["name"].lower()] = (twins[region["name"]].cluster, path)
+REPLICA_FIRST = {"VHDLocations": [r"\\anq-central.contoso.local\profiles-dr", r"\\anq-central.contoso.local\profiles"]}
 
-    def hook(event: str, pool: Any, upn: str) -> None:
-        found = where.get(pool.name.lower())
-        if found is None:
-            return
-        cluster, path = found
-        with QUMULO_LOCK:
-            try:
-                cluster.attach(path, upn) if event == "attach" else cluster.detach(path, upn)
-            except QumuloModelError:
-                pass  # no such directory on that cluster: FSLogix would fail the sign-in (as the next sign-in would show)
 
-    arm.estate.profile_hook = hook
+def look_at_replica(arm: ArmTwin) -> None:
+    """The fix the drill asks for: central's hosts look first in the replica of east's profiles, then in central's
+    own share (an administrator's GPO change; FSLogix reads it at the next sign-in)."""
+    pool = arm.estate.pool("00000000-0000-4000-8000-0000000000c1", "rg-avd-central", "hp-central-pooled")
+    arm.estate.set_fslogix(pool, {**next(iter(pool.hosts.values())).fslogix, **REPLICA_FIRST})
 
 
 def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin], failover: dict[str, Any] | None = None) -> Path:
@@ -91,20 +73,24 @@ def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin], failover: dict[str, 
 
 @contextlib.contextmanager
 def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
-            hang_s: float = 2.0, failover: dict[str, Any] | None = None) -> Iterator[Estate]:
-    """Start the estate; close the app's clients, the runtime and the twins on the way out."""
+            hang_s: float = 2.0, failover: dict[str, Any] | None = None,
+            replica_first: bool = True) -> Iterator[Estate]:
+    """Start the estate; close the app's clients, the runtime and the twins on the way out. With `replica_first`
+    central's hosts already look in the replica (the fixed estate); without it, as the demo seed has them."""
     clusters = build_clusters(load_qumulo_seed(), clock)
     with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
             QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
         path = point_at_twins(Path(tmp), {"east": east, "central": central}, failover)
-        wire_fslogix(arm, {"east": east, "central": central}, yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8")))
+        fslogix = Fslogix(arm.estate, clusters.values())
+        if replica_first:
+            look_at_replica(arm)
         east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
         values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
                                     "TANDEM_ARM_RETRY_BUDGET_S": "3",  # like the ANQ budget: faults cost seconds
                                     **arm.identity_settings, **(settings or {})})
         estate = Estate(LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
-                                  identity=arm.identity).start(), arm, {"east": east, "central": central}, path)
+                                  identity=arm.identity).start(), arm, {"east": east, "central": central}, path, fslogix)
         try:
             yield estate
         finally:

@@ -266,3 +266,29 @@ def test_the_twin_renders_the_published_shape_for_the_hosts_it_models(arm: Any) 
     ]
     for ours, published in pairs:
         assert set(ours) >= set(published) - {"tags", "location"} and set(ours["properties"]) == set(published["properties"])
+
+
+def test_run_command_answers_the_fslogix_read_from_the_hosts_modelled_settings(arm: Any) -> None:
+    """VirtualMachines_RunCommand through azure-mgmt-compute: the spec's 200 with a RunCommandResult; refused on a
+    VM that is not running; a script the twin does not model gets standard error, not a made-up answer."""
+    from shared.failover.fslogix import SCRIPT, Settings
+
+    twin = arm(pool_seed(2, running=1))
+    pool = twin.estate.pool(SUB, "rg-avd", "hp0")
+    twin.estate.set_fslogix(pool, {"Enabled": 1, "VHDLocations": [r"\\anq.contoso.local\profiles"], "ProfileType": 0})
+    _, compute = _clients(twin, SUB)
+    result = compute.virtual_machines.begin_run_command(
+        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}).result(timeout=10)
+    out = {s.code: s.message for s in result.value}
+    assert set(out) == {"ComponentStatus/StdOut/succeeded", "ComponentStatus/StdErr/succeeded"}
+    settings = Settings.from_output("hp0-vm-001", "now", out["ComponentStatus/StdOut/succeeded"])
+    assert (settings.enabled, settings.locations) == (True, (r"\\anq.contoso.local\profiles",))
+    other = compute.virtual_machines.begin_run_command(
+        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": ["Restart-Computer"]}).result(timeout=10)
+    assert {s.code: s.message for s in other.value}["ComponentStatus/StdErr/succeeded"]
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError) as refused:
+        compute.virtual_machines.begin_run_command(
+            "rg-hosts", "hp0-vm-002", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}).result(timeout=10)
+    assert refused.value.status_code == 409

@@ -149,3 +149,18 @@ def test_a_stale_if_match_on_a_source_relationship_is_412(sdk_pair: Any) -> None
         rc.replication.modify_source_relationship("r1", source_root_read_only=False, if_match=current.etag)
     assert stale.value.status_code == 412
     assert rc.replication.get_source_relationship("r1")["source_root_read_only"] is True
+
+
+def test_the_root_and_the_smb_shares_read_as_a_cluster_serves_them(sdk_pair: Any) -> None:
+    """The SDK's path lookup of `/` (file id 2 on every cluster) and its share listing, as Tandem's check reads them."""
+    rc, _, twin, _, _ = sdk_pair
+    root = rc.fs.get_file_attr(path="/")
+    assert (root["id"], root["path"], root["type"]) == ("2", "/", "FS_FILE_TYPE_DIRECTORY")
+    share = twin.cluster.add_share("profiles", "/profiles/fslogix")
+    listed = rc.smb.smb_list_shares()["entries"]
+    assert [(s["id"], s["share_name"], s["fs_path"]) for s in listed] == [(share.id, "profiles", "/profiles/fslogix")]
+    one = rc.smb.smb_list_share(share.id)
+    assert one["share_name"] == "profiles" and {"permissions", "require_encryption", "tenant_id"} <= set(one)
+    with pytest.raises(RequestError) as missing:
+        rc.smb.smb_list_share("99")
+    assert missing.value.status_code == 404

@@ -61,6 +61,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [(m, re.compile(p, re.I), 
     ("GET", _VMS + r"/(?P<vm>[^/]+)/instanceview", "_instance_view", f"{_VMA}/instanceView/read"),
     ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>start)", "_vm_action", f"{_VMA}/start/action"),
     ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>deallocate)", "_vm_action", f"{_VMA}/deallocate/action"),
+    ("POST", _VMS + r"/(?P<vm>[^/]+)/runcommand", "_run_command", f"{_VMA}/runCommand/action"),
     ("GET", _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "_operation",
      "Microsoft.Compute/locations/operations/read"),
     ("GET", _ASSIGNMENTS, "_list_assignments", f"{_RAA}/read"),
@@ -357,6 +358,19 @@ class ArmTwin(Twin):
         url = (f"{self.base_url}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{machine.location}"
                f"/operations/{operation.id}?api-version={version}")
         return Response(202, None, {"Azure-AsyncOperation": url, "Location": f"{url}&monitor=true"})
+
+    def _run_command(self, request: Request, sub: str, rg: str, vm: str) -> Response:
+        """VirtualMachines_RunCommand, answered at once (the spec's 200 with a RunCommandResult)."""
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("commandId"), str):
+            raise ModelError(400, "InvalidParameter", "The value of parameter commandId is invalid.")
+        script = body.get("script") or []
+        if not isinstance(script, list) or not all(isinstance(line, str) for line in script):
+            raise ModelError(400, "InvalidParameter", "The value of parameter script is invalid.")
+        stdout, stderr = self.estate.run_command(self.estate.vm(sub, rg, vm), body["commandId"], script)
+        status = {"level": "Info", "displayStatus": "Provisioning succeeded"}
+        return Response(200, {"value": [{"code": "ComponentStatus/StdOut/succeeded", **status, "message": stdout},
+                                        {"code": "ComponentStatus/StdErr/succeeded", **status, "message": stderr}]})
 
     def _operation(self, request: Request, sub: str, loc: str, op: str) -> Response:
         operation = self.estate.operations.get(op)

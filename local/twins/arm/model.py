@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import math
 import random
 import threading
@@ -133,6 +134,7 @@ class Host:
     status_since: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # friendlyName/assignedUser set through PATCH
+    fslogix: dict[str, Any] = field(default_factory=dict)  # HKLM\SOFTWARE\FSLogix\Profiles values on the VM
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def status(self, now: datetime) -> str:
@@ -275,9 +277,10 @@ class Estate:
         self.logons: list[Logon] = []
         self.messages: list[tuple[str, int, str, str, str]] = []  # (host, session id, upn, title, body)
         self.dropped_sessions = 0
-        # FSLogix on the hosts: called ("attach" | "detach", pool, upn) when a session starts or ends, so the
+        self.commands: list[tuple[str, str, list[str]]] = []  # every Run Command: (VM, command id, script)
+        # FSLogix on the hosts: called ("attach" | "detach", host, upn) when a session starts or ends, so the
         # storage twin can open the user's profile container and close it (with its last write) after sign-out
-        self.profile_hook: Callable[[str, Pool, str], None] | None = None
+        self.profile_hook: Callable[[str, Host, str], None] | None = None
         self._timers: list[tuple[datetime, int, str, Host, int]] = []
         self._seq = itertools.count()
 
@@ -309,6 +312,12 @@ class Estate:
             host.agent_ready_at = self.clock.now()
         pool.hosts[name.lower()] = host
         return host
+
+    def set_fslogix(self, pool: Pool, values: dict[str, Any]) -> None:
+        """Set the FSLogix profile registry values on every host of a pool (as a GPO or image would)."""
+        with self.lock:
+            for host in pool.hosts.values():
+                host.fslogix = dict(values)
 
     def add_app_group(self, group: AppGroup) -> AppGroup:
         """Register an application group."""
@@ -433,6 +442,26 @@ class Estate:
                 host.agent_ready_at = None
             return self._operation(vm, "deallocate", now, vm.due)
 
+    def run_command(self, vm: Vm, command_id: str, script: list[str]) -> tuple[str, str]:
+        """Run Command on a VM: (stdout, stderr). The twin cannot run PowerShell; it answers the one script it
+        models, a read of the FSLogix profile settings printed as JSON, from the host's registry values."""
+        with self.lock:
+            now = self.settle()
+            if vm.power(now) != "running":
+                raise ModelError(409, "OperationNotAllowed", f"Operation 'RunCommand' is not allowed on VM '{vm.name}' "
+                                 "since the VM is not running.")
+            if vm.host is not None and vm.host.agent_ready_at is None:
+                raise ModelError(409, "VMAgentStatusCommunicationError", f"VM '{vm.name}' has not reported status for "
+                                 "VM agent or extensions.")
+            self.commands.append((vm.name, command_id, list(script)))
+            text = "\n".join(script)
+            if command_id != "RunPowerShellScript":
+                return "", f"the twin runs only RunPowerShellScript, not {command_id}"
+            if "HKLM:\\SOFTWARE\\FSLogix\\Profiles" not in text or "ConvertTo-Json" not in text:
+                return "", "the twin models only a read of HKLM:\\SOFTWARE\\FSLogix\\Profiles printed with ConvertTo-Json"
+            values = vm.host.fslogix if vm.host is not None else {}
+            return json.dumps(values, separators=(",", ":")), ""
+
     def _operation(self, vm: Vm, kind: str, now: datetime, done_at: datetime) -> Operation:
         operation = Operation(str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), vm, kind, now, done_at)
         self.operations[operation.id] = operation
@@ -465,7 +494,7 @@ class Estate:
     def _ended(self, host: Host, session: Session) -> None:
         """A session is gone: FSLogix detaches the user's profile container (it closes a while later)."""
         if self.profile_hook is not None:
-            self.profile_hook("detach", host.pool, session.upn)
+            self.profile_hook("detach", host, session.upn)
 
     def disconnect(self, host: Host, session_id: str | int) -> None:
         """Disconnect a session; it lingers until the user returns or the disconnected limit ends it."""
@@ -522,7 +551,7 @@ class Estate:
             session = host.next_session(upn, now)
             self._arm_idle(host, session, now)
             if self.profile_hook is not None:
-                self.profile_hook("attach", pool, upn)
+                self.profile_hook("attach", host, upn)
             return self._logon(Logon(upn, now, "connected", host.name, session.id))
 
     def logoff_user(self, pool: Pool, upn: str) -> bool:

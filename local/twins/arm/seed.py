@@ -79,6 +79,28 @@ class HostsSeed(_Seed):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class FslogixSeed(_Seed):
+    """The FSLogix profile settings of every host in a pool (HKLM\\SOFTWARE\\FSLogix\\Profiles)."""
+
+    enabled: bool = True
+    vhd_locations: list[str] = Field(default_factory=list, description="UNC paths, searched in order")
+    ccd_locations: list[str] = Field(default_factory=list, description="Cloud Cache providers: type=smb,connectionString=\\\\x\\y")
+    profile_type: int = Field(0, ge=0, le=3)
+    flip_flop_profile_directory_name: bool = False
+    volume_type: Literal["VHD", "VHDX"] = "VHDX"
+
+    def values(self) -> dict[str, Any]:
+        """The registry values, as Get-ItemProperty returns them (unset values absent)."""
+        values: dict[str, Any] = {"Enabled": int(self.enabled), "ProfileType": self.profile_type,
+                                  "FlipFlopProfileDirectoryName": int(self.flip_flop_profile_directory_name),
+                                  "VolumeType": self.volume_type}
+        if self.vhd_locations:
+            values["VHDLocations"] = list(self.vhd_locations)
+        if self.ccd_locations:
+            values["CCDLocations"] = list(self.ccd_locations)
+        return values
+
+
 class PoolSeed(_Seed):
     """A pooled host pool."""
 
@@ -88,6 +110,7 @@ class PoolSeed(_Seed):
     start_vm_on_connect: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
     hosts: HostsSeed | None = None
+    fslogix: FslogixSeed | None = Field(None, description="profile settings of the pool's hosts (none: FSLogix absent)")
 
 
 class AssignmentSeed(_Seed):
@@ -162,6 +185,8 @@ def build_estate(seed: Seed, clock: Clock) -> Estate:
                                             ps.max_session_limit, ps.start_vm_on_connect, dict(ps.tags)))
                 if ps.hosts is not None:
                     _add_hosts(estate, pool, ps.hosts, ids)
+                if ps.fslogix is not None:
+                    estate.set_fslogix(pool, ps.fslogix.values())
             for gs in rg.application_groups:
                 group = estate.add_app_group(AppGroup(sub.id, rg.name, gs.name, rg.location,
                                                       estate.pool(sub.id, rg.name, gs.host_pool), gs.type))

@@ -16,6 +16,7 @@ from local.twins.qumulo.model import (
     Cluster,
     QumuloModelError,
     Relationship,
+    Share,
     SnapshotRecord,
     make_writable,
     reconnect,
@@ -23,6 +24,9 @@ from local.twins.qumulo.model import (
     start_job,
 )
 from local.twins.server import Request, Response, Twin, TwinServer
+
+# a user's FSLogix folder under a profile directory, and optionally the container in it
+CONTAINER = re.compile(r"(?P<dir>/.+?)/(?P<user>[^/]+@[^/]+)(?:/(?P<file>[^/]+))?/?")
 
 
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
@@ -55,6 +59,8 @@ class QumuloTwin(Twin):
             ("DELETE", re.compile(r"/v3/snapshots/(?P<sid>\d+)"), self._delete_snapshot),
             ("GET", re.compile(r"/v1/snapshots/total-used-capacity"), self._capacity),
             ("GET", re.compile(r"/v1/smb/files/?"), self._file_handles),
+            ("GET", re.compile(r"/v3/smb/shares/?"), self._list_shares),
+            ("GET", re.compile(r"/v3/smb/shares/(?P<share_id>[^/]+)"), self._get_share),
             ("POST", re.compile(r"/v1/smb/files/close/?"), self._close_files),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/status/?"), self._statuses),
             ("GET", re.compile(rf"{rr}/(?P<side>source|target)-relationships/(?P<rid>[^/]+)/status"), self._status),
@@ -110,9 +116,46 @@ class QumuloTwin(Twin):
                               "primary_group": "513", "home_directory": None})
 
     def _attributes(self, request: Request, ref: str) -> Response:
+        """`api_get_files_attributes` of a directory, or of a user's container folder or VHDX under one."""
+        container = CONTAINER.fullmatch(ref)
+        if container is not None and container["dir"] in self.cluster.directories:
+            d = self.cluster.directories[container["dir"]]
+            profile = d.profiles.get(container["user"])
+            if profile is not None and (container["file"] is None
+                                        or container["file"].lower() == f"profile_{container['user'].split('@')[0]}.vhdx"):
+                number = str(10_000 + int(d.id) * 1000 + sorted(d.profiles).index(container["user"]))
+                kind, name = ("FS_FILE_TYPE_FILE", container["file"]) if container["file"] else \
+                    ("FS_FILE_TYPE_DIRECTORY", container["user"])
+                return Response(200, {"id": number, "file_number": number, "path": ref, "name": name, "type": kind,
+                                      "size": str(30 * 2**30 if container["file"] else 0),
+                                      "creation_time": _iso(profile.born), "modification_time": _iso(profile.written),
+                                      "change_time": _iso(profile.written)})
         d = self.cluster.directory(ref)
-        return Response(200, {"id": d.id, "file_number": d.id, "path": d.path + "/", "name": d.path.rsplit("/", 1)[-1],
-                              "type": "FS_FILE_TYPE_DIRECTORY", "child_count": len(d.profiles)})
+        return Response(200, {"id": d.id, "file_number": d.id, "path": d.path.rstrip("/") + "/",
+                              "name": d.path.rsplit("/", 1)[-1], "type": "FS_FILE_TYPE_DIRECTORY",
+                              "child_count": len(d.profiles)})
+
+    # ----------------------------------------------------------------- SMB shares
+
+    @staticmethod
+    def render_share(share: Share) -> dict[str, Any]:
+        """`api_smb_share` (v3), the fields the qumulo-api SDK and qq read."""
+        return {"id": share.id, "tenant_id": 1, "share_name": share.share_name, "fs_path": share.fs_path,
+                "description": share.description, "permissions": [
+                    {"type": "ALLOWED", "trustee": {"domain": "WORLD", "auth_id": "8589934592"}, "rights": ["ALL"]}],
+                "network_permissions": [{"type": "ALLOWED", "address_ranges": [], "rights": ["ALL"]}],
+                "access_based_enumeration_enabled": False, "default_file_create_mode": "0644",
+                "default_directory_create_mode": "0755", "require_encryption": False, "allow_fs_path_create": False,
+                "expand_fs_path_variables": False, "offline_files_caching_mode": "MANUAL"}
+
+    def _list_shares(self, request: Request) -> Response:
+        return Response(200, {"entries": [self.render_share(s) for s in self.cluster.shares.values()]})
+
+    def _get_share(self, request: Request, share_id: str) -> Response:
+        share = self.cluster.shares.get(share_id)
+        if share is None:
+            raise QumuloModelError(404, "smb_share_doesnt_exist_error", f"share {share_id} does not exist")
+        return Response(200, self.render_share(share))
 
     def render_snapshot(self, s: SnapshotRecord, *, status: bool = False) -> dict[str, Any]:
         """`api_snapshot_info`, or `api_snapshot_status` with `status`."""

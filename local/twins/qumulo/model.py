@@ -32,6 +32,12 @@ class Profile:
 
     version: int
     written: datetime
+    created: datetime | None = None  # when FSLogix created the container (None: the same as `written`)
+
+    @property
+    def born(self) -> datetime:
+        """The container's creation time."""
+        return self.created or self.written
 
 
 @dataclass
@@ -105,6 +111,16 @@ class ReplicationTimings:
 
 
 @dataclass
+class Share:
+    """An SMB share: a name clients put in UNC paths and the directory it exposes."""
+
+    id: str
+    share_name: str
+    fs_path: str
+    description: str = ""
+
+
+@dataclass
 class Relationship:
     """A replication relationship; the same id on both clusters."""
 
@@ -169,9 +185,12 @@ class Cluster:
         self.down = False
         self.detach_delay = timedelta(seconds=30)  # how long FSLogix takes to write and detach after sign-out
         self.handles: dict[str, Handle] = {}  # open SMB file handles by location
+        self.shares: dict[str, Share] = {}  # SMB shares by id
+        self.smb_names: set[str] = set()  # the DNS names and addresses clients reach this cluster's SMB service by
         self.detach_writes: list[DetachWrite] = []  # every container close, landed or refused
         self._handle_ids = itertools.count(1)
-        self._ids = itertools.count(2)
+        self._ids = itertools.count(3)
+        self.directories["/"] = Directory("2", "/")  # the root's file id is 2 on every Qumulo cluster
         self._snapshot_ids = itertools.count(1)
 
     # ----------------------------------------------------------------- auth
@@ -212,7 +231,7 @@ class Cluster:
     def directory(self, ref: str) -> Directory:
         """A directory by path or file id, or 404 fs_no_such_entry_error."""
         for d in self.directories.values():
-            if ref in (d.id, d.path, d.path + "/"):
+            if ref in (d.id, d.path, d.path.rstrip("/") + "/"):
                 return d
         raise QumuloModelError(404, "fs_no_such_entry_error", f"{ref} {{ no such entry }}")
 
@@ -222,12 +241,35 @@ class Cluster:
         if directory.read_only:
             raise QumuloModelError(403, "fs_read_only_error", f"{directory.path} is read-only")
         previous = directory.profiles.get(user)
-        profile = Profile((previous.version if previous else 0) + 1, self.clock.now())
+        now = self.clock.now()
+        profile = Profile((previous.version if previous else 0) + 1, now, previous.born if previous else now)
         directory.profiles[user] = profile
         for rel in self.relationships.values():
             if rel.source is self and rel.source_dir is directory:
                 rel.changed_since_job = True
         return profile
+
+    def new_container(self, path: str, user: str) -> Profile:
+        """FSLogix found no container for the user anywhere: it creates a new, empty one here (version 0)."""
+        directory = self.directory(path)
+        if directory.read_only:
+            raise QumuloModelError(403, "fs_read_only_error", f"{directory.path} is read-only")
+        now = self.clock.now()
+        directory.profiles[user] = Profile(0, now, now)
+        return directory.profiles[user]
+
+    # ----------------------------------------------------------------- SMB shares
+
+    def add_share(self, share_name: str, fs_path: str, description: str = "") -> Share:
+        """Share a directory over SMB (the directory must exist)."""
+        directory = self.directory(fs_path)
+        share = Share(str(len(self.shares) + 1), share_name, directory.path, description)
+        self.shares[share.id] = share
+        return share
+
+    def share_named(self, name: str) -> Share | None:
+        """A share by name (SMB share names are case-insensitive)."""
+        return next((s for s in self.shares.values() if s.share_name.lower() == name.lower()), None)
 
     # ----------------------------------------------------------------- FSLogix containers over SMB
 

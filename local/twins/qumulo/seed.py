@@ -29,6 +29,14 @@ class ProfilesSeed(_Seed):
     domain: str = "contoso.com"
 
 
+class ShareSeed(_Seed):
+    """An SMB share of a directory."""
+
+    name: str = Field(min_length=1, max_length=80)
+    path: str
+    description: str = ""
+
+
 class ClusterSeed(_Seed):
     """One ANQ cluster."""
 
@@ -39,6 +47,8 @@ class ClusterSeed(_Seed):
     directories: list[str] = Field(default_factory=list)
     profiles: ProfilesSeed | None = None
     detach_delay: Duration = Field(timedelta(seconds=30), description="FSLogix's write and detach after sign-out")
+    smb_names: list[str] = Field(default_factory=list, description="DNS names and addresses that reach its SMB service")
+    shares: list[ShareSeed] = Field(default_factory=list)
 
 
 class BlackoutSeed(_Seed):
@@ -107,6 +117,9 @@ def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = Non
             cluster.mkdir(c.profiles.directory)
             for i in range(1, c.profiles.count + 1):
                 cluster.write_profile(c.profiles.directory, f"{c.profiles.prefix}{i:03d}@{c.profiles.domain}")
+        cluster.smb_names = {n.lower() for n in c.smb_names}
+        for share in c.shares:
+            cluster.add_share(share.name, cluster.mkdir(share.path).path, share.description)
         clusters[c.name] = cluster
     t = seed.timings
     for r in seed.relationships:
