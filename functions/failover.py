@@ -24,7 +24,7 @@ bp = df.Blueprint()
 log = get_logger("failover")
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
 ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "handles", "move_assignments", "fence", "replicate",
-              "replicated", "snapshot_target", "make_writable", "writable", "verify", "audit", "relationships",
+              "replicated", "snapshot_target", "make_writable", "writable", "verify", "profile_check", "audit", "relationships",
               "reverse", "reconnect", "reconnected", "hold", "release", "try_fence", "unfence", "admit")
 
 

@@ -23,4 +23,25 @@ def check() -> dict[str, Any]:
         "host_pools": sum(len(r.host_pools) for r in topology.regions),
         "profile_directories": sum(len(r.profile_directories) for r in topology.regions),
         "pairings": [f"{p.primary}->{p.secondary}" for p in topology.pairings],
+        **profile_paths(),
     }
+
+
+def profile_paths() -> dict[str, Any]:
+    """Where each pool's FSLogix looked when a failover or drill last read it, and what its check found."""
+    import json
+
+    from shared.state.tables import table
+
+    try:
+        rows = list(table("fslogixsettings").list_entities())
+    except Exception as exc:  # health must answer even when storage does not
+        return {"profile_paths": [], "profile_paths_error": type(exc).__name__}
+    found = []
+    for row in rows:
+        settings = json.loads(row.get("settings") or "{}")
+        found.append({"region": row.get("region"), "pool": row.get("pool"), "host": settings.get("host"),
+                      "read_at": settings.get("read_at"), "kind": settings.get("kind"),
+                      "locations": settings.get("locations") or [], "enabled": settings.get("enabled"),
+                      "checked_at": row.get("checked_at"), "problems": json.loads(row.get("problems") or "[]")})
+    return {"profile_paths": sorted(found, key=lambda p: (str(p["region"]), str(p["pool"])))}

@@ -19,11 +19,13 @@ var sessionHostOperatorActions = [
   'Microsoft.DesktopVirtualization/hostpools/sessionhosts/usersessions/sendMessage/action'
 ]
 
-// Session host VMs: read power state, start, deallocate. Assigned on each region's VM resource groups.
+// Session host VMs: read power state, start, deallocate, and Run Command (Tandem runs one fixed, read-only script:
+// the FSLogix profile settings a failover checks). Assigned only on each region's session host VM resource groups.
 var vmPowerOperatorActions = [
   'Microsoft.Compute/virtualMachines/read'
   'Microsoft.Compute/virtualMachines/start/action'
   'Microsoft.Compute/virtualMachines/deallocate/action'
+  'Microsoft.Compute/virtualMachines/runCommand/action'
 ]
 
 // Moving users between regions: read, create and delete role assignments. Assigned only on the listed application
@@ -59,7 +61,7 @@ resource vmPowerOperator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   name: guid(subscription().id, environmentName, 'tandem-vm-power-operator')
   properties: {
     roleName: 'Tandem VM Power Operator (${environmentName})'
-    description: 'Tandem autoscale: read, start and deallocate session host virtual machines.'
+    description: 'Tandem autoscale and failover: read, start and deallocate session host virtual machines; read their FSLogix settings with Run Command.'
     type: 'CustomRole'
     permissions: [
       {

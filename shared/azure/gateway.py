@@ -291,6 +291,23 @@ class AzureGateway:
         self._log_outcomes(outcomes)
         return outcomes
 
+    def run_command(self, vm_id: str, script: Sequence[str]) -> str:
+        """Run a PowerShell script on a running VM (Compute Run Command) and return its standard output.
+
+        The script must be read-only: a retried request runs it again. DependencyError when the VM cannot run it
+        (not running, no agent) or the script wrote to standard error."""
+        vm = ResourceId.parse(vm_id)
+        try:
+            result = self._client("compute", vm.subscription).virtual_machines.begin_run_command(
+                vm.resource_group, vm.name, {"commandId": "RunPowerShellScript", "script": list(script)}).result()
+        except Exception as exc:
+            raise self._error(f"run the FSLogix settings read on {vm.name}", exc) from exc
+        out = {(s.code or "").split("/")[1].lower(): s.message or "" for s in (result.value or [])
+               if (s.code or "").count("/") >= 2}
+        if out.get("stderr"):
+            raise DependencyError(f"Run Command on {vm.name} wrote to standard error: {out['stderr'][:200]}")
+        return out.get("stdout", "")
+
     # ----------------------------------------------------------------- desktop virtualization actions
 
     def set_drain(self, ref: PoolRef, hosts: Iterable[str], drain: bool) -> list[Outcome]:

@@ -159,6 +159,10 @@ class AnqCluster(_Model):
     connect_timeout: Duration = timedelta(seconds=5)
     read_timeout: Duration = timedelta(seconds=30)
     retry_budget: Duration = Field(timedelta(seconds=30), description="how long safe calls are retried (5xx, resets)")
+    smb_endpoints: list[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:]+$")]] = Field(
+        default_factory=list, max_length=32,
+        description="DNS names and IP addresses that reach this cluster over SMB (the server part of the UNC paths "
+                    "in the hosts' FSLogix settings); a failover into this region checks its hosts' paths against them")
 
     @field_validator("address")
     @classmethod
@@ -337,6 +341,10 @@ class FailoverPolicy(_Model):
     test_alerts_propose: bool = Field(False, description="may a synthetic (test action) Service Health alert propose")
     watch_window: Duration = Field(timedelta(minutes=5), description="how long an ANQ cluster must fail Tandem's own "
                                    "probe before a failover is proposed")
+    signin_sample: int = Field(20, ge=0, le=200, description="how many moved users' first sign-ins the verify step "
+                               "checks for their own profile container (0: none)")
+    signin_window: Duration = Field(timedelta(minutes=10), description="how long the verify step waits for that many "
+                                    "first sign-ins before it reports what it saw")
 
 
 class Policies(_Model):

@@ -24,6 +24,7 @@ import azure.durable_functions as df
 
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=5)
 POLL = timedelta(seconds=15)
+VERIFY_POLL = timedelta(seconds=30)  # seats and first sign-ins build up over minutes: half as many reads
 MODES = ("planned", "unplanned", "drill", "failback")
 FENCE_RETRY = timedelta(minutes=5)
 PARK_RETRY = timedelta(minutes=5)
@@ -184,12 +185,20 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     relationships = [r["id"] for r in tgt["relationships"]]
     recovery_points = [datetime.fromisoformat(r["recovery_point"]) for r in tgt["relationships"] if r["recovery_point"]]
     rpo_s = (context.current_utc_datetime - min(recovery_points)).total_seconds() if recovery_points else None
-    blocking = tgt["problems"] + (src["problems"] if mode != "unplanned" else [])
+    profile_problems = tgt.get("profile_problems") or []
+    recheck = mode == "failback" and bool(tgt.get("profile_unread"))
+    if recheck:  # the returning region's hosts are off: read them once the failback has warmed them
+        profile_problems = [p for p in profile_problems if not any(f"pool {u}:" in p for u in tgt["profile_unread"])]
+    yield from run.note("profile paths", "failed" if profile_problems else "deferred" if recheck else "done",
+                        "; ".join(profile_problems) or ("checked once the returning region's hosts run; " if recheck
+                                                        else "") + _paths_summary(tgt.get("profile_paths") or []))
+    blocking = tgt["problems"] + (src["problems"] + profile_problems if mode != "unplanned" else [])
     if blocking:
         yield from run.note("abort", "failed", "; ".join(blocking)[:500], "Tandem.Failover.Failed")
-        return {"outcome": "aborted", "problems": blocking, "steps": run.steps}
+        return {"outcome": "aborted", "problems": blocking, "profile_paths": tgt.get("profile_paths") or [],
+                "steps": run.steps}
     if mode == "failback":
-        return (yield from _failback(run, context, source, target, policy, src["sessions"]))
+        return (yield from _failback(run, context, source, target, policy, src["sessions"], recheck))
     # the seats the target must have: what the source holds now, or (unreadable) what Tandem recorded of it
     sessions = src["sessions"] if src["read_ok"] else max(src["sessions"], src["recorded_sessions"])
     if mode == "drill":
@@ -198,11 +207,12 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
         expected = policy["drain_wait_s"] + policy["job_s"] + policy["revert_s"]
         yield from run.note("drill", "done", f"expected RTO {expected:.0f} s; RPO now {rpo_s}",
                             "Tandem.Failover.DrillCompleted")
-        return {"outcome": "drill", "expected_rto_s": expected, "rpo_s": rpo_s, "sessions": sessions, "steps": run.steps}
+        return {"outcome": "drill", "expected_rto_s": expected, "rpo_s": rpo_s, "sessions": sessions,
+                "profile_paths": tgt.get("profile_paths") or [], "steps": run.steps}
     run.extra.update(sessions=sessions, rpo_s=rpo_s, sized_from="sessions" if src["read_ok"] else "history")
 
     if mode == "unplanned":
-        refused = yield from _approval(run, context, policy, rpo_s)
+        refused = yield from _approval(run, context, policy, rpo_s, profile_problems)
         if refused is not None:
             return refused
 
@@ -231,13 +241,11 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
         return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), relationships=relationships))
     # the point of no return: the target is writable; from here a cancel is not honoured and failures park
     yield from run.note("point of no return", "done", "target writable", "Tandem.Failover.PointOfNoReturn")
-    yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
+    moved = yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
         "move_assignments", {"source": source, "target": target})))
-    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", {"target": target,
-                                                                                      "sessions": sessions},
-                                                                  timedelta(minutes=30), cancellable=False))
-    yield from run.note("completed", "done", f"RPO {rpo_s} s" if mode == "unplanned" else "no data lost",
-                        "Tandem.Failover.Completed")
+    verified = yield from _verify(run, context, source, target, sessions, policy, moved)
+    yield from run.note("completed", "done", (f"RPO {rpo_s} s" if mode == "unplanned" else "no data lost") +
+                        _profiles_summary(verified), "Tandem.Failover.Completed")
     if mode == "unplanned":  # the failed region stays fenced: drained and read-only until failback
         yield from run.persist("fence record", lambda: run.step("fence record", run.act("hold", {
             "instance": instance, "holds": [{"region": source, "kind": "fenced", "reason": "left by an unplanned failover"}]})))
@@ -252,12 +260,15 @@ def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
             "seats": verified["seats"] if verified else 0, "sessions": sessions, "steps": run.steps}
 
 
-def _approval(run: Run, context: df.DurableOrchestrationContext, policy: dict[str, Any],
-              rpo_s: float | None) -> Generator[Any, Any, dict[str, Any] | None]:
-    """An unplanned failover's gate: the policy's auto-approval within max RPO, or an approver; None to go on."""
-    if policy["auto_approve"] and rpo_s is not None and rpo_s <= policy["max_rpo_s"]:
+def _approval(run: Run, context: df.DurableOrchestrationContext, policy: dict[str, Any], rpo_s: float | None,
+              profile_problems: list[str]) -> Generator[Any, Any, dict[str, Any] | None]:
+    """An unplanned failover's gate: the policy's auto-approval within max RPO (never with a profile-path problem),
+    or an approver, who sees the problems; None to go on."""
+    if policy["auto_approve"] and rpo_s is not None and rpo_s <= policy["max_rpo_s"] and not profile_problems:
         return None
-    yield from run.note("approval", "waiting", f"RPO {rpo_s} s; approve or reject", "Tandem.Failover.ApprovalRequested")
+    warning = f"; PROFILE PATHS: {'; '.join(profile_problems)}" if profile_problems else ""
+    yield from run.note("approval", "waiting", f"RPO {rpo_s} s; approve or reject{warning}"[:500],
+                        "Tandem.Failover.ApprovalRequested")
     run._status("awaiting approval")
     timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=policy["approval_timeout_s"]))
     approve, reject = context.wait_for_external_event("Approve"), context.wait_for_external_event("Reject")
@@ -272,9 +283,39 @@ def _approval(run: Run, context: df.DurableOrchestrationContext, policy: dict[st
     return None
 
 
+def _verify(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, sessions: int,
+            policy: dict[str, Any], moved: dict[str, Any]) -> Generator[Any, Any, dict[str, Any] | None]:
+    """Seats for everyone, then the moved users' first sign-ins sampled: their profile counts go in the custom
+    status, the audit (and so the completion CloudEvent)."""
+    payload = {"target": target, "source": source, "sessions": sessions, "since": moved.get("at") or run._now(),
+               "sample": policy.get("signin_sample", 0), "window_s": policy.get("signin_window_s", 0)}
+    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", payload, timedelta(minutes=30)
+                                                                  + timedelta(seconds=payload["window_s"]),
+                                                                  cancellable=False, poll=VERIFY_POLL))
+    if verified and verified.get("profiles"):
+        run.extra.update(verified["profiles"])
+        run.steps[-1]["profiles"] = verified["profiles"]
+    return verified
+
+
+def _profiles_summary(verified: dict[str, Any] | None) -> str:
+    """'; first sign-ins: N own profile, N new, N failed' when the verify step sampled any."""
+    p = (verified or {}).get("profiles")
+    if not p:
+        return ""
+    return (f"; first sign-ins: {p['own_profile']} own profile, {p['new_profile']} new profile, "
+            f"{p['failed_signin']} failed")
+
+
+def _paths_summary(paths: list[dict[str, Any]]) -> str:
+    """'pool: host looks in \\\\x\\y (read|cache)' for each pool of the target."""
+    return "; ".join(f"{p['pool']}: {p.get('host', '?')} looks in {', '.join(p.get('locations') or []) or 'nothing'} "
+                     f"({p['source']})" for p in paths)[:500]
+
+
 def _switch(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, relationships: list[str],
             policy: dict[str, Any], sessions: int, done: set[str], *, label: str,
-            undrain: bool = False) -> Generator[Any, Any, bool]:
+            undrain: bool = False, recheck: bool = False) -> Generator[Any, Any, bool]:
     """The planned switch up to the point of no return (failover and failback alike): warm the target and drain
     the source, wait, sign everyone out, wait for FSLogix to close every container, fence, replicate, make the
     target writable. True when an operator cancelled; StepFailed when a step failed."""
@@ -284,6 +325,15 @@ def _switch(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: 
         run.act("drain", {"region": source, "message": policy["warning_message"]})]), event="Tandem.Failover.Started")
     if (yield from run.wait("drain wait", timedelta(seconds=policy["drain_wait_s"]))):
         return True
+    if recheck:  # the target's hosts were off at preflight: check where their FSLogix looks now that they run
+        paths = yield from run.until("profile paths", "profile_check", {"region": target, "other": source},
+                                     timedelta(minutes=20), cancellable=True)
+        if paths is None:
+            return True
+        if paths["problems"]:
+            detail = "; ".join(paths["problems"])[:500]
+            yield from run.note("profile paths", "failed", detail, "Tandem.Failover.StepFailed")
+            raise StepFailed(f"profile paths: {detail}"[:300])
     yield from run.step("log off", run.act("logoff", {"region": source}))
     closed = yield from run.until("profiles closed", "handles", {"source": source, "target": target},
                                   timedelta(seconds=policy["detach_wait_s"]), cancellable=True)
@@ -342,7 +392,7 @@ def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str,
 
 
 def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: str, policy: dict[str, Any],
-              sessions: int) -> Generator[Any, Any, dict[str, Any]]:
+              sessions: int, recheck: bool = False) -> Generator[Any, Any, dict[str, Any]]:
     """Back to the original region: re-protect it, move everyone over as a planned failover, restore direction.
 
     `source` serves now (it was the failover's target); `target` is the region coming back (fenced until now).
@@ -368,14 +418,15 @@ def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target
         yield from run.step("hold regions", run.act("hold", {"instance": instance, "holds": [
             {"region": source, "kind": "source", "reason": f"failback to {target}"},
             {"region": target, "kind": "target", "seats": sessions, "reason": f"failback from {source}"}]}))
-        if (yield from _switch(run, ctx, source, target, ids, policy, sessions, done, label="failback", undrain=True)):
+        if (yield from _switch(run, ctx, source, target, ids, policy, sessions, done, label="failback", undrain=True,
+                               recheck=recheck)):
             return (yield from _roll_back(run, source, target, done, "cancelled", "cancelled by an operator",
                                           refence=target, relationships=ids))
     except StepFailed as exc:
         return (yield from _roll_back(run, source, target, done, "rolled back", str(exc), refence=target,
                                       relationships=ids))
     yield from run.note("point of no return", "done", "returning region writable", "Tandem.Failover.PointOfNoReturn")
-    yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
+    moved = yield from run.persist("move assignments", lambda: run.step("move assignments", run.act(
         "move_assignments", {"source": source, "target": target})))
     # the original direction again: the original region replicates to the standby, which is read-only
     yield from run.persist("restore direction", lambda: run.step("restore direction", run.act(
@@ -385,11 +436,10 @@ def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target
     yield from run.persist("standby reconnected", lambda: run.until(
         "standby reconnected", "reconnected", {"target": source, "relationships": ids}, timedelta(hours=2),
         cancellable=False))
-    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", {"target": target,
-                                                                                      "sessions": sessions},
-                                                                  timedelta(minutes=30), cancellable=False))
+    verified = yield from _verify(run, ctx, source, target, sessions, policy, moved)
     yield from run.persist("release holds", lambda: run.step("release holds", run.act(
         "release", {"instance": instance, "regions": [source, target]})))
-    yield from run.note("completed", "done", "failed back; original direction restored", "Tandem.Failover.Completed")
+    yield from run.note("completed", "done", "failed back; original direction restored" + _profiles_summary(verified),
+                        "Tandem.Failover.Completed")
     return {"outcome": "completed", "mode": "failback", "seats": verified["seats"] if verified else 0,
             "steps": run.steps}

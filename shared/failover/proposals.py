@@ -111,7 +111,8 @@ def policy(topology: Topology) -> dict[str, Any]:
     return {"drain_wait_s": f.drain_wait.total_seconds(), "warning_message": f.warning_message,
             "auto_approve": f.auto_approve_unplanned, "max_rpo_s": f.max_rpo.total_seconds(),
             "approval_timeout_s": f.approval_timeout.total_seconds(), "detach_wait_s": f.detach_wait.total_seconds(),
-            "job_deadline_s": f.replication_deadline.total_seconds(), "job_s": 120.0, "revert_s": 30.0}
+            "job_deadline_s": f.replication_deadline.total_seconds(), "job_s": 120.0, "revert_s": 30.0,
+            "signin_sample": f.signin_sample, "signin_window_s": f.signin_window.total_seconds()}
 
 
 def proposal_request(region: str, reason: str, target: str) -> dict[str, Any]:

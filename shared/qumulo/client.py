@@ -16,7 +16,15 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from shared.errors import QumuloApiError, QumuloTransportError
-from shared.qumulo.models import FileAttributes, FileHandle, RelationshipStatus, Snapshot, SnapshotStatus, SourceRelationship
+from shared.qumulo.models import (
+    FileAttributes,
+    FileHandle,
+    RelationshipStatus,
+    Share,
+    Snapshot,
+    SnapshotStatus,
+    SourceRelationship,
+)
 from shared.telemetry import get_logger, log_event
 
 if TYPE_CHECKING:
@@ -162,8 +170,12 @@ class QumuloClient:
         return answer if isinstance(answer, dict) else {}
 
     def file_attributes(self, path: str) -> FileAttributes:
-        """A directory's attributes by absolute path (404 fs_no_such_entry_error when it does not exist)."""
+        """A file's or directory's attributes by absolute path (404 fs_no_such_entry_error when it does not exist)."""
         return FileAttributes.model_validate(self.request("GET", f"/v1/files/{quote(path, safe='')}/info/attributes"))
+
+    def smb_shares(self) -> list[Share]:
+        """Every SMB share on the cluster (the v3 listing is not paged)."""
+        return [Share.model_validate(e) for e in self.request("GET", "/v3/smb/shares/")["entries"]]
 
     def create_snapshot(self, directory_id: str, name_suffix: str, expiration: datetime | None) -> Snapshot:
         """Snapshot a directory. Not idempotent: callers pick a deterministic suffix and list first."""

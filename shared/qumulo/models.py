@@ -34,6 +34,16 @@ class FileAttributes(_Answer):
     file_number: str
     path: str
     type: str
+    creation_time: Time = None
+    modification_time: Time = None
+
+
+class Share(_Answer):
+    """`api_smb_share` (`GET /v3/smb/shares/`): a share's name and the directory it exposes."""
+
+    id: str
+    share_name: str
+    fs_path: str
 
 
 class Snapshot(_Answer):

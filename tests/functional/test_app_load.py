@@ -19,7 +19,7 @@ def test_function_app_passes_the_worker_indexer() -> None:
     result = _validate(ROOT / "function_app.py")
     assert result.returncode == 0, result.stderr
     failover = [f"failover_{n}" for n in ("admit", "audit", "decide", "drain", "events", "fence", "handles", "hold", "logoff",
-                                          "make_writable", "move_assignments", "orchestrator", "preflight",
+                                          "make_writable", "move_assignments", "orchestrator", "preflight", "profile_check",
                                           "reconnect", "reconnected", "relationships", "release", "replicate",
                                           "replicated", "reverse", "snapshot_target", "start", "status", "try_fence",
                                           "undrain", "unfence", "verify", "warm", "writable")]

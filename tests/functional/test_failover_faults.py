@@ -14,7 +14,7 @@ import pytest
 
 from local.demo.estate import Estate, running
 from local.runtime import VirtualClock
-from tests.functional.test_failover import BUSY, MORNING, call
+from tests.functional.test_failover import BUSY, MORNING, QUICK, call
 from tests.functional.test_failover_worst_day import (
     CENTRAL_DIR,
     EAST_DIR,
@@ -70,7 +70,7 @@ CASES = [
 
 @pytest.fixture
 def estate(storage: str, hub: str) -> Iterator[Estate]:
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY) as running_estate:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, failover=QUICK) as running_estate:
         yield running_estate
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from local.demo.estate import Estate, running
 from local.runtime import VirtualClock
-from tests.functional.test_failover import BUSY, CENTRAL_SUB, EAST_SUB, MORNING, call, run_to_end
+from tests.functional.test_failover import BUSY, CENTRAL_SUB, EAST_SUB, MORNING, QUICK, call, run_to_end
 
 INSTANCE = "failover-central-east"
 OPERATOR = ("Tandem.Failover.Operator",)
@@ -21,7 +21,7 @@ EAST_DIR, CENTRAL_DIR = "/profiles/fslogix", "/profiles-dr/fslogix"
 
 @pytest.fixture
 def estate(storage: str, hub: str) -> Iterator[Estate]:
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY) as running_estate:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, failover=QUICK) as running_estate:
         yield running_estate
 
 

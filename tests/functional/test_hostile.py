@@ -20,7 +20,7 @@ import pytest
 from local.demo.estate import Estate, running
 from local.runtime import VirtualClock
 from tests.conftest import load_event
-from tests.functional.test_failover import BUSY, MORNING, call, run_to_end, sign_in
+from tests.functional.test_failover import BUSY, MORNING, QUICK, call, run_to_end, sign_in
 
 INSTANCE = "failover-central-east"
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
@@ -67,7 +67,7 @@ def acted(caplog: Any) -> list[str]:
 @pytest.fixture
 def estate(storage: str, hub: str) -> Iterator[Estate]:
     """The worst day's estate: autoscale every minute, snapshots every 15 minutes."""
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY) as running_estate:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, failover=QUICK) as running_estate:
         yield running_estate
 
 

@@ -238,3 +238,13 @@ def test_a_relative_topology_path_is_found_from_the_app_root(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)  # the worker's working directory need not be the package root
     assert not (tmp_path / "local/demo/topology.yaml").exists()
     assert [r.name for r in get_topology("local/demo/topology.yaml").regions] == ["east", "central"]
+
+
+def test_run_command_is_granted_only_on_the_session_host_vm_resource_groups() -> None:
+    holders = [role for role, actions in _granted().items() if "Microsoft.Compute/virtualMachines/runCommand/action" in actions]
+    assert holders == ["vmPowerOperatorActions"]
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    modules = re.findall(r"^module (\w+) '[^']+' = \[for \([^)]*\) in (\w+): \{(.*?)^\}\]", main, re.S | re.M)
+    holding = [(name, loop) for name, loop, body in modules if "vmPowerOperatorRoleId" in body]
+    assert holding == [("vmAccess", "vmResourceGroups")]
+    assert main.count("roles.outputs.vmPowerOperatorRoleId") == 2  # that assignment and the deployment output
