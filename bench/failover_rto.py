@@ -5,7 +5,9 @@ the assignments moved and enough target hosts Available for them. The autoscale 
 the snapshot timer every 15 minutes, as in production. Each user who loses their session tries to sign in to
 the target every 30 s (a container opens on sign-in and closes, with its last write, 30 s after sign-out);
 `users_stranded` counts the users who were without a session for longer than the RTO, `profile_writes_lost`
-every profile write the target does not have
+every profile write the target does not have; `own_profile`, `new_profile` and `failed_signin` count what each
+moved user's first sign-in to central found (the twins' FSLogix model), `own_profile_at_replica_version` those whose
+container held exactly the replica's content version
 (detach writes included, and refused ones counted). The lower bound is the longest chain of
 modelled durations that cannot overlap (for the hosts: when, as modelled, the last of the hosts needed for
 the moved users registered); the sequential runbook does the same steps one after another
@@ -115,8 +117,14 @@ def _scenario(mode: str) -> dict[str, Any]:
         east.cluster.settle()
         lost = sum(1 for u, p in source.items() if u not in target or target[u].version < p.version)
         refused = len(east.cluster.lost_writes)
+        first = estate.fslogix.first_sign_ins(began, central.name)  # as the twins' FSLogix resolved each one
+        expected = {u: (target[u].version if u in target else None) for u in users}
         facts = {"tandem_rto_s": rto, "users_stranded": stranded, "profile_writes_lost": lost + refused,
-                 "detach_writes": len(east.cluster.detach_writes), "detach_writes_refused": refused}
+                 "detach_writes": len(east.cluster.detach_writes), "detach_writes_refused": refused,
+                 **dict(zip(("own_profile", "new_profile", "failed_signin"),
+                            estate.fslogix.counts(first.values()).values(), strict=True)),
+                 "own_profile_at_replica_version": sum(1 for u, s in first.items()
+                                                       if s.outcome == "own" and s.version == expected[u])}
         if mode == "planned":
             return {**facts, "lower_bound_s": max(drain + job + revert, boot),
                     "sequential_rto_s": drain + job + revert + boot}

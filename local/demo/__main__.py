@@ -39,7 +39,8 @@ def play(storage: str) -> int:
     clock = VirtualClock(MORNING)
     line = Timeline(clock, next(iter(topology.policies.autoscale.values())).time_zone)
     # the demo evaluates autoscale every 5 minutes to keep the day short; a deployment's default is every minute
-    with running(storage, clock, hub="tandemdemo", settings={"AUTOSCALE_SCHEDULE": "0 */5 * * * *"}) as estate:
+    with running(storage, clock, hub="tandemdemo", settings={"AUTOSCALE_SCHEDULE": "0 */5 * * * *"},
+                 replica_first=False) as estate:
         host, arm, east, central = estate.host, estate.arm, estate.anq["east"], estate.anq["central"]
         pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
         line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
@@ -60,16 +61,20 @@ def play(storage: str) -> int:
             for d in cluster.get("directories", []):
                 line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
                          f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
+        checked = profile_drill(estate, line)
         drill = regional_outage(estate, line)
     ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0 \
         and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0 and drill["failover"] == "completed" \
-        and drill["failback"] == "completed" and drill["moved_in"] == drill["users"] and drill["lost"] == drill["expected_lost"]
+        and drill["failback"] == "completed" and drill["moved_in"] == drill["users"] and drill["lost"] == drill["expected_lost"] \
+        and checked == ["aborted", "drill"] and drill["own_profile"] == drill["users"] and drill["new_profile"] == 0 \
+        and drill["failed_signin"] == 0
     print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
           f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
           f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
           f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
           f"{snaps['central']}, outage alerts {storm['outage_alerts']}, failover {drill['failover']} "
-          f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost), failback {drill['failback']}")
+          f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost, {drill['own_profile']} of {drill['users']} "
+          f"moved users in their own profile), failback {drill['failback']}; drills {' then '.join(checked)}")
     return 0 if ok else 1
 
 
@@ -86,6 +91,34 @@ def _until(estate: Any, instance: str, done: Any, limit: timedelta, *, since: da
         if status.get("runtimeStatus") in ("Completed", "Failed") or done(status) or host.clock.now() >= end:
             return status
         host.advance(timedelta(seconds=15))
+
+
+def profile_drill(estate: Any, line: Timeline) -> list[str]:
+    """The operator drills east -> central: Tandem reads where central's FSLogix looks and refuses (central's
+    image looks only in its own share); the administrator fixes the GPO; the drill passes."""
+    from local.demo.estate import REPLICA_FIRST, look_at_replica
+
+    outcomes = []
+    for attempt in ("first", "second"):
+        began = estate.host.clock.now()
+        status, started = estate.host.http("POST", "failover", body={"source": "east", "target": "central",
+                                                                     "mode": "drill", "reason": "quarterly DR test"},
+                                           function="failover_start", roles=["Tandem.Failover.Operator"],
+                                           name="ana@contoso.com")
+        final = _until(estate, started.get("instance", ""), lambda s: False, timedelta(minutes=30), since=began)
+        out = final.get("output") or {}
+        outcomes.append(str(out.get("outcome")))
+        if out.get("outcome") == "aborted":
+            problem = next((p for p in out.get("problems", []) if "FSLogix" in p or "looks for profiles" in p),
+                           "; ".join(out.get("problems", [])))
+            line.say(f"the {attempt} DR drill (POST /api/failover -> {status}) refuses: {problem}")
+            look_at_replica(estate.arm)
+            line.say("the administrator changes central's FSLogix GPO: VHDLocations = "
+                     + ", then ".join(REPLICA_FIRST["VHDLocations"]))
+        else:
+            paths = "; ".join(f"{p['pool']} looks in {p['locations'][0]}" for p in out.get("profile_paths", []))
+            line.say(f"the {attempt} DR drill passes: {paths}; expected RTO {out.get('expected_rto_s', 0):.0f} s")
+    return outcomes
 
 
 def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, Any]:
@@ -118,11 +151,9 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     line.say(f"the on-call approver approves over HTTP -> {status}")
     for upn in shift:  # their sessions died with the storage
         arm.estate.logoff_user(east_pool, upn)
-    moved = _until(estate, instance, lambda s: any(st["step"] == "completed" for st in
-                                                    (s.get("customStatus") or {}).get("steps", [])),
-                   timedelta(hours=1))
-    rpo = next((st["detail"] for st in moved["customStatus"]["steps"] if st["step"] == "completed"), "")
-    line.say(f"failover complete ({rpo}); central's profiles are writable and the users are assigned there")
+    _until(estate, instance, lambda s: (s.get("customStatus") or {}).get("state") == "verify", timedelta(hours=1))
+    line.say("central's profiles are writable and the users are assigned there; they sign in again")
+    since = host.clock.now()
     landed = [arm.estate.logon(central_pool, upn).outcome for upn in shift]
     pending = [u for u, o in zip(shift, landed, strict=True) if o == "no_capacity"]
     for _ in range(10):  # the moved users' storm: those without a seat retry every 2 minutes
@@ -131,7 +162,14 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
         host.advance(timedelta(minutes=2))
         pending = [u for u in pending if arm.estate.logon(central_pool, u).outcome == "no_capacity"]
     moved_in = sum(1 for h in central_pool.hosts.values() for _ in h.sessions)
-    line.say(f"{moved_in} of {users} moved users are working in central")
+    counts = estate.fslogix.counts(estate.fslogix.first_sign_ins(since, central_pool.name).values())
+    line.say(f"{moved_in} of {users} moved users are working in central; FSLogix attached {counts['own']} own "
+             f"profiles from the replica, made {counts['new']} new ones, failed {counts['failed']}")
+    moved = _until(estate, instance, lambda s: any(st["step"] == "completed" for st in
+                                                    (s.get("customStatus") or {}).get("steps", [])),
+                   timedelta(hours=1))
+    rpo = next((st["detail"] for st in moved["customStatus"]["steps"] if st["step"] == "completed"), "")
+    line.say(f"failover complete ({rpo})")
     source, target = east.directory("/profiles/fslogix").profiles, central.directory("/profiles-dr/fslogix").profiles
     lost = [u for u, p_ in source.items() if u not in target or target[u].version < p_.version]
     line.say(f"profile writes lost: {len(lost)} (exactly those after the recovery point: {len(late)})")
@@ -153,7 +191,8 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
              f"central's changes; central is the read-only standby again")
     return {"failover": fenced.get("output", {}).get("outcome") if fenced.get("output") else "?",
             "failback": (back.get("output") or {}).get("outcome"), "rpo_s": float(rpo.split()[1]) if rpo else 0.0,
-            "lost": len(lost), "expected_lost": len(late), "moved_in": moved_in, "users": users}
+            "lost": len(lost), "expected_lost": len(late), "moved_in": moved_in, "users": users,
+            "own_profile": counts["own"], "new_profile": counts["new"], "failed_signin": counts["failed"]}
 
 
 def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:
