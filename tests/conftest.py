@@ -52,9 +52,13 @@ def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         started.append(twin)
         for name, value in twin.identity_settings.items():
             monkeypatch.setenv(name, value)
+        clock.set_source(twin.clock.now)  # Tandem reads ARM's timestamps against the same time, as in Azure
         return twin
 
+    from shared import clock
+
     yield start
+    clock.set_source(None)
     for twin in started:
         twin.close()
 

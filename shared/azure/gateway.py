@@ -1,7 +1,9 @@
 """The one place Tandem talks to Azure Resource Manager: batched reads, bounded parallel actions, safe retries.
 
-A host pool is read in three list calls (pool, session hosts, user sessions; plus ARM paging) and one
-VM listing with instance view per VM resource group, shared by every pool in it; never one call per host.
+A host pool is read in three calls (pool, session hosts, user sessions; plus ARM paging) and one VM listing
+(tags) per VM resource group, shared by every pool in it. Power comes from each host's AVD status, with an
+instance view only for the hosts whose status leaves it open (booting, unhealthy, just shut down): every call
+is one the published specs offer (`$expand=instanceView` on a List needs a scale-set `$filter`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import USER_AGENT, settings
@@ -29,6 +32,10 @@ log = get_logger("azure")
 T = TypeVar("T")
 DESKTOP_VIRTUALIZATION_USER = "1d18fff3-a72a-46b5-b4a9-0b38a3cd7e63"  # built-in role definition id
 ARM_SCOPE = "https://management.azure.com/.default"
+DV_API = "2024-04-03"  # what azure-mgmt-desktopvirtualization 2.0.0 calls
+COMPUTE_API = "2026-04-01"  # what azure-mgmt-compute 39 calls
+AVD_PAGE = 1000  # items per page of the AVD lists (their documented pageSize): a 1,000-host pool in one page
+SETTLED = timedelta(minutes=5)  # a host Shutdown this long is taken as deallocated without asking its VM
 
 
 @dataclass(frozen=True)
@@ -177,25 +184,34 @@ class AzureGateway:
         return reads.states[ref.key]
 
     def read_pools(self, refs: Iterable[PoolRef]) -> PoolReads:
-        """Many pools at once: per pool, get + list hosts + list sessions; per VM resource group, one listing."""
+        """Many pools at once: per pool, get + list hosts + list sessions; per VM resource group, one VM listing
+        (tags); power from each host's AVD status, and an instance view only for the hosts whose status leaves it
+        open (booting, unhealthy, just shut down). Every call is one the published specs offer; answers are read as
+        JSON through the SDKs' pipelines (auth, retries), without building SDK models."""
+        from shared import clock
+
         refs = list({r.key: r for r in refs}.values())
-        vm_groups: dict[tuple[str, str], Future[dict[str, tuple[str, dict[str, str]]]]] = {}
+        vm_groups: dict[tuple[str, str], Future[dict[str, dict[str, str]]]] = {}
 
         def list_group(sub: str, rg: str) -> None:
             key = (sub.lower(), rg.lower())
             if key not in vm_groups:
-                vm_groups[key] = self._parallel([lambda: self._vm_power(sub, rg)])[0]
+                vm_groups[key] = self._parallel([lambda: self._vm_tags(sub, rg)])[0]
 
         for ref in refs:
             for rg in ref.vm_resource_groups:
                 list_group(ref.subscription, rg)
-        parts = {ref.key: self._parallel([lambda r=ref: self._dv(r).host_pools.get(r.resource_group, r.name),
-                                          lambda r=ref: list(self._dv(r).session_hosts.list(r.resource_group, r.name)),
-                                          lambda r=ref: list(self._dv(r).user_sessions.list_by_host_pool(
-                                              r.resource_group, r.name))])
+        base = {ref.key: _pool_path(ref) for ref in refs}
+        parts = {ref.key: self._parallel([lambda r=ref: self._get_json("dv", r.subscription, base[r.key], DV_API),
+                                          lambda r=ref: self._list_json("dv", r.subscription, f"{base[r.key]}/sessionHosts",
+                                                                        DV_API, page_size=AVD_PAGE),
+                                          lambda r=ref: self._list_json("dv", r.subscription, f"{base[r.key]}/userSessions",
+                                                                        DV_API, page_size=AVD_PAGE)])
                  for ref in refs}
         reads = PoolReads()
-        hosts_of: dict[str, list[Any]] = {}
+        hosts_of: dict[str, list[dict[str, Any]]] = {}
+        now = clock.now()
+        unsure: dict[str, Future[str]] = {}
         for ref in refs:
             try:
                 hosts_of[ref.key] = parts[ref.key][1].result()
@@ -203,16 +219,18 @@ class AzureGateway:
                 reads.errors[ref.key] = self._error(f"read session hosts of {ref.name}", exc)
                 continue
             for host in hosts_of[ref.key]:
-                if host.resource_id:  # a VM in a resource group the topology did not name: list it too
-                    vm = ResourceId.parse(host.resource_id)
-                    list_group(vm.subscription, vm.resource_group)
+                vm_id = str((host.get("properties") or {}).get("resourceId") or "")
+                if vm_id:  # a VM in a resource group the topology did not name: list it too
+                    list_group(*_group_of(vm_id))
+                    if power_from_status(host.get("properties") or {}, now) is None and vm_id.lower() not in unsure:
+                        unsure[vm_id.lower()] = self._parallel([lambda v=vm_id: self._instance_power(v)])[0]
         for ref in refs:
             if ref.key in reads.errors:
                 continue
             try:
                 pool = parts[ref.key][0].result()
                 sessions = parts[ref.key][2].result()
-                reads.states[ref.key] = self._join(ref, pool, hosts_of[ref.key], sessions, vm_groups)
+                reads.states[ref.key] = self._join(ref, pool, hosts_of[ref.key], sessions, vm_groups, unsure, now)
             except DependencyError as exc:
                 reads.errors[ref.key] = exc
             except Exception as exc:
@@ -221,39 +239,74 @@ class AzureGateway:
             log_event(log, "arm.read_failed", level=40, pool=key, error=str(error))
         return reads
 
-    def _vm_power(self, subscription: str, resource_group: str) -> dict[str, tuple[str, dict[str, str]]]:
-        """Power state and tags of every VM in a resource group, from one listing with instance view."""
-        machines = self._client("compute", subscription).virtual_machines.list(resource_group, expand="instanceView")
-        power: dict[str, tuple[str, dict[str, str]]] = {}
-        for vm in machines:
-            statuses = vm.instance_view.statuses if vm.instance_view and vm.instance_view.statuses else []
-            state = next((s.code.split("/", 1)[1] for s in statuses if s.code and s.code.startswith("PowerState/")),
-                         "unknown")
-            power[vm.id.lower()] = (state, dict(vm.tags or {}))
-        return power
+    def _send(self, kind: str, subscription: str, url: str) -> Any:
+        """One GET through the client's pipeline (token, retries, timeouts); the JSON body, or HttpResponseError."""
+        from azure.core.rest import HttpRequest
 
-    def _join(self, ref: PoolRef, pool: Any, hosts: list[Any], sessions: list[Any],
-              vm_groups: dict[tuple[str, str], Future[dict[str, tuple[str, dict[str, str]]]]]) -> PoolState:
+        client = self._client(kind, subscription)
+        send = getattr(client, "send_request", None) or client._send_request  # the AVD SDK names it privately
+        response = send(HttpRequest("GET", url))
+        response.raise_for_status()
+        return response.json()
+
+    def _get_json(self, kind: str, subscription: str, path: str, api_version: str) -> dict[str, Any]:
+        body = self._send(kind, subscription, f"{path}?api-version={api_version}")
+        return body if isinstance(body, dict) else {}
+
+    def _list_json(self, kind: str, subscription: str, path: str, api_version: str, *,
+                   page_size: int | None = None) -> list[dict[str, Any]]:
+        """Every item of an ARM list, following `nextLink` (AVD's lists take a `pageSize`)."""
+        items: list[dict[str, Any]] = []
+        url: str | None = f"{path}?api-version={api_version}" + (f"&pageSize={page_size}" if page_size else "")
+        for _ in range(10_000):  # a listing that never ends its paging must not hang a read
+            if not url:
+                return items
+            body = self._send(kind, subscription, url)
+            items += [i for i in (body.get("value") or []) if isinstance(i, dict)]
+            url = body.get("nextLink") or None
+        raise DependencyError(f"ARM at {self.endpoint}: the listing of {path} did not end")
+
+    def _vm_tags(self, subscription: str, resource_group: str) -> dict[str, dict[str, str]]:
+        """The tags of every VM in a resource group, from one listing (VirtualMachines_List, no expansion)."""
+        path = f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/virtualMachines"
+        return {str(vm.get("id", "")).lower(): dict(vm.get("tags") or {})
+                for vm in self._list_json("compute", subscription, path, COMPUTE_API)}
+
+    def _instance_power(self, vm_id: str) -> str:
+        """One VM's power state from its instance view (VirtualMachines_InstanceView): running, starting, ..."""
+        view = self._get_json("compute", ResourceId.parse(vm_id).subscription, f"{vm_id}/instanceView", COMPUTE_API)
+        codes = [str(s.get("code", "")) for s in view.get("statuses") or [] if isinstance(s, dict)]
+        return next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "unknown")
+
+    def _join(self, ref: PoolRef, pool: dict[str, Any], hosts: list[dict[str, Any]], sessions: list[dict[str, Any]],
+              vm_groups: dict[tuple[str, str], Future[dict[str, dict[str, str]]]], unsure: dict[str, Future[str]],
+              now: datetime) -> PoolState:
         by_host: dict[str, list[UserSession]] = {}
         for s in sessions:
-            host_name, session_id = _session_parts(s.id)
+            props = s.get("properties") or {}
+            host_name, session_id = _session_parts(str(s.get("id", "")))
             by_host.setdefault(host_name.lower(), []).append(
-                UserSession(session_id, s.user_principal_name or "", s.session_state or "Unknown", s.create_time))
+                UserSession(session_id, str(props.get("userPrincipalName") or ""), str(props.get("sessionState") or
+                                                                                        "Unknown"),
+                            _time(props.get("createTime"))))
         states = []
         for h in hosts:
-            name = h.name.split("/")[-1]
+            props = h.get("properties") or {}
+            name = str(h.get("name", "")).split("/")[-1]
+            vm_id = str(props.get("resourceId") or "")
             power, tags = "unknown", {}
-            if h.resource_id:
-                vm = ResourceId.parse(h.resource_id)
+            if vm_id:
                 try:
-                    listing = vm_groups[(vm.subscription.lower(), vm.resource_group.lower())].result()
+                    tags = vm_groups[_group_of(vm_id)].result().get(vm_id.lower(), {})
+                    power = power_from_status(props, now) or unsure[vm_id.lower()].result()
                 except Exception as exc:
-                    raise self._error(f"list VMs in {vm.resource_group}", exc) from exc
-                power, tags = listing.get(h.resource_id.lower(), ("unknown", {}))
-            states.append(HostState(name, h.resource_id or "", h.status or "Unknown", bool(h.allow_new_session),
-                                    power, tags, tuple(by_host.get(name.lower(), ()))))
-        return PoolState(ref, pool.load_balancer_type or "BreadthFirst", int(pool.max_session_limit or 0),
-                         bool(pool.start_vm_on_connect), tuple(states), dict(pool.tags or {}))
+                    raise self._error(f"read VM {vm_id.rsplit('/', 1)[-1]}", exc) from exc
+            states.append(HostState(name, vm_id, str(props.get("status") or "Unknown"),
+                                    bool(props.get("allowNewSession")), power, tags,
+                                    tuple(by_host.get(name.lower(), ()))))
+        pprops = pool.get("properties") or {}
+        return PoolState(ref, str(pprops.get("loadBalancerType") or "BreadthFirst"), int(pprops.get("maxSessionLimit") or 0),
+                         bool(pprops.get("startVMOnConnect")), tuple(states), dict(pool.get("tags") or {}))
 
     def host_sessions(self, ref: PoolRef, host: str) -> list[UserSession]:
         """The sessions on one host, read now (the re-read before any deallocation)."""
@@ -446,9 +499,46 @@ class AzureGateway:
                       detail=o.detail or None, **fields)
 
 
+def _pool_path(ref: PoolRef) -> str:
+    return (f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}/providers/"
+            f"Microsoft.DesktopVirtualization/hostPools/{ref.name}")
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def power_from_status(props: dict[str, Any], now: datetime) -> str | None:
+    """A session host's VM power as its AVD status tells it, when it does: an Available (or NeedsAssistance) host runs;
+    one Shutdown for SETTLED is deallocated (or stopped). Anything else (booting, unhealthy, just shut down) is for
+    the VM's instance view to say: None."""
+    status = props.get("status")
+    if status in ("Available", "NeedsAssistance"):
+        return "running"
+    if status == "Shutdown":
+        since = _time(props.get("statusTimestamp"))
+        if since is not None and now - since >= SETTLED:
+            return "deallocated"
+    return None
+
+
 def _session_parts(session_id: str) -> tuple[str, str]:
-    """(session host name, session id) from a user session's ARM id."""
-    parts = session_id.rstrip("/").split("/")
-    lower = [p.lower() for p in parts]
-    i = lower.index("sessionhosts")
-    return parts[i + 1], parts[-1]
+    """(session host name, session id) from a user session's ARM id (…/sessionHosts/{host}/userSessions/{id})."""
+    parts = session_id.rstrip("/").rsplit("/", 4)
+    if len(parts) == 5 and parts[1].lower() == "sessionhosts":
+        return parts[2], parts[4]
+    segments = session_id.rstrip("/").split("/")
+    i = [p.lower() for p in segments].index("sessionhosts")
+    return segments[i + 1], segments[-1]
+
+
+def _group_of(vm_id: str) -> tuple[str, str]:
+    """(subscription, resource group), lower-case, of a resource id: the key of the shared VM listings."""
+    parts = vm_id.split("/")
+    if len(parts) > 4 and parts[1].lower() == "subscriptions" and parts[3].lower() == "resourcegroups":
+        return parts[2].lower(), parts[4].lower()
+    vm = ResourceId.parse(vm_id)
+    return vm.subscription.lower(), vm.resource_group.lower()

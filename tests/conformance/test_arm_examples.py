@@ -292,3 +292,19 @@ def test_run_command_answers_the_fslogix_read_from_the_hosts_modelled_settings(a
         compute.virtual_machines.begin_run_command(
             "rg-hosts", "hp0-vm-002", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}).result(timeout=10)
     assert refused.value.status_code == 409
+
+
+def test_a_vm_list_with_instance_view_needs_the_documented_scale_set_filter(arm: Any) -> None:
+    """VirtualMachines_List: "'instanceView' ... can only be specified if a valid $filter option is specified";
+    the twin refuses the expansion alone, as the spec reads, and takes it with a scale-set filter."""
+    from azure.core.exceptions import HttpResponseError
+
+    twin = arm(pool_seed(2, running=1))
+    _, compute = _clients(twin, SUB)
+    assert len(list(compute.virtual_machines.list("rg-hosts"))) == 2
+    with pytest.raises(HttpResponseError) as refused:
+        list(compute.virtual_machines.list("rg-hosts", expand="instanceView"))
+    assert refused.value.status_code == 400 and refused.value.error.code == "InvalidParameter"
+    scale_set = f"/subscriptions/{SUB}/resourceGroups/rg-hosts/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
+    assert list(compute.virtual_machines.list("rg-hosts", expand="instanceView",
+                                              filter=f"virtualMachineScaleSet/id eq '{scale_set}'")) == []

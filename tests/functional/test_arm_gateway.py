@@ -40,15 +40,39 @@ def test_a_1000_host_pool_is_read_in_the_constant_call_budget(arm: Any) -> None:
     twin.server.clear_log()
     with _gateway(twin) as gateway:
         state = gateway.read_pool(REF)
-    pages = math.ceil(1000 / twin.page_size)
+    vm_pages = math.ceil(1000 / twin.page_size)  # ARM pages VM lists its own way
     calls = _arm_calls(twin)
-    # pool get + session-host pages + user-session pages + VM pages; nothing per host
-    assert len(calls) == 1 + pages + math.ceil(500 / twin.page_size) + pages
+    # pool get + one page of session hosts + one of user sessions (AVD's pageSize, 1,000) + VM pages; nothing per host
+    assert len(calls) == 1 + 1 + 1 + vm_pages
     assert not [c for c in calls if "/sessionHosts/" in c.path or "/virtualMachines/" in c.path]
     assert len(state.hosts) == 1000
     assert sum(h.status == "Available" for h in state.hosts) == 300
     assert sum(h.power == "running" for h in state.hosts) == 300
     assert sum(h.active for h in state.hosts) == 500
+
+
+def test_power_comes_from_documented_calls_and_only_unsettled_hosts_ask_their_vm(arm: Any) -> None:
+    """No List with `$expand=instanceView` (the spec allows it only with a scale-set `$filter`): the listing gives
+    tags, the AVD status gives power, and a host booting or just shut down is asked through its instance view."""
+    twin = arm(pool_seed(10, running=4))
+    pool = twin.estate.pool(SUB, "rg-avd", "hp0")
+    hosts = sorted(pool.hosts.values(), key=lambda h: h.name)
+    twin.estate.start_vm(hosts[5].vm)  # booting: Unavailable
+    twin.estate.deallocate_vm(hosts[0].vm)  # deallocating, then Shutdown for less than five minutes
+    twin.server.clear_log()
+    with _gateway(twin) as gateway:
+        state = gateway.read_pool(REF)
+        asked = sorted(c.path.split("/")[-2] for c in _arm_calls(twin) if c.path.endswith("/instanceView"))
+        assert asked == ["hp0-vm-001", "hp0-vm-006"]
+        assert not [c for c in _arm_calls(twin) if "$expand" in c.query]
+        power = {h.name.split(".")[0]: h.power for h in state.hosts}
+        assert (power["hp0-vm-001"], power["hp0-vm-006"], power["hp0-vm-002"], power["hp0-vm-010"]) == (
+            "deallocating", "starting", "running", "deallocated")
+        twin.clock.advance(timedelta(minutes=10))  # both settle: the status alone says it again
+        twin.server.clear_log()
+        later = {h.name.split(".")[0]: h.power for h in gateway.read_pool(REF).hosts}
+    assert not [c for c in _arm_calls(twin) if c.path.endswith("/instanceView")]
+    assert (later["hp0-vm-001"], later["hp0-vm-006"]) == ("deallocated", "running")
 
 
 def test_pools_sharing_a_vm_resource_group_list_it_once(arm: Any) -> None:
@@ -284,3 +308,34 @@ def _use_standalone(proc: Any) -> None:
                          headers={"Authorization": f"Bearer {token.json()['access_token']}"}, verify=fields["ca"],
                          timeout=5)
     assert [p["name"] for p in pools.json()["value"]] == ["hp-east-pooled"]
+
+
+def test_the_twin_throttles_as_arm_documents_and_the_gateway_stays_inside(arm: Any) -> None:
+    """Token buckets per subscription and principal (reads 250 at 25/s): a burst past the bucket is answered 429
+    with Retry-After and SubscriptionRequestsThrottled; every answer says what remains; the gateway's reads of a
+    20-pool estate stay inside the bucket, and its retry rides out a throttled moment."""
+    from local.twins.arm.api import Throttle
+
+    now = [0.0]
+    bucket = Throttle(clock=lambda: now[0])
+    passed = [bucket.take(f"/subscriptions/{SUB}/resourceGroups/rg", "GET", "Bearer a")[0] is None for _ in range(260)]
+    assert passed.count(True) == 250 and passed[250:] == [False] * 10
+    refused, _ = bucket.take(f"/subscriptions/{SUB}/x", "GET", "Bearer a")
+    assert refused is not None and refused.status == 429 and refused.headers["Retry-After"] == "1"
+    assert refused.body["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert bucket.take(f"/subscriptions/{SUB}/x", "GET", "Bearer b") == (
+        None, {"x-ms-ratelimit-remaining-subscription-reads": "249"})  # another principal has its own bucket
+    assert bucket.take(f"/subscriptions/{SUB}/x", "POST", "Bearer a")[0] is None  # writes have their own bucket
+    now[0] += 1.0  # 25 tokens back
+    assert [bucket.take(f"/subscriptions/{SUB}/x", "GET", "Bearer a")[0] is None for _ in range(26)].count(True) == 25
+
+    twin = arm(pool_seed(20, pools=20, running=5, vm_groups=4))
+    refs = [PoolRef(SUB, "rg-avd", f"hp{p}", (f"rg-hosts-{p % 4}",)) for p in range(20)]
+    with _gateway(twin) as gateway:
+        reads = gateway.read_pools(refs)
+        assert not reads.errors and twin.throttle.throttled == 0  # 20 pools read well inside one bucket
+        for key in list(twin.throttle._buckets):  # another tool has just spent the subscription's reads
+            twin.throttle._buckets[key] = (0.0, twin.throttle.clock())
+        again = gateway.read_pools(refs)
+    assert not again.errors and twin.throttle.throttled > 0  # throttled, waited as told, read
+    assert any(c.status == 429 for c in _arm_calls(twin))

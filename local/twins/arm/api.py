@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import math
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from local.runtime.clock import Clock, WallClock
@@ -96,6 +99,63 @@ _SYSTEM_DATA = {"createdBy": "tandem-twin", "createdByType": "Application", "cre
                 "lastModifiedAt": "2026-01-05T08:00:00Z"}
 
 
+class Throttle:
+    """ARM's request limits as documented since 2024 ("Understand how Azure Resource Manager throttles requests"):
+    token buckets per subscription, per principal and per operation type (reads 250 refilled at 25/s, writes and
+    deletes 200 at 10/s), the same for tenant-level requests, and a global bucket per subscription 15 times larger
+    shared by every principal. Real time, not the model's clock: requests per second are what is limited. A
+    request over the limit is answered 429 with Retry-After; every other carries x-ms-ratelimit-remaining-*."""
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"reads": (250.0, 25.0), "writes": (200.0, 10.0),
+                                                         "deletes": (200.0, 10.0)}
+
+    def __init__(self, *, enabled: bool = True, clock: Callable[[], float] | None = None) -> None:
+        self.enabled = enabled
+        self.clock = clock or time.monotonic
+        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}  # key -> (tokens, when)
+        self._lock = threading.Lock()
+        self.throttled = 0
+
+    def _level(self, key: tuple[str, ...], size: float, rate: float, now: float) -> float:
+        tokens, when = self._buckets.get(key, (size, now))
+        return min(size, tokens + (now - when) * rate)
+
+    def take(self, path: str, method: str, principal: str) -> tuple[Response | None, dict[str, str]]:
+        """(None, headers) when the request may pass, or (its 429, {}) when a bucket is empty."""
+        if not self.enabled:
+            return None, {}
+        kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(method.upper(), "writes")
+        size, rate = self.LIMITS[kind]
+        match = re.match(r"/subscriptions/([^/]+)", path, re.I)
+        scope, name = ("subscription", match.group(1).lower()) if match else ("tenant", "")
+        who = hashlib.sha256(principal.encode()).hexdigest()[:12]
+        keys = [((scope, name, who, kind), size, rate)]
+        if scope == "subscription":
+            keys.append(((scope, name, "*", kind), size * 15, rate * 15))
+        with self._lock:
+            now = self.clock()
+            levels = [(key, self._level(key, sz, rt, now), rt) for key, sz, rt in keys]
+            empty = next(((key, level, rt) for key, level, rt in levels if level < 1.0), None)
+            if empty is not None:
+                self.throttled += 1
+                key, level, rt = empty
+                wait = max(1, math.ceil((1.0 - level) / rt))
+                actor = "all principals" if key[2] == "*" else who
+                code = "SubscriptionRequestsThrottled" if scope == "subscription" else "TenantRequestsThrottled"
+                target = f"subscription '{name}'" if scope == "subscription" else "tenant"
+                return Response(429, error_body(429, code, f"Number of '{kind[:-1]}' requests for {target} actor "
+                                                f"'{actor}' exceeded. Please try again after '{wait}' seconds after "
+                                                "additional tokens are available. Refer to https://aka.ms/arm-throttling"),
+                                {"Retry-After": str(wait)}), {}
+            for key, level, _ in levels:
+                self._buckets[key] = (level - 1.0, now)
+            remaining = int(levels[0][1] - 1.0)
+        return None, {f"x-ms-ratelimit-remaining-{scope}-{kind}": str(remaining)}
+
+
+_SCALE_SET_FILTER = re.compile(r"virtualMachineScaleSet/id eq '[^']+'", re.I)  # the only documented List $filter
+
+
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     """ARM's error shape."""
     return {"error": {"code": code, "message": message}}
@@ -119,8 +179,9 @@ class ArmTwin(Twin):
 
     def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None, identity: LocalIdentity | None = None,
                  port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0, page_size: int = 100,
-                 hang_s: float = 30.0) -> None:
+                 hang_s: float = 30.0, throttle: bool = True) -> None:
         self.clock = clock or WallClock()
+        self.throttle = Throttle(enabled=throttle)  # ARM's documented token buckets
         seed = seed or load_seed()
         self.estate: Estate = build_estate(seed, self.clock)
         self.secrets = {(vault, name): value for vault, kept in seed.key_vaults.items() for name, value in kept.items()}
@@ -161,6 +222,15 @@ class ArmTwin(Twin):
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        limited, remaining = self.throttle.take(path, request.method, request.headers.get("authorization", ""))
+        if limited is not None:
+            return limited
+        answer = self._answer(request, path, route)
+        answer.headers.update(remaining)
+        return answer
+
+    def _answer(self, request: Request, path: str,
+                route: tuple[re.Match[str], Callable[..., Response], str] | None) -> Response:
         if route is not None:
             match, handler, _ = route
             bad_version = self._check_api_version(path, request.query.get("api-version"))
@@ -331,8 +401,14 @@ class ArmTwin(Twin):
     def _list_vms(self, request: Request, sub: str, rg: str) -> Response:
         self.estate.require_group(sub, rg)
         expand = request.query.get("$expand", "").lower() == "instanceview"
+        scale_set = _SCALE_SET_FILTER.fullmatch(request.query.get("$filter", "").strip())
+        if expand and scale_set is None:  # the spec: "can only be specified if a valid $filter option is specified"
+            raise ModelError(400, "InvalidParameter", "The $expand parameter 'instanceView' can only be specified "
+                             "with a valid $filter (virtualMachineScaleSet/id eq '<scale set id>').")
         vms = [v for k, v in sorted(self.estate.vms.items()) if v.subscription.lower() == sub.lower()
                and v.resource_group.lower() == rg.lower()]
+        if scale_set is not None:  # the twin models no scale sets: no VM belongs to one
+            vms = []
         return self._page(request, vms, lambda v: self.render_vm(v, instance_view=expand), avd=False)
 
     def _list_all_vms(self, request: Request, sub: str) -> Response:

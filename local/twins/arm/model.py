@@ -304,7 +304,8 @@ class Estate:
 
     def add_host(self, pool: Pool, name: str, vm: Vm | None, *, running: bool = False) -> Host:
         """Register a session host, optionally already running with its agent ready."""
-        host = Host(pool, name, vm, status_since=self.clock.now())
+        # a host added switched off has been so for a while (its status is settled); one added running starts now
+        host = Host(pool, name, vm, status_since=self.clock.now() - (timedelta(0) if running else timedelta(days=1)))
         if vm is not None:
             vm.host = host
         if vm is not None and running:

@@ -75,6 +75,7 @@ class HostsSeed(_Seed):
     domain: str = "avd.contoso.local"
     vm_resource_group: str | None = None
     running: int = Field(0, ge=0)
+    sessions: int = Field(0, ge=0, description="sessions already open on each running host (generated users)")
     size: str = "Standard_D8s_v5"
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -215,7 +216,9 @@ def _add_hosts(estate: Estate, pool: Pool, spec: HostsSeed, ids: random.Random) 
             id=vm_id(pool.subscription, vm_rg, name),
             subscription=pool.subscription, resource_group=vm_rg, name=name, location=pool.location,
             vm_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)), size=spec.size, tags=dict(spec.tags)))
-        estate.add_host(pool, f"{name}.{spec.domain}", vm, running=i <= spec.running)
+        host = estate.add_host(pool, f"{name}.{spec.domain}", vm, running=i <= spec.running)
+        for n in range(spec.sessions if i <= spec.running else 0):
+            host.next_session(f"{name}-s{n + 1:02d}@contoso.com", estate.clock.now())
 
 
 def _segments(resource_id: str) -> dict[str, str]:
@@ -279,7 +282,7 @@ GENERATED_GROUP = "00000000-0000-4000-8000-0000000000ff"
 
 def pool_seed(hosts: int = 10, *, pools: int = 1, running: int = 0, users: int = 0, max_sessions: int = 10,
               load_balancer: str = "BreadthFirst", agent_ready: str = "90s", boot: str = "45s", vm_groups: int = 1,
-              subscription: str = GENERATED_SUBSCRIPTION) -> dict[str, Any]:
+              subscription: str = GENERATED_SUBSCRIPTION, sessions: int = 0) -> dict[str, Any]:
     """A generated estate for tests and benchmarks, as seed-file data.
 
     Pools hp0..hpN-1 in rg-avd, each with `hosts` hosts (the first `running` already up) whose VMs sit in
@@ -295,7 +298,7 @@ def pool_seed(hosts: int = 10, *, pools: int = 1, running: int = 0, users: int =
             "name": "rg-avd", "location": "eastus2",
             "host_pools": [{"name": f"hp{p}", "load_balancer_type": load_balancer, "max_session_limit": max_sessions,
                             "hosts": {"count": hosts, "prefix": f"hp{p}-vm", "vm_resource_group": vm_group(p),
-                                      "running": running}} for p in range(pools)],
+                                      "running": running, "sessions": sessions}} for p in range(pools)],
             "application_groups": [{"name": f"dag{p}", "host_pool": f"hp{p}",
                                     "assignments": [{"principal_id": GENERATED_GROUP}]} for p in range(pools)],
         }]}],
