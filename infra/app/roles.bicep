@@ -19,10 +19,12 @@ var sessionHostOperatorActions = [
   'Microsoft.DesktopVirtualization/hostpools/sessionhosts/usersessions/sendMessage/action'
 ]
 
-// Session host VMs: read power state, start, deallocate, and Run Command (Tandem runs one fixed, read-only script:
+// Session host VMs: read them (tags) and the power state of those whose AVD status leaves it open (instance view),
+// start, deallocate, and Run Command (Tandem runs one fixed, read-only script:
 // the FSLogix profile settings a failover checks). Assigned only on each region's session host VM resource groups.
 var vmPowerOperatorActions = [
   'Microsoft.Compute/virtualMachines/read'
+  'Microsoft.Compute/virtualMachines/instanceView/read'
   'Microsoft.Compute/virtualMachines/start/action'
   'Microsoft.Compute/virtualMachines/deallocate/action'
   'Microsoft.Compute/virtualMachines/runCommand/action'
