@@ -4,6 +4,7 @@ and the requests the SDK makes carry the example's parameters."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from local.twins.arm.seed import GENERATED_SUBSCRIPTION as SUB
 from local.twins.arm.seed import pool_seed
+from shared.azure import PoolRef
 from shared.azure.retry import ArmRetryPolicy
 from tests.conftest import load_event
 
@@ -308,3 +310,68 @@ def test_a_vm_list_with_instance_view_needs_the_documented_scale_set_filter(arm:
     scale_set = f"/subscriptions/{SUB}/resourceGroups/rg-hosts/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
     assert list(compute.virtual_machines.list("rg-hosts", expand="instanceView",
                                               filter=f"virtualMachineScaleSet/id eq '{scale_set}'")) == []
+
+
+def _published() -> list[tuple[dict[str, Any], re.Pattern[str]]]:
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).with_name("published_operations.json")).read_text(encoding="utf-8"))
+    found = []
+    for op in doc["operations"]:
+        pattern = re.sub(r"\{scope\}", ".+", op["path"].lstrip("/"))  # a scope spans segments (x-ms-skip-url-encoding)
+        pattern = re.sub(r"\{[^}]+\}", "[^/]+", pattern)
+        found.append((op, re.compile("/" + pattern, re.I)))
+    return found
+
+
+def test_every_call_the_gateway_makes_is_a_published_operation_with_documented_parameters(arm: Any) -> None:
+    """Reads, power actions, drain, messages, log-offs, assignment moves and Run Command, as Tandem makes them:
+    each request is an operation of the published specs, with only the query parameters that operation documents
+    (and the `$skiptoken` a nextLink carries); VirtualMachines_List never expands without its filter."""
+    from shared.azure import AzureGateway
+    from shared.failover.fslogix import SCRIPT
+
+    twin = arm(pool_seed(4, running=2, users=3, pools=2, sessions=1))
+    estate = twin.estate
+    pool = estate.pool(SUB, "rg-avd", "hp0")
+    estate.logon(pool, "user001@contoso.com")
+    refs = [PoolRef(SUB, "rg-avd", f"hp{p}", ("rg-hosts",)) for p in range(2)]
+    groups = [estate.app_group(SUB, "rg-avd", f"dag{p}").id for p in range(2)]
+    for a in estate.assignments_at(groups[1]):
+        estate.delete_assignment(groups[1], a.name)
+    twin.server.clear_log()
+    with AzureGateway(endpoint=twin.base_url, budget_s=5) as gateway:
+        state = gateway.read_pools(refs).states[refs[0].key]
+        running = [h for h in state.hosts if h.power == "running"]
+        off = [h for h in state.hosts if h.power == "deallocated"]
+        host = next(h for h in running if h.sessions)
+        gateway.host_sessions(refs[0], host.name)
+        gateway.send_message(refs[0], host.name, host.sessions[0].id, "Tandem", "Please save your work")
+        gateway.set_drain(refs[0], [host.name], True)
+        gateway.set_drain(refs[0], [host.name], False)
+        gateway.logoff(refs[0], host.name, host.sessions[0].id)
+        gateway.start_vms([off[0].vm_id])
+        gateway.deallocate_vms([running[-1].vm_id])
+        gateway.run_command(running[0].vm_id, SCRIPT)
+        gateway.move_assignments(groups[:1], groups[1:])
+        twin.clock.advance(timedelta(seconds=20))
+        gateway.read_pools(refs)  # hosts booting and shutting down are asked through their instance view
+    published = _published()
+    made = [c for c in twin.server.log() if c.path != "/msi/token" and "/operations/" not in c.path]  # LRO polls
+    seen = set()
+    for call in made:
+        ops = [op for op, pattern in published if op["method"] == call.method and pattern.fullmatch(call.path)]
+        assert ops, f"{call.method} {call.path} is not a published operation"
+        op = max(ops, key=lambda o: len(o["path"]))  # the most specific template
+        extra = set(call.query) - set(op["query"]) - {"$skiptoken"}
+        assert not extra, f"{op['operationId']} does not document {extra}"
+        if op["operationId"] == "VirtualMachines_List":
+            assert "$expand" not in call.query or "$filter" in call.query
+        seen.add(op["operationId"])
+    assert seen >= {"HostPools_Get", "SessionHosts_List", "UserSessions_ListByHostPool", "UserSessions_List",
+                    "UserSessions_SendMessage", "SessionHosts_Update", "UserSessions_Delete", "VirtualMachines_List",
+                    "VirtualMachines_InstanceView", "VirtualMachines_Start", "VirtualMachines_Deallocate",
+                    "VirtualMachines_RunCommand", "RoleAssignments_Create", "RoleAssignments_Delete"}, seen
+    # an application group's assignments are listed at its scope: the spec's ListForScope, or ListForResource's
+    # more specific template for the same path
+    assert seen & {"RoleAssignments_ListForScope", "RoleAssignments_ListForResource"}
