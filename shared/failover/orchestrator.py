@@ -308,7 +308,7 @@ def _profiles_summary(verified: dict[str, Any] | None) -> str:
 
 
 def _paths_summary(paths: list[dict[str, Any]]) -> str:
-    """'pool: host looks in \\\\x\\y (read|cache)' for each pool of the target."""
+    """One 'pool: host looks in <locations> (read|cache)' clause per pool of the target."""
     return "; ".join(f"{p['pool']}: {p.get('host', '?')} looks in {', '.join(p.get('locations') or []) or 'nothing'} "
                      f"({p['source']})" for p in paths)[:500]
 

@@ -16,7 +16,7 @@ import pytest
 from local.demo.estate import Estate, look_at_replica, running
 from local.runtime import VirtualClock
 from local.twins.qumulo.model import Profile
-from tests.functional.test_failover import BUSY, CENTRAL_SUB, EAST_SUB, MORNING, call, run_to_end, sign_in
+from tests.functional.test_failover import BUSY, CENTRAL_SUB, MORNING, call, run_to_end, sign_in
 
 OPERATOR = ("Tandem.Failover.Operator",)
 USERS = range(1, 21)
@@ -201,7 +201,9 @@ def test_a_container_on_a_read_only_replica_fails_sign_in_and_assignments_move_o
     assert seen_assigned and state["output"]["outcome"] == "completed"
 
 
-def test_tandem_reads_each_pool_through_run_command_only_on_session_host_resource_groups(estate: Estate) -> None:
+def test_a_drill_reads_one_running_host_per_pool_with_the_fixed_read_only_script(estate: Estate) -> None:
+    from shared.failover.fslogix import SCRIPT
+
     status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill",
                                                         "reason": "test"}, roles=OPERATOR)
     assert status == 202
@@ -209,7 +211,10 @@ def test_tandem_reads_each_pool_through_run_command_only_on_session_host_resourc
     assert final["output"]["outcome"] == "drill", final
     [paths] = final["output"]["profile_paths"]
     assert paths["locations"][0] == r"\\anq-central.contoso.local\profiles-dr" and paths["problems"] == []
-    groups = {c[0].rsplit("-", 1)[0] for c in estate.arm.estate.commands}
-    assert groups <= {"avd-east", "avd-central"}  # session hosts only
-    east_pool = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
-    assert any(c[0] == next(iter(east_pool.hosts.values())).vm.name for c in estate.arm.estate.commands)  # source cached
+    now = estate.host.clock.now()
+    running = {h.vm.name for p in estate.arm.estate.pools.values() for h in p.hosts.values()
+               if h.vm is not None and h.vm.power(now) == "running"}
+    ran = [(vm, command, script) for vm, command, script in estate.arm.estate.commands]
+    # the target (checked) and the source (cached for a failback): one running host each, nothing else, no other script
+    assert len(ran) == 2 and {vm.rsplit("-", 1)[0] for vm, _, _ in ran} == {"avd-east", "avd-central"}
+    assert all(vm in running and command == "RunPowerShellScript" and script == list(SCRIPT) for vm, command, script in ran)

@@ -222,7 +222,9 @@ class ArmTwin(Twin):
         denied = self._authenticate(request)
         if denied is not None:
             return denied
-        limited, remaining = self.throttle.take(path, request.method, request.headers.get("authorization", ""))
+        claims = self.identity.validate(request.headers["authorization"][7:], ARM_AUDIENCE) or {}
+        principal = str(claims.get("oid") or claims.get("sub") or "")  # ARM limits per principal, not per token
+        limited, remaining = self.throttle.take(path, request.method, principal)
         if limited is not None:
             return limited
         answer = self._answer(request, path, route)
