@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 
 from functions import services
 from functions.http import guarded, problem
 from shared.telemetry import get_logger, log_event
 
-bp = func.Blueprint()
+bp = df.Blueprint()
 log = get_logger("autoscale")
 
 
@@ -24,12 +25,48 @@ def service() -> Any:
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%AUTOSCALE_SCHEDULE%", run_on_startup=False, use_monitor=True)
-def autoscale_timer(timer: func.TimerRequest) -> None:
-    """Evaluate every pool of the topology (one batched read, pools in parallel)."""
-    results = service().run()
-    failed = [r.pool for r in results if r.error]
-    log_event(log, "autoscale.run", pools=len(results), failed=len(failed), past_due=timer.past_due,
-              actions=sum(len(r.applied) for r in results))
+@bp.durable_client_input(client_name="client")
+async def autoscale_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Evaluate every pool of the topology: in this process when the estate is one partition, else as the singleton
+    sweep orchestration (not started again while one runs)."""
+    import asyncio
+
+    from shared.autoscale import sweep
+
+    scaler = service()
+    parts = sweep.partitions([(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()],
+                             sweep.partition_size())
+    if len(parts) <= 1:
+        results = await asyncio.to_thread(scaler.run)
+        log_event(log, "autoscale.run", pools=len(results), failed=sum(1 for r in results if r.error),
+                  past_due=timer.past_due, actions=sum(len(r.applied) for r in results))
+        return
+    if sweep.running(await client.get_status(sweep.INSTANCE)):
+        log_event(log, "autoscale.sweep_running", level=30, instance=sweep.INSTANCE, past_due=timer.past_due)
+        return
+    await client.start_new("autoscale_sweep", sweep.INSTANCE, {"partitions": parts})
+    log_event(log, "autoscale.sweep_started", partitions=len(parts), pools=sum(map(len, parts)), past_due=timer.past_due)
+
+
+@bp.orchestration_trigger(context_name="context")
+def autoscale_sweep(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]  # a generator the worker drives
+    """Every partition of the estate at once: see shared/autoscale/sweep.py."""
+    from shared.autoscale import sweep
+
+    return (yield from sweep.orchestrate(context))
+
+
+@bp.activity_trigger(input_name="request")
+def autoscale_partition(request: dict) -> dict:  # type: ignore[type-arg]  # the worker takes plain types only
+    """One partition of a sweep: its pools evaluated as the timer would (keys the topology does not know are skipped)."""
+    scaler = service()
+    keys = {str(k) for k in (request or {}).get("pools") or []}
+    results = scaler.run([t for key, t in scaler.targets.items() if key in keys])
+    summary = {"pools": len(results), "failed": sum(1 for r in results if r.error),
+               "left_alone": sum(1 for r in results if r.decision.policy == "left"),
+               "actions": sum(len(r.applied) for r in results)}
+    log_event(log, "autoscale.partition", **summary)
+    return summary
 
 
 @bp.event_grid_trigger(arg_name="event")

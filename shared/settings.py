@@ -21,6 +21,7 @@ ARM_ENDPOINT = "TANDEM_ARM_ENDPOINT"
 MANAGED_IDENTITY_CLIENT_ID = "AZURE_CLIENT_ID"
 KEY_VAULT_ENDPOINT = "TANDEM_KEY_VAULT_ENDPOINT"  # unset in Azure; the local twin serves /vaults/<vault>/secrets/...
 ARM_RETRY_BUDGET = "TANDEM_ARM_RETRY_BUDGET_S"  # how long one ARM call is retried (5xx, 429, resets); default 60
+AUTOSCALE_PARTITION_POOLS = "TANDEM_AUTOSCALE_PARTITION_POOLS"  # pools per sweep partition; default 25
 
 DEFAULTS: Mapping[str, str] = {
     TOPOLOGY_PATH: "topology.yaml",

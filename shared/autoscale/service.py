@@ -21,7 +21,7 @@ from shared.autoscale.forecast import ArrivalHistory, DayCounts, build_forecast,
 from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Step, plan
 from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
-from shared.config.model import AutoscalePolicy, HostPool, Region, Topology
+from shared.config.model import NO_AUTOSCALE, AutoscalePolicy, HostPool, Region, Topology
 from shared.errors import InputError
 from shared.telemetry import get_logger, log_event
 
@@ -44,6 +44,7 @@ class PoolMemory:
     incoming_until: datetime | None = None
     alert_rate: float = 0.0
     alert_until: datetime | None = None
+    left: str = ""  # why the last evaluation left the pool alone ('' when Tandem scaled it)
 
     def to_entity(self) -> dict[str, Any]:
         """Table columns."""
@@ -53,7 +54,8 @@ class PoolMemory:
             "last_eval": _iso(self.last_eval), "last_sessions": self.last_sessions,
             "last_scale_out": _iso(self.last_scale_out), "started": iso, "notified": warned,
             "incoming": self.incoming, "incoming_base": self.incoming_base, "incoming_until": _iso(self.incoming_until),
-            "alert_rate": self.alert_rate, "alert_until": _iso(self.alert_until)})}
+            "alert_rate": self.alert_rate, "alert_until": _iso(self.alert_until), "left": self.left}),
+            "left": self.left}
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any] | None) -> PoolMemory:
@@ -68,7 +70,7 @@ class PoolMemory:
                    notified={k: v for k, v in ((k, _dt(v)) for k, v in d.get("notified", {}).items()) if v},
                    incoming=int(d.get("incoming") or 0), incoming_base=int(d.get("incoming_base") or 0),
                    incoming_until=_dt(d.get("incoming_until")), alert_rate=float(d.get("alert_rate") or 0.0),
-                   alert_until=_dt(d.get("alert_until")))
+                   alert_until=_dt(d.get("alert_until")), left=str(d.get("left") or ""))
 
 
 def _merged(newer: list[int], mine: list[int], base: list[int]) -> list[int]:
@@ -113,7 +115,7 @@ class AutoscaleStore:
         """Write a pool's memory."""
         from shared.state.tables import safe_key
 
-        self._table("autoscalestate").upsert_entity({"PartitionKey": "pool", "RowKey": safe_key(key),
+        self._table("autoscalestate").upsert_entity({"PartitionKey": "pool", "RowKey": safe_key(key), "pool": key,
                                                      **memory.to_entity()})
 
     def history(self, key: str, today: date) -> ArrivalHistory:
@@ -209,6 +211,19 @@ class Target:
     ref: PoolRef
     policy: AutoscalePolicy
 
+    @property
+    def managed(self) -> bool:
+        """Tandem autoscales the pool (autoscale_policy is not none)."""
+        return self.pool.autoscale_policy != NO_AUTOSCALE
+
+    def left_alone(self, state: PoolState) -> str:
+        """Why Tandem's autoscale leaves the pool to itself or to another scaler now ('' when it scales it)."""
+        if not self.managed:
+            return "autoscale_policy is none"
+        if state.scaling_plan and self.pool.scaling_plan == "defer":
+            return f"scaling plan {state.scaling_plan.rsplit('/', 1)[-1]} is enabled on the pool"
+        return ""
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -227,8 +242,17 @@ def targets(topology: Topology) -> list[Target]:
         for pool in region.host_pools:
             sub = pool.subscription_id or region.subscription_id
             ref = PoolRef(sub, pool.resource_group, pool.name, tuple(pool.vm_resource_groups or [pool.resource_group]))
-            found.append(Target(region, pool, ref, topology.policies.autoscale[pool.autoscale_policy]))
+            found.append(Target(region, pool, ref, policy_of(topology, pool)))
     return found
+
+
+def policy_of(topology: Topology, pool: HostPool) -> AutoscalePolicy:
+    """The pool's autoscale policy; a pool with `none` is warmed by a failover with the `default` policy's
+    thresholds (or the first policy's)."""
+    policies = topology.policies.autoscale
+    if pool.autoscale_policy == NO_AUTOSCALE:
+        return policies.get("default") or next(iter(policies.values()))
+    return policies[pool.autoscale_policy]
 
 
 def snapshot_of(state: PoolState, memory: PoolMemory, policy: AutoscalePolicy, now: datetime) -> PoolSnapshot:
@@ -296,10 +320,14 @@ def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now
 
 def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
          now: datetime, *, algorithm: str | None = None, dry_run: bool = False,
-         reserve: int = 0) -> tuple[Decision, list[Applied]]:
+         reserve: int = 0, leave: str = "") -> tuple[Decision, list[Applied]]:
     """One evaluation of one read pool: observe, forecast, plan, execute, remember. The service and the
-    benchmark both run exactly this. `reserve` is the hosts a failover's target hold keeps serving."""
+    benchmark both run exactly this. `reserve` is the hosts a failover's target hold keeps serving; `leave` says
+    why the pool is left to itself (it is still observed, so its history stays whole)."""
     rate = observe(state, memory, history, policy, now)
+    memory.left = leave
+    if leave:
+        return Decision("left", 0, (), leave), []
     rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
     decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,  # type: ignore[arg-type]
                     forecast_for(state, memory, history, policy, now, rate))
@@ -461,15 +489,22 @@ class Autoscaler:
             seen = history.days.get(today)
             base = DayCounts(list(seen.arrivals), list(seen.departures)) if seen else None
             dry = policy.dry_run if dry_run is None else dry_run
+            reserve = _reserve(hold, key, state, policy, now)
+            leave = "" if announce is not None or reserve else target.left_alone(state)  # a failover warms it anyway
+            if state.scaling_plan and not leave and target.managed:
+                log_event(log, "autoscale.scaling_plan_taken_over", level=30, pool=key, scaling_plan=state.scaling_plan)
             decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry,
-                                     reserve=_reserve(hold, key, state, policy, now))
+                                     reserve=reserve, leave=leave)
             self.store.save(key, memory)
             self.store.save_day(key, today, history, base)
             if applied:
                 self.store.ledger(key, now, policy.algorithm, decision, applied)
                 _publish(target, decision, applied)
-            log_event(log, "autoscale.decision", pool=key, policy=policy.algorithm, target_hosts=decision.target_hosts,
-                      reason=decision.reason, actions=len(decision.actions), dry_run=dry)
+            if leave:
+                log_event(log, "autoscale.left_alone", pool=key, reason=leave)
+            else:
+                log_event(log, "autoscale.decision", pool=key, policy=policy.algorithm, target_hosts=decision.target_hosts,
+                          reason=decision.reason, actions=len(decision.actions), dry_run=dry)
             return Evaluation(key, decision, tuple(applied))
         except Exception as exc:  # one pool failing never stops the others
             log_event(log, "autoscale.pool_failed", level=40, pool=key, error=f"{type(exc).__name__}: {exc}")
@@ -493,8 +528,10 @@ class Autoscaler:
         history = self.store.history(target.ref.key, local_time(target.policy, now).date())
         rate = observe(state, memory, ArrivalHistory(), target.policy, now)  # a scratch history: nothing is recorded
         policy = target.policy
-        rules = replace(rules_for(policy, phase_at(policy, now)),
-                        reserve_hosts=_reserve(hold, target.ref.key, state, policy, now))
+        reserve = _reserve(hold, target.ref.key, state, policy, now)
+        if not reserve and target.left_alone(state):
+            return target, Decision("left", 0, (), target.left_alone(state))
+        rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
         decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),  # type: ignore[arg-type]
                         rules, forecast_for(state, memory, history, policy, now, rate))
         return target, decision

@@ -26,6 +26,7 @@ _KEY_VAULT_SECRET = re.compile(
 _APP_SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d{1,7})\s*(s|m|h|d|w)\s*$")
 MAX_DURATION = timedelta(days=3660)  # ten years: the longest retention an estate keeps, and far below overflow
+NO_AUTOSCALE = "none"  # autoscale_policy: the pool is not autoscaled by Tandem
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -194,7 +195,11 @@ class HostPool(_Model):
     subscription_id: str | None = Field(None, description="Defaults to the region's subscription")
     vm_resource_groups: list[Name] = Field(default_factory=list, description="Defaults to [resource_group]")
     application_groups: list[Name] = Field(default_factory=list, description="Groups whose assignments move")
-    autoscale_policy: Name = "default"
+    autoscale_policy: Name = Field("default", description="a policy of policies.autoscale, or none: Tandem does not "
+                                   "autoscale the pool (a failover still warms and drains it)")
+    scaling_plan: Literal["defer", "take_over"] = Field(
+        "defer", description="an enabled native scaling plan on the pool: defer (Tandem leaves the pool to it) or "
+        "take_over (Tandem scales it anyway; disable the plan)")
 
 
 class Region(_Model):
@@ -212,7 +217,8 @@ class Region(_Model):
         for sub in [self.subscription_id, *(p.subscription_id for p in self.host_pools if p.subscription_id)]:
             if not _GUID.match(sub):
                 raise ValueError(f"subscription id {sub!r} is not a GUID")
-        _unique("host_pools", [(p.resource_group.lower(), p.name.lower()) for p in self.host_pools])
+        _unique("host_pools", [((p.subscription_id or self.subscription_id).lower(), p.resource_group.lower(), p.name.lower())
+                               for p in self.host_pools])
         _unique("profile_directories", [d.path for d in self.profile_directories])
         return self
 
@@ -351,6 +357,13 @@ class Policies(_Model):
     """Every policy of the estate."""
 
     autoscale: dict[Name, AutoscalePolicy] = Field(min_length=1)
+
+    @field_validator("autoscale")
+    @classmethod
+    def _reserved(cls, value: dict[str, AutoscalePolicy]) -> dict[str, AutoscalePolicy]:
+        if NO_AUTOSCALE in value:
+            raise ValueError(f"{NO_AUTOSCALE!r} is reserved: a pool with autoscale_policy: none is not autoscaled")
+        return value
     snapshots: SnapshotPolicy
     failover: FailoverPolicy = FailoverPolicy()
 
@@ -384,7 +397,7 @@ class Topology(_Model):
         _unique("regions", names)
         by_name = {r.name: r for r in self.regions}
         for pool in (p for r in self.regions for p in r.host_pools):
-            if pool.autoscale_policy not in self.policies.autoscale:
+            if pool.autoscale_policy != NO_AUTOSCALE and pool.autoscale_policy not in self.policies.autoscale:
                 raise ValueError(
                     f"host pool {pool.name!r} uses autoscale_policy {pool.autoscale_policy!r}, "
                     f"which policies.autoscale does not define"

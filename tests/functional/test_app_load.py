@@ -23,8 +23,8 @@ def test_function_app_passes_the_worker_indexer() -> None:
                                           "reconnect", "reconnected", "relationships", "release", "replicate",
                                           "replicated", "reverse", "snapshot_target", "start", "status", "try_fence",
                                           "undrain", "unfence", "verify", "warm", "writable")]
-    assert result.stdout.strip() == str(["alerts_webhook", "anq_watch", "autoscale_events", "autoscale_timer",
-                                         "autoscale_whatif", *failover, "health",
+    assert result.stdout.strip() == str(["alerts_webhook", "anq_watch", "autoscale_events", "autoscale_partition",
+                                         "autoscale_sweep", "autoscale_timer", "autoscale_whatif", *failover, "health",
                                          "snapshot_now", "snapshots_report", "snapshots_timer"])
 
 

@@ -112,6 +112,8 @@ class PoolSeed(_Seed):
     tags: dict[str, str] = Field(default_factory=dict)
     hosts: HostsSeed | None = None
     fslogix: FslogixSeed | None = Field(None, description="profile settings of the pool's hosts (none: FSLogix absent)")
+    scaling_plan: str | None = Field(None, description="a native scaling plan (in the pool's resource group) on the pool")
+    scaling_plan_enabled: bool = True
 
 
 class AssignmentSeed(_Seed):
@@ -188,6 +190,8 @@ def build_estate(seed: Seed, clock: Clock) -> Estate:
                     _add_hosts(estate, pool, ps.hosts, ids)
                 if ps.fslogix is not None:
                     estate.set_fslogix(pool, ps.fslogix.values())
+                if ps.scaling_plan:
+                    estate.assign_scaling_plan(pool, ps.scaling_plan, enabled=ps.scaling_plan_enabled)
             for gs in rg.application_groups:
                 group = estate.add_app_group(AppGroup(sub.id, rg.name, gs.name, rg.location,
                                                       estate.pool(sub.id, rg.name, gs.host_pool), gs.type))
@@ -304,3 +308,9 @@ def pool_seed(hosts: int = 10, *, pools: int = 1, running: int = 0, users: int =
         }]}],
         "users": [{"count": users, "groups": [GENERATED_GROUP]}],
     }
+
+
+def estate_seed(subscriptions: list[str], **options: Any) -> dict[str, Any]:
+    """`pool_seed(**options)` in each of `subscriptions` (the same pool names in each), as one seed."""
+    docs = [pool_seed(subscription=sub, **options) for sub in subscriptions]
+    return {**docs[0], "subscriptions": [s for d in docs for s in d["subscriptions"]]}
