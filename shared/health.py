@@ -24,7 +24,21 @@ def check() -> dict[str, Any]:
         "profile_directories": sum(len(r.profile_directories) for r in topology.regions),
         "pairings": [f"{p.primary}->{p.secondary}" for p in topology.pairings],
         **profile_paths(),
+        **left_alone(),
     }
+
+
+def left_alone() -> dict[str, Any]:
+    """The pools autoscale left alone at their last evaluation, and why (autoscale_policy none, a native scaling
+    plan enabled on the pool)."""
+    from shared.state.tables import table
+
+    try:
+        rows = list(table("autoscalestate").query_entities("PartitionKey eq 'pool' and left ne ''"))
+    except Exception as exc:  # health must answer even when storage does not
+        return {"autoscale_left_alone": [], "autoscale_left_alone_error": type(exc).__name__}
+    return {"autoscale_left_alone": sorted(({"pool": str(r.get("pool") or r["RowKey"]), "reason": str(r.get("left"))}
+                                            for r in rows if r.get("left")), key=lambda p: p["pool"])}
 
 
 def profile_paths() -> dict[str, Any]:

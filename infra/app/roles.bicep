@@ -9,9 +9,11 @@ param environmentName string
 param subscriptionIds array
 
 // Host pools, session hosts and user sessions: read the pool, drain and undrain hosts, list sessions, warn users
-// (send message) and log them off. Assigned on each region's AVD resource group.
+// (send message) and log them off, and see whether a native scaling plan is enabled on the pool (Tandem never
+// writes one). Assigned on each region's AVD resource group.
 var sessionHostOperatorActions = [
   'Microsoft.DesktopVirtualization/hostpools/read'
+  'Microsoft.DesktopVirtualization/scalingplans/read'
   'Microsoft.DesktopVirtualization/hostpools/sessionhosts/read'
   'Microsoft.DesktopVirtualization/hostpools/sessionhosts/write'
   'Microsoft.DesktopVirtualization/hostpools/sessionhosts/usersessions/read'

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +36,7 @@ DV_API = "2024-04-03"  # what azure-mgmt-desktopvirtualization 2.0.0 calls
 COMPUTE_API = "2026-04-01"  # what azure-mgmt-compute 39 calls
 AVD_PAGE = 1000  # items per page of the AVD lists (their documented pageSize): a 1,000-host pool in one page
 SETTLED = timedelta(minutes=5)  # a host Shutdown this long is taken as deallocated without asking its VM
+PLANS_FRESH = timedelta(minutes=10)  # a pool's scaling plans are read again after this long (they rarely change)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class AzureGateway:
         self._pool: ThreadPoolExecutor | None = None
         self._transport: Any = None
         self._warmed = False
+        self._plans: dict[str, tuple[datetime, str | None, str]] = {}  # pool key -> (read at, enabled plan, error)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -208,9 +210,11 @@ class AzureGateway:
                                           lambda r=ref: self._list_json("dv", r.subscription, f"{base[r.key]}/userSessions",
                                                                         DV_API, page_size=AVD_PAGE)])
                  for ref in refs}
+        now = clock.now()
+        plans = {ref.key: self._parallel([lambda r=ref: self._scaling_plan(r)])[0] for ref in refs
+                 if not self._plan_fresh(ref.key, now)}
         reads = PoolReads()
         hosts_of: dict[str, list[dict[str, Any]]] = {}
-        now = clock.now()
         unsure: dict[str, Future[str]] = {}
         for ref in refs:
             try:
@@ -230,7 +234,8 @@ class AzureGateway:
             try:
                 pool = parts[ref.key][0].result()
                 sessions = parts[ref.key][2].result()
-                reads.states[ref.key] = self._join(ref, pool, hosts_of[ref.key], sessions, vm_groups, unsure, now)
+                state = self._join(ref, pool, hosts_of[ref.key], sessions, vm_groups, unsure, now)
+                reads.states[ref.key] = self._with_plan(state, plans.get(ref.key), now)
             except DependencyError as exc:
                 reads.errors[ref.key] = exc
             except Exception as exc:
@@ -238,6 +243,36 @@ class AzureGateway:
         for key, error in reads.errors.items():
             log_event(log, "arm.read_failed", level=40, pool=key, error=str(error))
         return reads
+
+    def _plan_fresh(self, key: str, now: datetime) -> bool:
+        with self._lock:
+            seen = self._plans.get(key)
+        return seen is not None and now - seen[0] < PLANS_FRESH
+
+    def _scaling_plan(self, ref: PoolRef) -> str | None:
+        """The native scaling plan enabled on the pool, if any (ScalingPlans_ListByHostPool)."""
+        pool_id = _pool_path(ref).lower()
+        for plan in self._list_json("dv", ref.subscription, f"{_pool_path(ref)}/scalingPlans", DV_API, page_size=AVD_PAGE):
+            for reference in (plan.get("properties") or {}).get("hostPoolReferences") or []:
+                if str(reference.get("hostPoolArmPath") or "").lower() == pool_id and reference.get("scalingPlanEnabled"):
+                    return str(plan.get("id") or "")
+        return None
+
+    def _with_plan(self, state: PoolState, read: Future[str | None] | None, now: datetime) -> PoolState:
+        """The pool state with its scaling plan: read now, or remembered from a read within PLANS_FRESH. A failed
+        read is remembered too (a pool whose plans Tandem may not read is not asked every minute)."""
+        key = state.ref.key
+        if read is not None:
+            try:
+                found: tuple[datetime, str | None, str] = (now, read.result(), "")
+            except Exception as exc:
+                found = (now, None, _describe(exc))
+                log_event(log, "arm.scaling_plans_unread", level=30, pool=key, error=found[2])
+            with self._lock:
+                self._plans[key] = found
+        with self._lock:
+            _, plan, error = self._plans.get(key, (now, None, ""))
+        return replace(state, scaling_plan=plan, scaling_plan_unread=error)
 
     def _send(self, kind: str, subscription: str, url: str) -> Any:
         """One GET through the client's pipeline (token, retries, timeouts); the JSON body, or HttpResponseError."""

@@ -78,6 +78,8 @@ class PoolState:
     start_vm_on_connect: bool
     hosts: tuple[HostState, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    scaling_plan: str | None = None  # the ARM id of a native scaling plan enabled on the pool
+    scaling_plan_unread: str = ""  # why the pool's scaling plans could not be read (then `scaling_plan` is None)
 
 
 Result = Literal["done", "already", "conflict", "not_found", "failed"]

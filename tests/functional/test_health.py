@@ -20,7 +20,7 @@ def test_health_summarises_a_valid_estate(storage: str, hub: str) -> None:
     status, report = _health(storage, hub, EXAMPLE)
     assert status == 200
     assert report == {"ok": True, "regions": ["east", "central"], "host_pools": 2, "profile_directories": 3,
-                      "pairings": ["east->central"], "profile_paths": []}
+                      "pairings": ["east->central"], "profile_paths": [], "autoscale_left_alone": []}
 
 
 def test_health_reports_an_invalid_topology_as_503_with_its_problems(storage: str, hub: str, tmp_path: Path) -> None:

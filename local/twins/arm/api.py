@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from local.runtime.clock import Clock, WallClock
 from local.runtime.identity import LocalIdentity
 from local.tls import LocalCA
-from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, Session, Vm
+from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, ScalingPlan, Session, Vm
 from local.twins.arm.seed import Seed, build_estate, load_seed
 from local.twins.server import Request, Response, Twin, TwinServer
 
@@ -47,6 +47,7 @@ KEY_VAULT_GET_SECRET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"  # a
 ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [(m, re.compile(p, re.I), h, a) for m, p, h, a in [
     ("GET", _DV + r"/hostpools", "_list_pools", f"{_DVA}/read"),
     ("GET", _POOL, "_get_pool", f"{_DVA}/read"),
+    ("GET", _POOL + r"/scalingplans", "_list_pool_plans", "Microsoft.DesktopVirtualization/scalingplans/read"),
     ("GET", _POOL + r"/sessionhosts", "_list_hosts", f"{_DVA}/sessionhosts/read"),
     ("GET", _HOST, "_get_host", f"{_DVA}/sessionhosts/read"),
     ("PATCH", _HOST, "_patch_host", f"{_DVA}/sessionhosts/write"),
@@ -329,6 +330,18 @@ class ArmTwin(Twin):
 
     def _get_pool(self, request: Request, sub: str, rg: str, pool: str) -> Response:
         return Response(200, self.render_pool(self.estate.pool(sub, rg, pool)))
+
+    def _list_pool_plans(self, request: Request, sub: str, rg: str, pool: str) -> Response:
+        p = self.estate.pool(sub, rg, pool)
+        return self._page(request, self.estate.scaling_plans_of(p), self.render_scaling_plan, avd=True)
+
+    def render_scaling_plan(self, plan: ScalingPlan) -> dict[str, Any]:
+        """A ScalingPlan as the 2024-04-03 spec describes it (the schedules are not modelled)."""
+        refs = [{"hostPoolArmPath": pid, "scalingPlanEnabled": on} for pid, on in plan.pools.items()]
+        return {"id": plan.id, "name": plan.name, "type": "Microsoft.DesktopVirtualization/scalingPlans",
+                "location": plan.location, "systemData": dict(_SYSTEM_DATA),
+                "properties": {"objectId": str(uuid.uuid5(uuid.NAMESPACE_URL, plan.id.lower())), "timeZone": plan.time_zone,
+                               "hostPoolType": "Pooled", "exclusionTag": "", "schedules": [], "hostPoolReferences": refs}}
 
     def _list_hosts(self, request: Request, sub: str, rg: str, pool: str) -> Response:
         p = self.estate.pool(sub, rg, pool)

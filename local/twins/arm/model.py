@@ -189,6 +189,23 @@ class Pool:
 
 
 @dataclass
+class ScalingPlan:
+    """A native autoscale scaling plan and the host pools it references (each enabled or not)."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+    pools: dict[str, bool] = field(default_factory=dict)  # host pool ARM id (lower) -> scalingPlanEnabled
+    time_zone: str = "W. Europe Standard Time"
+
+    @property
+    def id(self) -> str:
+        """The plan's ARM id."""
+        return str(ResourceId(self.subscription, self.resource_group, DV, "scalingPlans", self.name))
+
+
+@dataclass
 class AppGroup:
     """An application group (its role assignments live in Estate.assignments)."""
 
@@ -271,6 +288,7 @@ class Estate:
         self.pools: dict[tuple[str, ...], Pool] = {}
         self.vms: dict[str, Vm] = {}
         self.app_groups: dict[tuple[str, ...], AppGroup] = {}
+        self.scaling_plans: dict[tuple[str, ...], ScalingPlan] = {}
         self.assignments: dict[str, RoleAssignment] = {}
         self.users: dict[str, set[str]] = {}  # upn (lower) -> principal ids (the user and their groups)
         self.operations: dict[str, Operation] = {}
@@ -319,6 +337,19 @@ class Estate:
         with self.lock:
             for host in pool.hosts.values():
                 host.fslogix = dict(values)
+
+    def assign_scaling_plan(self, pool: Pool, name: str = "sp-native", *, enabled: bool = True,
+                            resource_group: str | None = None) -> ScalingPlan:
+        """Reference `pool` from scaling plan `name` (created in the pool's region), enabled or not."""
+        rg = resource_group or pool.resource_group
+        plan = self.scaling_plans.setdefault(_key(pool.subscription, rg, name),
+                                             ScalingPlan(pool.subscription, rg, name, pool.location))
+        plan.pools[pool.id.lower()] = enabled
+        return plan
+
+    def scaling_plans_of(self, pool: Pool) -> list[ScalingPlan]:
+        """The scaling plans that reference a pool (a pool has at most one in Azure)."""
+        return [p for p in self.scaling_plans.values() if pool.id.lower() in p.pools]
 
     def add_app_group(self, group: AppGroup) -> AppGroup:
         """Register an application group."""
