@@ -7,7 +7,7 @@ import json
 import sys
 
 BENCHMARKS = {"autoscale-burst": "bench.autoscale_burst", "cold-start": "bench.cold_start",
-              "control-plane": "bench.control_plane", "failover-rto": "bench.failover_rto",
+              "control-plane": "bench.control_plane", "estate-scale": "bench.estate_scale", "failover-rto": "bench.failover_rto",
               "snapshots": "bench.snapshots"}
 
 

@@ -221,8 +221,8 @@ def _add_hosts(estate: Estate, pool: Pool, spec: HostsSeed, ids: random.Random) 
             subscription=pool.subscription, resource_group=vm_rg, name=name, location=pool.location,
             vm_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)), size=spec.size, tags=dict(spec.tags)))
         host = estate.add_host(pool, f"{name}.{spec.domain}", vm, running=i <= spec.running)
-        for n in range(spec.sessions if i <= spec.running else 0):
-            host.next_session(f"{name}-s{n + 1:02d}@contoso.com", estate.clock.now())
+        for n in range(spec.sessions if i <= spec.running else 0):  # already open: signed in an hour ago
+            host.next_session(f"{name}-s{n + 1:02d}@contoso.com", estate.clock.now() - timedelta(hours=1))
 
 
 def _segments(resource_id: str) -> dict[str, str]:
