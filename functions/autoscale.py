@@ -37,9 +37,7 @@ async def autoscale_timer(timer: func.TimerRequest, client: df.DurableOrchestrat
     parts = sweep.partitions([(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()],
                              sweep.partition_size())
     if len(parts) <= 1:
-        results = await asyncio.to_thread(scaler.run)
-        log_event(log, "autoscale.run", pools=len(results), failed=sum(1 for r in results if r.error),
-                  past_due=timer.past_due, actions=sum(len(r.applied) for r in results))
+        log_event(log, "autoscale.run", past_due=timer.past_due, **sweep.summary(await asyncio.to_thread(scaler.run)))
         return
     if sweep.running(await client.get_status(sweep.INSTANCE)):
         log_event(log, "autoscale.sweep_running", level=30, instance=sweep.INSTANCE, past_due=timer.past_due)
@@ -59,12 +57,11 @@ def autoscale_sweep(context: df.DurableOrchestrationContext):  # type: ignore[no
 @bp.activity_trigger(input_name="request")
 def autoscale_partition(request: dict) -> dict:  # type: ignore[type-arg]  # the worker takes plain types only
     """One partition of a sweep: its pools evaluated as the timer would (keys the topology does not know are skipped)."""
+    from shared.autoscale import sweep
+
     scaler = service()
     keys = {str(k) for k in (request or {}).get("pools") or []}
-    results = scaler.run([t for key, t in scaler.targets.items() if key in keys])
-    summary = {"pools": len(results), "failed": sum(1 for r in results if r.error),
-               "left_alone": sum(1 for r in results if r.decision.policy == "left"),
-               "actions": sum(len(r.applied) for r in results)}
+    summary = sweep.summary(scaler.run([t for key, t in scaler.targets.items() if key in keys]))
     log_event(log, "autoscale.partition", **summary)
     return summary
 

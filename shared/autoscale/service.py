@@ -529,8 +529,9 @@ class Autoscaler:
         rate = observe(state, memory, ArrivalHistory(), target.policy, now)  # a scratch history: nothing is recorded
         policy = target.policy
         reserve = _reserve(hold, target.ref.key, state, policy, now)
-        if not reserve and target.left_alone(state):
-            return target, Decision("left", 0, (), target.left_alone(state))
+        leave = "" if reserve else target.left_alone(state)
+        if leave:
+            return target, Decision("left", 0, (), leave)
         rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
         decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),  # type: ignore[arg-type]
                         rules, forecast_for(state, memory, history, policy, now, rate))

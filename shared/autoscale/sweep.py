@@ -54,6 +54,13 @@ def partitions(pools: Sequence[tuple[str, str, Sequence[str]]], size: int) -> li
     return bins
 
 
+def summary(results: Sequence[Any]) -> dict[str, int]:
+    """What an evaluation of many pools did (a list of Evaluation): the timer's and each partition's log line."""
+    return {"pools": len(results), "failed": sum(1 for r in results if r.error),
+            "left_alone": sum(1 for r in results if r.decision.policy == "left"),
+            "actions": sum(len(r.applied) for r in results)}
+
+
 def running(status: Any) -> bool:
     """Is the sweep instance of this status (a DurableOrchestrationStatus, or None) still at work?"""
     runtime = getattr(status, "runtime_status", None)
