@@ -69,6 +69,15 @@ class Delay:
         """The shortest delay this distribution can produce."""
         return self.a if self.kind in ("fixed", "uniform") else 0.0
 
+    @property
+    def p95(self) -> float:
+        """The 95th percentile of this distribution (what a reference that plans for the slow boot waits)."""
+        if self.kind == "uniform":
+            return self.a + 0.95 * (self.b - self.a)
+        if self.kind == "normal":
+            return self.a + 1.6449 * self.b
+        return self.b if self.kind == "lognormal" else self.a
+
 
 @dataclass(frozen=True)
 class Timings:
