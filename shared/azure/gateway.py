@@ -428,6 +428,15 @@ class AzureGateway:
             return self._outcome(target, "message", exc)
         return Outcome(target, "message", "done")
 
+    def send_messages(self, ref: PoolRef, sessions: Iterable[tuple[str, str]], title: str, body: str) -> list[Outcome]:
+        """`send_message` to many (host, session id) at once, in parallel."""
+        return [f.result() for f in self._parallel([lambda h=h, s=s: self.send_message(ref, h, s, title, body)
+                                                    for h, s in sessions])]
+
+    def logoffs(self, ref: PoolRef, sessions: Iterable[tuple[str, str]]) -> list[Outcome]:
+        """`logoff` many (host, session id) at once, in parallel."""
+        return [f.result() for f in self._parallel([lambda h=h, s=s: self.logoff(ref, h, s) for h, s in sessions])]
+
     def logoff(self, ref: PoolRef, host: str, session_id: str) -> Outcome:
         """Log a session off (force); a session already gone is `already`."""
         target = f"{host}/{session_id}"

@@ -402,11 +402,14 @@ def _failback(run: Run, ctx: df.DurableOrchestrationContext, source: str, target
         rels = yield from run.step("find relationships", run.act("relationships", {"source": target, "target": source}))
         ids = rels["relationships"]
         yield from run.step("reverse", run.act("reverse", {"source": source, "peer": target, "relationships": ids}))
-        yield from run.step("reconnect", run.act("reconnect", {"target": target, "relationships": ids}))
+        asked = yield from run.step("reconnect", run.act("reconnect", {"target": target, "relationships": ids}))
         joined = yield from run.until("reconnected", "reconnected", {"target": target, "relationships": ids},
                                       timedelta(hours=2), cancellable=True)
+        # the job the re-established relationship starts counts: it cannot start before the reconnect was asked for,
+        # and in a quiet hour (nobody writing) no later job would ever come
         caught = joined and (yield from run.until("caught up", "replicated", {
-            "source": source, "relationships": ids, "after": joined["at"]}, timedelta(hours=6), cancellable=True))
+            "source": source, "relationships": ids, "after": asked.get("at") or joined["at"]}, timedelta(hours=6),
+            cancellable=True))
     except StepFailed as exc:  # nobody moved: the serving region serves, the returning one stays fenced
         yield from run.note("rolled back", "rolled back", f"re-protection stopped: {exc}"[:500], "Tandem.Failover.RolledBack")
         return {"outcome": "rolled back", "reason": str(exc)[:300], "steps": run.steps}

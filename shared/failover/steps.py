@@ -252,11 +252,9 @@ class Steps:
             _check(outcomes, "drain")
             drained += sum(o.ok for o in outcomes)
             if req.get("message"):
-                for h in state.hosts:
-                    for s in h.sessions:
-                        if s.state == "Active":
-                            warned += self.gateway.send_message(state.ref, h.name, s.id, "Regional failover",
-                                                                req["message"]).ok
+                active = [(h.name, s.id) for h in state.hosts for s in h.sessions if s.state == "Active"]
+                warned += sum(o.ok for o in self.gateway.send_messages(state.ref, active, "Regional failover",
+                                                                       req["message"]))
         return {"drained": drained, "warned": warned}
 
     def undrain(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -276,10 +274,9 @@ class Steps:
         reads = _read(self.gateway, reg)
         done = 0
         for state in reads.states.values():
-            for h in state.hosts:
-                outcomes = [self.gateway.logoff(state.ref, h.name, s.id) for s in h.sessions]
-                _check(outcomes, "log off")
-                done += len(outcomes)
+            outcomes = self.gateway.logoffs(state.ref, [(h.name, s.id) for h in state.hosts for s in h.sessions])
+            _check(outcomes, "log off")
+            done += len(outcomes)
         return {"logged_off": done}
 
     def handles(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -447,8 +444,10 @@ class Steps:
 
     def reconnect(self, req: dict[str, Any]) -> dict[str, Any]:
         """On the returning region: reconnect as target, discarding its writes since the recovery point."""
-        target = region(self.topology, req["target"])
-        return {"states": {rid: self.qumulo(target).reconnect(rid).state for rid in req["relationships"]}}
+        from shared import clock
+
+        target, asked = region(self.topology, req["target"]), clock.now().isoformat()
+        return {"states": {rid: self.qumulo(target).reconnect(rid).state for rid in req["relationships"]}, "at": asked}
 
     def reconnected(self, req: dict[str, Any]) -> dict[str, Any]:
         """Are the relationships established again on the target side?"""

@@ -262,3 +262,22 @@ def test_ten_percent_faults_on_both_twins_still_converge(estate: Estate) -> None
     assert len(estate.arm.estate.assignments_at(group.id)) == 1
     assert sum(r.fault == "error" for t in (estate.arm, estate.anq["east"], estate.anq["central"])
                for r in t.server.log()) > 0  # the faults did happen
+
+
+def test_a_failback_in_a_quiet_hour_catches_up_on_the_job_the_reconnect_starts(estate: Estate) -> None:
+    """Nobody writes in central between the failover and the failback: the only job after the re-protection is the one
+    the re-established relationship starts itself, and the failback must count it rather than wait for a later one."""
+    sign_in(estate, range(1, 5))
+    estate.anq["east"].cluster.settle()
+    estate.host.advance(timedelta(minutes=3))
+    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
+                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    assert run_to_end(estate, "failover-central-east")["output"]["outcome"] == "completed"
+    estate.host.advance(timedelta(minutes=30))  # a quiet half hour: no sign-in, no profile write in central
+    assert call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
+                                             "reason": "east is healthy"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    back = run_to_end(estate, "failover-central-east", limit=timedelta(hours=1))
+    assert back["output"]["outcome"] == "completed", back["customStatus"]
+    steps = {s["step"]: s for s in back["customStatus"]["steps"]}
+    caught = datetime.fromisoformat(steps["caught up"]["ended"]) - datetime.fromisoformat(steps["reconnect"]["started"])
+    assert caught < timedelta(minutes=5)  # reconnect (1 min) and the one job it started (2 min), plus polls
