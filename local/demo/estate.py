@@ -71,26 +71,49 @@ def point_at_twins(tmp: Path, twins: dict[str, QumuloTwin], failover: dict[str, 
     return path
 
 
+@dataclass
+class Twins:
+    """The twins alone, on one clock: what a manual runbook drives (no Tandem runs)."""
+
+    arm: ArmTwin
+    anq: dict[str, QumuloTwin]  # by region
+    topology_path: Path
+    fslogix: Fslogix
+
+
 @contextlib.contextmanager
-def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
-            hang_s: float = 2.0, failover: dict[str, Any] | None = None,
-            replica_first: bool = True) -> Iterator[Estate]:
-    """Start the estate; close the app's clients, the runtime and the twins on the way out. With `replica_first`
-    central's hosts already look in the replica (the fixed estate); without it, as the demo seed has them."""
+def twins(clock: Clock, *, hang_s: float = 2.0, failover: dict[str, Any] | None = None, replica_first: bool = True,
+          call_cost_s: dict[str, float] | None = None) -> Iterator[Twins]:
+    """The demo's ARM and ANQ twins with the example topology pointed at them. `call_cost_s` ("arm", "qumulo")
+    is the virtual time each request costs its caller (0 by default: calls are free)."""
     clusters = build_clusters(load_qumulo_seed(), clock)
+    costs = call_cost_s or {}
     with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
             QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
+        arm.server.charge(clock, costs.get("arm", 0.0))
+        for anq in (east, central):
+            anq.server.charge(clock, costs.get("qumulo", 0.0))
         path = point_at_twins(Path(tmp), {"east": east, "central": central}, failover)
         fslogix = Fslogix(arm.estate, clusters.values())
         if replica_first:
             look_at_replica(arm)
         east.cluster.users["svc-tandem"] = SERVICE_PASSWORD  # the service account an admin creates
         arm.set_secret("kv-tandem-demo", "qumulo-central-token", central.cluster.issue_access_token())
-        values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
+        yield Twins(arm, {"east": east, "central": central}, path, fslogix)
+
+
+@contextlib.contextmanager
+def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
+            hang_s: float = 2.0, failover: dict[str, Any] | None = None,
+            replica_first: bool = True, call_cost_s: dict[str, float] | None = None) -> Iterator[Estate]:
+    """Start the estate; close the app's clients, the runtime and the twins on the way out. With `replica_first`
+    central's hosts already look in the replica (the fixed estate); without it, as the demo seed has them."""
+    with twins(clock, hang_s=hang_s, failover=failover, replica_first=replica_first, call_cost_s=call_cost_s) as t:
+        values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(t.topology_path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
                                     "TANDEM_ARM_RETRY_BUDGET_S": "3",  # like the ANQ budget: faults cost seconds
-                                    **arm.identity_settings, **(settings or {})})
+                                    **t.arm.identity_settings, **(settings or {})})
         estate = Estate(LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
-                                  identity=arm.identity).start(), arm, {"east": east, "central": central}, path, fslogix)
+                                  identity=t.arm.identity).start(), t.arm, t.anq, t.topology_path, t.fslogix)
         try:
             yield estate
         finally:

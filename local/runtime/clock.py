@@ -50,6 +50,12 @@ class VirtualClock:
                 raise ValueError(f"virtual time cannot go back from {self._now} to {when}")
             self._now = when
 
+    def at_least(self, when: datetime) -> datetime:
+        """Move forward to `when` unless time is already past it; returns the current time."""
+        with self._lock:
+            self._now = max(self._now, when.astimezone(UTC))
+            return self._now
+
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by `delta` and return the new time."""
         with self._lock:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -109,11 +110,22 @@ class TwinServer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._charge: tuple[Any, timedelta] | None = None
+        self._arrivals = threading.local()  # when the request this handler thread serves arrived, in the clock's time
         self._server = _Server(("127.0.0.1", port), self._handler())
         self._server.socket = self.ca.server_context().wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self.base_url = f"https://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None
+
+    def charge(self, clock: Any, seconds: float, *, real_s: float = 0.05) -> None:
+        """Every request takes `seconds` of the virtual `clock`: time moves on to its arrival plus `seconds` before
+        it is answered (a benchmark's model of service latency; 0 turns it off). Each request is also held `real_s`
+        of wall time, so requests a client sends at once are all in flight together and overlap in virtual time too,
+        while requests sent one after another add up."""
+        self._charge = (clock, timedelta(seconds=seconds)) if seconds > 0 else None
+        if self._charge is not None:
+            self.latency_s = max(self.latency_s, real_s)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -177,6 +189,13 @@ class TwinServer:
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self.requests.append(entry)
+        if self._charge is not None:  # every request, answered or dropped, ends `cost` after it arrived; calls
+            clock, cost = self._charge  # made at once overlap, calls made one after another add up
+            clock.at_least(getattr(self._arrivals, "at", clock.now()) + cost)
+
+    def _arrived(self) -> None:
+        if self._charge is not None:
+            self._arrivals.at = self._charge[0].now()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         twin = self
@@ -197,6 +216,7 @@ class TwinServer:
                 with twin._lock:
                     twin.in_flight += 1
                     twin.max_in_flight = max(twin.max_in_flight, twin.in_flight)
+                twin._arrived()
                 try:
                     self._serve(request, query)
                 finally:
