@@ -77,5 +77,18 @@ def _plan(policy: str, file: Path, *, explain: bool) -> int:
     return 0
 
 
+def run(argv: list[str]) -> int:
+    """`main`, quiet when the reader goes away early (`scripts/tandem params FILE | head`)."""
+    import os
+
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the documented recipe: point stdout at devnull so the interpreter's flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(run(sys.argv[1:]))

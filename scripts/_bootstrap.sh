@@ -4,12 +4,21 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# pyenv's newest installed 3.13.x (any patch), so a `python3.13` shim resolves to it; empty without pyenv.
+pyenv_313() {
+  local v
+  for v in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*; do [ -d "$v" ] && basename "$v"; done | sort -V | tail -n 1
+}
+
+# Run Python with pyenv pointed at a 3.13 it has (unless the caller chose a version).
+py313() { PYENV_VERSION="${PYENV_VERSION:-$(pyenv_313)}" "$@"; }
+
 find_python() {
   local candidate
   for candidate in "${TANDEM_PYTHON:-}" python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*/bin/python3.13; do
     [ -n "$candidate" ] || continue
     if command -v "$candidate" >/dev/null 2>&1 && \
-       PYENV_VERSION=3.13.0 "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+       py313 "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
       echo "$candidate"; return 0
     fi
   done
@@ -25,7 +34,7 @@ bootstrap() {
   if [ ! -x .venv/bin/python ]; then
     py="$(find_python)" || { echo "error: Python 3.13 not found (tried python3.13 and \$PYENV_ROOT/versions/3.13.*); install it or set TANDEM_PYTHON" >&2; exit 1; }
     echo "setup: creating .venv with $py" >&2
-    PYENV_VERSION=3.13.0 "$py" -m venv .venv
+    py313 "$py" -m venv .venv
   fi
   want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
   venv_stamp=.venv/.tandem-installed
@@ -38,7 +47,10 @@ bootstrap() {
     echo "$want" > "$venv_stamp"
   fi
   if [ "$what" = python ]; then export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"; return 0; fi
-  command -v npm >/dev/null 2>&1 || { echo "error: npm not found; Node.js 20+ is needed for Azurite" >&2; exit 1; }
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || {
+    echo "error: npm not found; Node.js 20+ is needed for Azurite" >&2; exit 1; }
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || {
+    echo "error: Node.js $(node --version) is too old; Azurite needs Node.js 20+" >&2; exit 1; }
   want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
   npm_stamp=node_modules/.tandem-installed
   if ! stamp_ok "$npm_stamp" "$want"; then
@@ -55,7 +67,7 @@ bootstrap_tools() {
   if [ ! -x .venv-tools/bin/python ]; then
     py="$(find_python)" || { echo "error: Python 3.13 not found (tried python3.13 and \$PYENV_ROOT/versions/3.13.*); install it or set TANDEM_PYTHON" >&2; exit 1; }
     echo "setup: creating .venv-tools with $py (checkov)" >&2
-    PYENV_VERSION=3.13.0 "$py" -m venv .venv-tools
+    py313 "$py" -m venv .venv-tools
   fi
   want="$(sha256sum requirements-tools.txt | cut -d' ' -f1)"
   if ! stamp_ok "$stamp" "$want"; then

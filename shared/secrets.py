@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from shared.config.model import SecretRef
 
 log = get_logger("secrets")
-KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 KEY_VAULT_API_VERSION = "7.5"
-_VAULT_URI = re.compile(r"^https://(?P<vault>[a-z0-9-]+)\.vault\.[a-z.]+(?P<path>/secrets/.+?)/?$")
+# the vault's DNS suffix names its cloud: vault.azure.net, vault.usgovcloudapi.net, vault.azure.cn, ...
+_VAULT_URI = re.compile(r"^https://(?P<vault>[a-z0-9-]+)\.(?P<suffix>vault\.[a-z.]+)(?P<path>/secrets/.+?)/?$")
+
+
+def vault_scope(uri: str) -> str:
+    """The token scope of the cloud a Key Vault secret URI lives in (its DNS suffix names it)."""
+    match = _VAULT_URI.match(uri)
+    if match is None:
+        raise ConfigError(f"{uri} is not a Key Vault secret URI")
+    return f"https://{match['suffix']}/.default"
 
 
 class SecretResolver:
@@ -68,7 +76,7 @@ class SecretResolver:
             raise ConfigError(f"{field}: {uri} is not a Key Vault secret URI")
         local = settings.get(settings.KEY_VAULT_ENDPOINT, env=self._env)
         url = f"{local.rstrip('/')}/{match['vault']}{match['path']}" if local else uri.rstrip("/")
-        token = self._credential.get_token(KEY_VAULT_SCOPE).token
+        token = self._credential.get_token(vault_scope(uri)).token
         verify = _trust()
         try:
             response = httpx.get(url, params={"api-version": KEY_VAULT_API_VERSION}, timeout=self._timeout,

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from shared import USER_AGENT, settings
 from shared.azure.identity import default_credential
@@ -31,7 +32,14 @@ if TYPE_CHECKING:
 log = get_logger("azure")
 T = TypeVar("T")
 DESKTOP_VIRTUALIZATION_USER = "1d18fff3-a72a-46b5-b4a9-0b38a3cd7e63"  # built-in role definition id
-ARM_SCOPE = "https://management.azure.com/.default"
+ARM_SCOPE = "https://management.azure.com/.default"  # the public cloud's; see arm_scope for the others
+
+
+def arm_scope(endpoint: str) -> str:
+    """The token scope for an ARM endpoint: a sovereign cloud's ARM (https://management.usgovcloudapi.net,
+    https://management.chinacloudapi.cn) is its own audience; anything else (a local twin) takes the public one."""
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return f"https://{host}/.default" if host.startswith("management.") else ARM_SCOPE
 DV_API = "2024-04-03"  # what azure-mgmt-desktopvirtualization 2.0.0 calls
 COMPUTE_API = "2026-04-01"  # what azure-mgmt-compute 39 calls
 AVD_PAGE = 1000  # items per page of the AVD lists (their documented pageSize): a 1,000-host pool in one page
@@ -141,7 +149,7 @@ class AzureGateway:
             if self._transport is None:
                 self._transport = pooled_transport(self.max_workers, **self._timeouts)
             options: dict[str, Any] = {"base_url": self.endpoint, "retry_policy": self._retry,
-                                       "transport": self._transport, "credential_scopes": [ARM_SCOPE],
+                                       "transport": self._transport, "credential_scopes": [arm_scope(self.endpoint)],
                                        "user_agent": USER_AGENT}
             if kind == "dv":
                 from azure.mgmt.desktopvirtualization import DesktopVirtualizationMgmtClient
@@ -166,7 +174,7 @@ class AzureGateway:
             if self._credential is None:
                 self._credential = default_credential()
             try:
-                self._credential.get_token(ARM_SCOPE)
+                self._credential.get_token(arm_scope(self.endpoint))
             except Exception as exc:  # the first real call reports it with its context
                 log_event(log, "arm.token_failed", level=30, error=type(exc).__name__)
             self._warmed = True

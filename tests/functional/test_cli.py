@@ -72,3 +72,15 @@ def test_plan_rejects_a_bad_snapshot_naming_the_field(tmp_path: Path) -> None:
                                 "hosts": [{"name": "h1", "power": "running"}]}))
     result = _cli("plan", "--policy", "native", "--snapshot", str(file), "--json")
     assert result.returncode == 1 and "pool.json: phase: Input should be" in result.stderr
+
+
+def test_a_reader_that_goes_away_early_gets_no_traceback() -> None:
+    """`scripts/tandem params FILE | head`: the pipe closes before the CLI writes; it exits quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "local.cli", "params", str(ROOT / "local/demo/topology.yaml")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even imported the CLI
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

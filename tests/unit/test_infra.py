@@ -206,8 +206,13 @@ def _package(root: Path) -> list[Path]:
                 return True
         return False
 
-    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
-    return [Path(p) for p in tracked if not ignored(Path(p))]
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=False) \
+        if (root / ".git").exists() else None
+    if listed is not None and listed.returncode == 0:  # a clone: what is tracked (untracked scratch files are no app)
+        files = [Path(p) for p in listed.stdout.split()]
+    else:  # an unpacked archive: every file, as azd itself walks the folder
+        files = [p.relative_to(root) for p in root.rglob("*") if p.is_file()]
+    return [p for p in files if not ignored(p)]
 
 
 def test_the_deployed_package_is_the_app_alone_and_loads_on_its_own(tmp_path: Path) -> None:
