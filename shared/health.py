@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from shared import telemetry
-from shared.config import TopologyError, get_topology
 
 _log = telemetry.get_logger("health")
 
 
 def check() -> dict[str, Any]:
     """Load the topology (cached) and summarise it; never raises for a bad file."""
+    from shared.config import TopologyError, get_topology  # lazy: the models and pydantic load on first use
+
     try:
         topology = get_topology()
     except TopologyError as exc:

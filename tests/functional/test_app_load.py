@@ -39,3 +39,15 @@ def test_a_binding_mismatch_is_rejected_like_the_host_would(tmp_path: Path) -> N
     result = _validate(tmp_path / "function_app.py")
     assert result.returncode != 0
     assert "FunctionLoadError" in result.stderr and "broken" in result.stderr
+
+
+def test_loading_the_app_imports_nothing_heavy() -> None:
+    """Cold start: the topology models, pydantic, YAML and the Azure SDKs load on first use, never at import
+    (`scripts/bench cold-start` measures the time; this holds what is imported)."""
+    heavy = ["pydantic", "yaml", "shared.config.model", "azure.mgmt.compute", "azure.mgmt.desktopvirtualization",
+             "azure.identity", "azure.data.tables", "azure.monitor.opentelemetry", "httpx"]
+    code = f"import sys, function_app; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
