@@ -4,6 +4,7 @@ HTTP what-if."""
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
@@ -47,7 +48,7 @@ async def autoscale_timer(timer: func.TimerRequest, client: df.DurableOrchestrat
 
 
 @bp.orchestration_trigger(context_name="context")
-def autoscale_sweep(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]  # a generator the worker drives
+def autoscale_sweep(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Every partition of the estate at once: see shared/autoscale/sweep.py."""
     from shared.autoscale import sweep
 
@@ -88,12 +89,15 @@ def autoscale_events(event: func.EventGridEvent) -> None:
         if not chosen:
             log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"no pools in region {signal.target}")
             return
-    else:
+    elif isinstance(signal, signals.HostHealth):
         found = scaler.pool_of_vm(signal.vm_id)
         if found is None:
             log_event(log, "autoscale.event_ignored", id=event.id, reason=f"{signal.vm_id} is not a session host")
             return
         chosen = [found]
+    else:  # a logon-rate alert comes through POST /api/alerts, never through Event Grid
+        log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"{type(signal).__name__} by Event Grid")
+        return
     results = scaler.run(chosen, wait_s=30, **options)  # act now; wait briefly if the timer is evaluating the pool
     log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
               actions=sum(len(r.applied) for r in results))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ def steps() -> Any:
 
 
 @bp.orchestration_trigger(context_name="context")
-def failover_orchestrator(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+def failover_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Planned, unplanned or drill: see shared/failover/orchestrator.py."""
     from shared.failover.orchestrator import failover
 
@@ -47,7 +48,7 @@ def failover_orchestrator(context: df.DurableOrchestrationContext):  # type: ign
 
 
 def _activity(name: str) -> None:
-    def run(request: dict) -> Any:  # the worker takes plain (unparameterised) types only
+    def run(request: dict) -> Any:  # type: ignore[type-arg]  # the worker binds plain (unparameterised) types only
         return getattr(steps(), name)(request)
 
     run.__name__ = f"failover_{name}"
@@ -317,12 +318,12 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
     except (InputError, ValueError, RecursionError) as exc:  # malformed: logged, never retried
         log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type[:200], reason=str(exc)[:300])
         return
-    if not isinstance(signal, signals.Ignored):
-        signal = await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal, clock.now())
-    if isinstance(signal, signals.Ignored):
-        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=signal.why)
+    outcome = signal if isinstance(signal, signals.Ignored) else await asyncio.to_thread(
+        proposals.vm_share, topology, steps().gateway, signal, clock.now())
+    if isinstance(outcome, signals.Ignored):
+        log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=outcome.why)
         return
-    await propose(client, signal.region, signal.reason, event.id)
+    await propose(client, outcome.region, outcome.reason, event.id)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ANQ_WATCH_SCHEDULE%", run_on_startup=False, use_monitor=True)

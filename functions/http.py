@@ -43,18 +43,20 @@ def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def run_async(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
             try:
-                return await handler(req, *args, **kwargs)
+                response: func.HttpResponse = await handler(req, *args, **kwargs)
             except Exception as exc:
                 return _failed(req, exc)
+            return response
 
         return run_async
 
     @functools.wraps(handler)
     def run(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
         try:
-            return handler(req, *args, **kwargs)  # type: ignore[no-any-return]
+            response: func.HttpResponse = handler(req, *args, **kwargs)
         except Exception as exc:
             return _failed(req, exc)
+        return response
 
     return run
 

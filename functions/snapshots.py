@@ -41,7 +41,7 @@ def snapshots_report(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.activity_trigger(input_name="request")
-def snapshot_now(request: dict) -> int:  # the worker takes plain (unparameterised) types only
+def snapshot_now(request: dict) -> int:  # type: ignore[type-arg]  # the worker binds plain (unparameterised) types only
     """Take a labelled snapshot of one directory now (idempotent per label) and return its id."""
     from datetime import timedelta
 

@@ -18,3 +18,13 @@ def set_source(source: Callable[[], datetime] | None) -> None:
     """Take the time from `source` (None: the wall clock again). Used by the local runtime only."""
     global _source
     _source = source
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as ISO 8601 for JSON and table columns; None stays None."""
+    return value.isoformat() if value else None
+
+
+def now_iso() -> str:
+    """`now()` as ISO 8601."""
+    return now().isoformat()

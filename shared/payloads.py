@@ -28,6 +28,9 @@ from pydantic import (
 
 from shared.errors import InputError
 
+# Resource Health's Event Grid event types (the HealthResources system topic), read by autoscale and failover
+HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
+HEALTH_ANNOTATED = "Microsoft.ResourceNotifications.HealthResources.ResourceAnnotated"
 MAX_BODY_BYTES = 16 * 1024  # an HTTP body Tandem takes is a few hundred bytes
 MAX_ALERT_BYTES = 256 * 1024  # a common-schema alert: a few kilobytes, more with a log alert's search results
 MAX_EVENT_BYTES = 1024 * 1024  # Event Grid's own limit for one event

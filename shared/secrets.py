@@ -18,6 +18,9 @@ from shared.errors import ConfigError, DependencyError
 from shared.telemetry import get_logger, log_event
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpx
     from azure.core.credentials import TokenCredential
 
     from shared.config.model import SecretRef
@@ -90,15 +93,15 @@ class SecretResolver:
         return str(response.json()["value"])
 
 
-def _trust() -> object:
+def _trust() -> ssl.SSLContext:
     import ssl
 
     bundle = os.environ.get("REQUESTS_CA_BUNDLE")  # what azure-core honours too; unset in Azure
     return ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
 
 
-def _error_code(response: object) -> str:
+def _error_code(response: httpx.Response) -> str:
     try:
-        return str(response.json()["error"]["code"])  # type: ignore[attr-defined]
+        return str(response.json()["error"]["code"])
     except (ValueError, KeyError, TypeError):
         return "error"

@@ -60,7 +60,7 @@ class ArrivalHistory:
 def _slot_value(days: list[DayCounts], attr: str, slot: int, spread: float) -> float:
     if not days:
         return 0.0
-    values = [getattr(d, attr)[slot] for d in days]
+    values: list[float] = [getattr(d, attr)[slot] for d in days]
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     return mean + spread * sd

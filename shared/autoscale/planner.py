@@ -274,7 +274,7 @@ def _legacy(s: PoolSnapshot, rules: Rules) -> Decision:
     peak = s.phase in ("ramp_up", "peak")
     if peak and sessions / running_cores > rules.session_threshold_per_cpu:
         cores_to_start = math.ceil(sessions / rules.session_threshold_per_cpu - running_cores)
-    facts = {"sessions": sessions, "running": n_running, "minimum": minimum}
+    facts: dict[str, float] = {"sessions": sessions, "running": n_running, "minimum": minimum}
     steps: list[Step] = []
     if vms_to_start > 0 or cores_to_start > 0:
         for host in _startable(s):

@@ -18,9 +18,10 @@ from typing import Any
 
 from shared.autoscale.executor import Applied, execute
 from shared.autoscale.forecast import ArrivalHistory, DayCounts, build_forecast, from_entity, to_entity
-from shared.autoscale.planner import Decision, Forecast, HostView, PoolSnapshot, Step, plan
+from shared.autoscale.planner import Decision, Forecast, HostView, Policy, PoolSnapshot, Step, plan
 from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
+from shared.clock import iso
 from shared.config.model import NO_AUTOSCALE, AutoscalePolicy, HostPool, Region, Topology
 from shared.errors import InputError
 from shared.telemetry import get_logger, log_event
@@ -48,13 +49,13 @@ class PoolMemory:
 
     def to_entity(self) -> dict[str, Any]:
         """Table columns."""
-        iso = {k: v.isoformat() for k, v in self.started.items()}
+        started = {k: v.isoformat() for k, v in self.started.items()}
         warned = {k: v.isoformat() for k, v in self.notified.items()}
         return {"state": json.dumps({
-            "last_eval": _iso(self.last_eval), "last_sessions": self.last_sessions,
-            "last_scale_out": _iso(self.last_scale_out), "started": iso, "notified": warned,
-            "incoming": self.incoming, "incoming_base": self.incoming_base, "incoming_until": _iso(self.incoming_until),
-            "alert_rate": self.alert_rate, "alert_until": _iso(self.alert_until), "left": self.left}),
+            "last_eval": iso(self.last_eval), "last_sessions": self.last_sessions,
+            "last_scale_out": iso(self.last_scale_out), "started": started, "notified": warned,
+            "incoming": self.incoming, "incoming_base": self.incoming_base, "incoming_until": iso(self.incoming_until),
+            "alert_rate": self.alert_rate, "alert_until": iso(self.alert_until), "left": self.left}),
             "left": self.left}
 
     @classmethod
@@ -76,10 +77,6 @@ class PoolMemory:
 def _merged(newer: list[int], mine: list[int], base: list[int]) -> list[int]:
     """The newer row plus what this evaluation added over the row it had read."""
     return [n + max(0, m - b) for n, m, b in zip(newer, mine, base, strict=True)]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _dt(value: Any) -> datetime | None:
@@ -240,9 +237,7 @@ def targets(topology: Topology) -> list[Target]:
     found = []
     for region in topology.regions:
         for pool in region.host_pools:
-            sub = pool.subscription_id or region.subscription_id
-            ref = PoolRef(sub, pool.resource_group, pool.name, tuple(pool.vm_resource_groups or [pool.resource_group]))
-            found.append(Target(region, pool, ref, policy_of(topology, pool)))
+            found.append(Target(region, pool, PoolRef.of(region, pool), policy_of(topology, pool)))
     return found
 
 
@@ -319,7 +314,7 @@ def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now
 
 
 def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-         now: datetime, *, algorithm: str | None = None, dry_run: bool = False,
+         now: datetime, *, algorithm: Policy | None = None, dry_run: bool = False,
          reserve: int = 0, leave: str = "") -> tuple[Decision, list[Applied]]:
     """One evaluation of one read pool: observe, forecast, plan, execute, remember. The service and the
     benchmark both run exactly this. `reserve` is the hosts a failover's target hold keeps serving; `leave` says
@@ -329,7 +324,7 @@ def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHis
     if leave:
         return Decision("left", 0, (), leave), []
     rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
-    decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,  # type: ignore[arg-type]
+    decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,
                     forecast_for(state, memory, history, policy, now, rate))
     applied = execute(gateway, state, decision, rules, message=policy.logoff_message, dry_run=dry_run)
     remember(memory, decision, applied, now)
@@ -510,7 +505,7 @@ class Autoscaler:
             log_event(log, "autoscale.pool_failed", level=40, pool=key, error=f"{type(exc).__name__}: {exc}")
             return Evaluation(key, Decision(policy.algorithm, 0, (), "failed"), (), f"{type(exc).__name__}: {exc}")
 
-    def what_if(self, name: str, algorithm: str | None = None) -> tuple[Target, Decision]:
+    def what_if(self, name: str, algorithm: Policy | None = None) -> tuple[Target, Decision]:
         """The decision for a pool now, without acting or recording anything (a held region says so)."""
         from shared.errors import DependencyError
         from shared.state import holds as region_holds
@@ -533,7 +528,7 @@ class Autoscaler:
         if leave:
             return target, Decision("left", 0, (), leave)
         rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
-        decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),  # type: ignore[arg-type]
+        decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),
                         rules, forecast_for(state, memory, history, policy, now, rate))
         return target, decision
 

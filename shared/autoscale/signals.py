@@ -15,8 +15,8 @@ from typing import Any
 
 from shared import payloads
 from shared.errors import InputError
+from shared.payloads import HEALTH_CHANGED
 
-HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
 FAILOVER_STARTED = "Tandem.Failover.Started"
 _POOL_ID = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.desktopvirtualization/"
                       r"hostpools/[^/]+$", re.I)

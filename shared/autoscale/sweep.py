@@ -45,12 +45,12 @@ def partitions(pools: Sequence[tuple[str, str, Sequence[str]]], size: int) -> li
     for key, _, _ in pools:
         together.setdefault(root(key), []).append(key)
     bins: list[list[str]] = []
-    for group in sorted(together.values(), key=lambda g: (-len(g), g[0])):
-        room = next((b for b in bins if len(b) + len(group) <= size), None)
+    for members in sorted(together.values(), key=lambda g: (-len(g), g[0])):
+        room = next((b for b in bins if len(b) + len(members) <= size), None)
         if room is None:
-            bins.append(sorted(group))
+            bins.append(sorted(members))
         else:
-            room.extend(sorted(group))
+            room.extend(sorted(members))
     return bins
 
 

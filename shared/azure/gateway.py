@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -206,20 +207,19 @@ class AzureGateway:
         def list_group(sub: str, rg: str) -> None:
             key = (sub.lower(), rg.lower())
             if key not in vm_groups:
-                vm_groups[key] = self._parallel([lambda: self._vm_tags(sub, rg)])[0]
+                vm_groups[key] = self._parallel([partial(self._vm_tags, sub, rg)])[0]
 
         for ref in refs:
             for rg in ref.vm_resource_groups:
                 list_group(ref.subscription, rg)
         base = {ref.key: _pool_path(ref) for ref in refs}
-        parts = {ref.key: self._parallel([lambda r=ref: self._get_json("dv", r.subscription, base[r.key], DV_API),
-                                          lambda r=ref: self._list_json("dv", r.subscription, f"{base[r.key]}/sessionHosts",
-                                                                        DV_API, page_size=AVD_PAGE),
-                                          lambda r=ref: self._list_json("dv", r.subscription, f"{base[r.key]}/userSessions",
-                                                                        DV_API, page_size=AVD_PAGE)])
-                 for ref in refs}
+        parts: dict[str, list[Future[Any]]] = {ref.key: self._parallel([
+            partial(self._get_json, "dv", ref.subscription, base[ref.key], DV_API),
+            partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/sessionHosts", DV_API, page_size=AVD_PAGE),
+            partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/userSessions", DV_API, page_size=AVD_PAGE)])
+            for ref in refs}
         now = clock.now()
-        plans = {ref.key: self._parallel([lambda r=ref: self._scaling_plan(r)])[0] for ref in refs
+        plans = {ref.key: self._parallel([partial(self._scaling_plan, ref)])[0] for ref in refs
                  if not self._plan_fresh(ref.key, now)}
         reads = PoolReads()
         hosts_of: dict[str, list[dict[str, Any]]] = {}
@@ -235,7 +235,7 @@ class AzureGateway:
                 if vm_id:  # a VM in a resource group the topology did not name: list it too
                     list_group(*_group_of(vm_id))
                     if power_from_status(host.get("properties") or {}, now) is None and vm_id.lower() not in unsure:
-                        unsure[vm_id.lower()] = self._parallel([lambda v=vm_id: self._instance_power(v)])[0]
+                        unsure[vm_id.lower()] = self._parallel([partial(self._instance_power, vm_id)])[0]
         for ref in refs:
             if ref.key in reads.errors:
                 continue
@@ -383,7 +383,7 @@ class AzureGateway:
                 return self._outcome(vm_id, action, exc)
             return Outcome(vm_id, action, "already" if seen and seen[-1] == 200 else "done")
 
-        outcomes = [f.result() for f in self._parallel([lambda v=v: one(v) for v in dict.fromkeys(vm_ids)])]
+        outcomes = [f.result() for f in self._parallel([partial(one, v) for v in dict.fromkeys(vm_ids)])]
         self._log_outcomes(outcomes)
         return outcomes
 
@@ -420,7 +420,7 @@ class AzureGateway:
                 return self._outcome(host, action, exc)
             return Outcome(host, action, "done")
 
-        outcomes = [f.result() for f in self._parallel([lambda h=h: one(h) for h in dict.fromkeys(hosts)])]
+        outcomes = [f.result() for f in self._parallel([partial(one, h) for h in dict.fromkeys(hosts)])]
         self._log_outcomes(outcomes, pool=ref.key)
         return outcomes
 
@@ -438,12 +438,11 @@ class AzureGateway:
 
     def send_messages(self, ref: PoolRef, sessions: Iterable[tuple[str, str]], title: str, body: str) -> list[Outcome]:
         """`send_message` to many (host, session id) at once, in parallel."""
-        return [f.result() for f in self._parallel([lambda h=h, s=s: self.send_message(ref, h, s, title, body)
-                                                    for h, s in sessions])]
+        return [f.result() for f in self._parallel([partial(self.send_message, ref, h, s, title, body) for h, s in sessions])]
 
     def logoffs(self, ref: PoolRef, sessions: Iterable[tuple[str, str]]) -> list[Outcome]:
         """`logoff` many (host, session id) at once, in parallel."""
-        return [f.result() for f in self._parallel([lambda h=h, s=s: self.logoff(ref, h, s) for h, s in sessions])]
+        return [f.result() for f in self._parallel([partial(self.logoff, ref, h, s) for h, s in sessions])]
 
     def logoff(self, ref: PoolRef, host: str, session_id: str) -> Outcome:
         """Log a session off (force); a session already gone is `already`."""
@@ -516,7 +515,7 @@ class AzureGateway:
         held = {group: self.assignments(group) for group in from_groups}
         principals = {a.principal_id: a.principal_type for found in held.values() for a in found}
         grants = [f.result() for f in self._parallel(
-            [lambda g=g, p=p, t=t: self.assign(g, p, t) for g in to_groups for p, t in principals.items()])]
+            [partial(self.assign, g, p, t) for g in to_groups for p, t in principals.items()])]
         outcomes = list(grants)
         if all(o.ok for o in grants):
             for group, found in held.items():

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from shared.config.model import HostPool, Region
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,12 @@ class PoolRef:
     def key(self) -> str:
         """A stable, readable key: subscription/resourceGroup/pool (lower-case)."""
         return f"{self.subscription}/{self.resource_group}/{self.name}".lower()
+
+    @classmethod
+    def of(cls, region: Region, pool: HostPool) -> PoolRef:
+        """A topology pool: in its own subscription or its region's; its VMs in the groups named, else its own."""
+        return cls(pool.subscription_id or region.subscription_id, pool.resource_group, pool.name,
+                   tuple(pool.vm_resource_groups or [pool.resource_group]))
 
 
 INACTIVE_STATES = ("Disconnected", "LogOff")  # every other state (Active, Pending: signing in, Unknown) is a user at work

@@ -63,7 +63,7 @@ def retry_after(headers: Any) -> float | None:
             return None
 
 
-class ArmRetryPolicy(HTTPPolicy):  # type: ignore[type-arg]
+class ArmRetryPolicy(HTTPPolicy[Any, Any]):
     """Retry 429 always (within `budget_s`); 408/5xx, resets and timeouts only for idempotent requests, at most
     `max_attempts` times and within `budget_s`."""
 
@@ -75,12 +75,12 @@ class ArmRetryPolicy(HTTPPolicy):  # type: ignore[type-arg]
         self.sleep = sleep
         self._backoff = wait_random_exponential(multiplier=backoff_s, max=max_backoff_s)
 
-    def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
         """Send `request`, retrying what is safe to retry; the last response or error is what the caller sees."""
         http = request.http_request
         idempotent = is_idempotent(http.method, http.url)
 
-        def retry_status(response: PipelineResponse) -> bool:  # type: ignore[type-arg]
+        def retry_status(response: PipelineResponse[Any, Any]) -> bool:
             status = response.http_response.status_code
             return status == 429 or (idempotent and status in TRANSIENT_STATUS)
 
@@ -122,4 +122,4 @@ class ArmRetryPolicy(HTTPPolicy):  # type: ignore[type-arg]
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
         )
-        return retrying(self.next.send, request)  # type: ignore[no-any-return]
+        return retrying(self.next.send, request)

@@ -59,7 +59,7 @@ MAX_BYTES = 1 << 20  # a topology is a few kilobytes; a megabyte is a mistake, n
 MAX_DEPTH = 32  # the model nests six levels; anything deeper is not a topology
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml's loader when built, else Python's
     """Safe YAML (libyaml's parser where present, which stops at 1000 levels) that refuses duplicate keys."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:

@@ -16,6 +16,7 @@ Every failure has a safe end state (the README's table):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,7 +115,7 @@ class Run:
         give_up = self.ctx.current_utc_datetime + deadline
         while True:
             try:
-                answer = yield self.act(activity, payload)
+                answer: dict[str, Any] = yield self.act(activity, payload)
             except Exception as exc:
                 yield from self._failed(entry, str(exc))
                 raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
@@ -162,7 +163,7 @@ class Run:
             timer.cancel()
 
     def _now(self) -> str:
-        return self.ctx.current_utc_datetime.isoformat()
+        return str(self.ctx.current_utc_datetime.isoformat())
 
 
 def failover(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
@@ -289,9 +290,9 @@ def _verify(run: Run, ctx: df.DurableOrchestrationContext, source: str, target: 
     status, the audit (and so the completion CloudEvent)."""
     payload = {"target": target, "source": source, "sessions": sessions, "since": moved.get("at") or run._now(),
                "sample": policy.get("signin_sample", 0), "window_s": policy.get("signin_window_s", 0)}
-    verified = yield from run.persist("verify", lambda: run.until("verify", "verify", payload, timedelta(minutes=30)
-                                                                  + timedelta(seconds=payload["window_s"]),
-                                                                  cancellable=False, poll=VERIFY_POLL))
+    window = timedelta(minutes=30) + timedelta(seconds=payload["window_s"])
+    verified: dict[str, Any] | None = yield from run.persist("verify", lambda: run.until(
+        "verify", "verify", payload, window, cancellable=False, poll=VERIFY_POLL))
     if verified and verified.get("profiles"):
         run.extra.update(verified["profiles"])
         run.steps[-1]["profiles"] = verified["profiles"]
@@ -363,6 +364,11 @@ def _make_writable(run: Run, source: str, target: str, relationships: list[str],
                          timedelta(hours=1), cancellable=False)
 
 
+def _undo(run: Run, name: str, activity: str, payload: dict[str, Any]) -> Generator[Any, Any, Any]:
+    """One roll-back step (bound per step, so each keeps its own name, activity and payload)."""
+    return run.step(name, run.act(activity, payload))
+
+
 def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str, why: str, *,
                refence: str | None = None, relationships: list[str] | None = None) -> Generator[Any, Any, dict[str, Any]]:
     """Undo what the failover did before the point of no return, so the source serves; keep trying until done.
@@ -383,8 +389,7 @@ def _roll_back(run: Run, source: str, target: str, done: set[str], outcome: str,
     plan.append(("release holds", "release", {"instance": instance,
                                               "regions": [r for r in (source, target) if r != refence]}))
     for name, activity, payload in plan:
-        yield from run.persist(name, lambda name=name, activity=activity, payload=payload: run.step(
-            name, run.act(activity, payload)))
+        yield from run.persist(name, functools.partial(_undo, run, name, activity, payload))
     event = "Tandem.Failover.Cancelled" if outcome == "cancelled" else "Tandem.Failover.RolledBack"
     yield from run.note(outcome, outcome, f"source serving{target_note}; {why}"[:500], event)
     run._status(outcome)

@@ -16,9 +16,7 @@ from typing import Any
 from shared import payloads
 from shared.config.model import Topology
 from shared.errors import InputError
-
-HEALTH_CHANGED = "Microsoft.ResourceNotifications.HealthResources.AvailabilityStatusChanged"
-HEALTH_ANNOTATED = "Microsoft.ResourceNotifications.HealthResources.ResourceAnnotated"
+from shared.payloads import HEALTH_ANNOTATED, HEALTH_CHANGED
 
 
 @dataclass(frozen=True)
@@ -62,8 +60,7 @@ def check_topic(topology: Topology, topic: str | None) -> None:
         raise InputError(f"event from unknown topic {topic!r}")
 
 
-def parse(topology: Topology, event_type: str, topic: str | None, data: Any
-          ) -> Proposal | VmHealth | VmAnnotation | Ignored:
+def parse(topology: Topology, event_type: str, topic: str | None, data: Any) -> VmHealth | VmAnnotation | Ignored:
     """What one event means for failover."""
     check_topic(topology, topic)
     if event_type == HEALTH_CHANGED:
@@ -72,9 +69,9 @@ def parse(topology: Topology, event_type: str, topic: str | None, data: Any
             return VmHealth(props.targetResourceId, props.availabilityState != "Unavailable")
         return Ignored(f"health of a {props.targetResourceType}: the HealthResources topic speaks for VMs only")
     if event_type == HEALTH_ANNOTATED:
-        props = payloads.validate(payloads.HealthAnnotated, data, "ResourceAnnotated").properties
-        if props.targetResourceType.lower() != "microsoft.compute/virtualmachines":
-            return Ignored(f"annotation of {props.targetResourceType}, not a session host VM")
-        return VmAnnotation(props.targetResourceId, (props.context or "").lower() == "customer initiated",
-                            f"{props.annotationName}: {props.reason or ''}"[:200])
+        note = payloads.validate(payloads.HealthAnnotated, data, "ResourceAnnotated").properties
+        if note.targetResourceType.lower() != "microsoft.compute/virtualmachines":
+            return Ignored(f"annotation of {note.targetResourceType}, not a session host VM")
+        return VmAnnotation(note.targetResourceId, (note.context or "").lower() == "customer initiated",
+                            f"{note.annotationName}: {note.reason or ''}"[:200])
     raise InputError(f"unknown event type {event_type!r}"[:200])

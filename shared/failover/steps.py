@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.azure.models import PoolRef
+from shared.clock import iso, now_iso
 from shared.config.model import Pairing, Region, Topology
 from shared.errors import InputError
 from shared.telemetry import get_logger, log_event
@@ -55,8 +56,7 @@ def links(topology: Topology, source: str, target: str) -> list[Link]:
 
 def pool_refs(reg: Region) -> list[PoolRef]:
     """The region's pools as gateway references."""
-    return [PoolRef(p.subscription_id or reg.subscription_id, p.resource_group, p.name,
-                    tuple(p.vm_resource_groups or [p.resource_group])) for p in reg.host_pools]
+    return [PoolRef.of(reg, p) for p in reg.host_pools]
 
 
 def app_groups(reg: Region) -> list[str]:
@@ -78,7 +78,7 @@ class Steps:
             return link.relationship_id
         for status in self.qumulo(target).target_statuses():
             if status.target_root_path.rstrip("/") == link.target_path:
-                return status.id
+                return str(status.id)
         raise InputError(f"no replication relationship into {link.target_path} on {target.anq.name}")
 
     # ----------------------------------------------------------------- preflight
@@ -122,7 +122,7 @@ class Steps:
                 elif side == "target":
                     rid = self._relationship(reg, link)
                     status = client.target_status(rid)
-                    relationships.append({"id": rid, "state": status.state, "recovery_point": _iso(status.recovery_point),
+                    relationships.append({"id": rid, "state": status.state, "recovery_point": iso(status.recovery_point),
                                           "read_only": status.target_root_read_only})
                     if status.state != "ESTABLISHED":
                         problems.append(f"relationship {rid} into {link.target_path} is {status.state}")
@@ -175,7 +175,7 @@ class Steps:
             for host in running[:2]:  # a second host when the first cannot answer (agent not ready)
                 try:
                     stdout = self.gateway.run_command(host.vm_id, fslogix.SCRIPT)
-                    settings = fslogix.Settings.from_output(host.name, _now_iso(), stdout)
+                    settings = fslogix.Settings.from_output(host.name, now_iso(), stdout)
                     break
                 except Exception as exc:
                     why = f"{host.name}: {exc}"[:300]
@@ -205,7 +205,7 @@ class Steps:
             if settings is not None:  # what was read, and what the last check of it found: /api/health shows it
                 cache.upsert_entity({"PartitionKey": tables.safe_key(reg.name), "RowKey": tables.safe_key(ref.name),
                                      "region": reg.name, "pool": ref.name, "settings": json.dumps(settings.to_json()),
-                                     "problems": json.dumps(entry["problems"]), "checked_at": _now_iso()})
+                                     "problems": json.dumps(entry["problems"]), "checked_at": now_iso()})
         log_event(log, "failover.profile_paths", region=reg.name, pools=len(found), problems=len(problems))
         return found, list(dict.fromkeys(problems))
 
@@ -296,7 +296,7 @@ class Steps:
         failed = [o.detail or o.target for o in outcomes if not o.ok]
         if failed:
             raise RuntimeError(f"assignments not moved: {failed[:3]}")
-        return {"changes": sum(o.result == "done" for o in outcomes), "at": _now_iso()}
+        return {"changes": sum(o.result == "done" for o in outcomes), "at": now_iso()}
 
     # ----------------------------------------------------------------- storage
 
@@ -330,10 +330,10 @@ class Steps:
         done, points = True, {}
         for rid in req["relationships"]:
             status = self.qumulo(source).source_status(rid)
-            if status.error_from_last_job and not status.running:
+            if status.job_failed:
                 raise RuntimeError(f"replication job on {rid} failed: {status.error_from_last_job}")
-            points[rid] = _iso(status.recovery_point)
-            done = done and not status.running and status.recovery_point is not None and status.recovery_point >= after
+            points[rid] = iso(status.recovery_point)
+            done = done and status.caught_up(after)
         return {"done": done, "recovery_points": points}
 
     def snapshot_target(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +355,7 @@ class Steps:
         target = region(self.topology, req["target"])
         client = self.qumulo(target)
         statuses = [client.target_status(rid) for rid in req["relationships"]]
-        return {"done": all(s.state == "DISCONNECTED" and not s.target_root_read_only for s in statuses)}
+        return {"done": all(s.writable for s in statuses)}
 
     def verify(self, req: dict[str, Any]) -> dict[str, Any]:
         """Enough Available target hosts for the moved sessions at the pool's limit, and the moved users' first
@@ -455,7 +455,7 @@ class Steps:
 
         target = region(self.topology, req["target"])
         statuses = [self.qumulo(target).target_status(rid) for rid in req["relationships"]]
-        return {"done": all(s.state == "ESTABLISHED" for s in statuses), "at": clock.now().isoformat()}
+        return {"done": all(s.established for s in statuses), "at": clock.now().isoformat()}
 
     def hold(self, req: dict[str, Any]) -> dict[str, Any]:
         """Place the instance's holds: {instance, holds: [{region, kind, seats}]}; a target's seats are split over
@@ -526,11 +526,3 @@ def _host(address: str) -> str:
     return address.split("://", 1)[-1].split(":", 1)[0].rstrip("/")
 
 
-def _now_iso() -> str:
-    from shared import clock
-
-    return clock.now().isoformat()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -49,13 +49,15 @@ class QumuloClient:
     """One cluster's REST API. Sign in with `username`/`password` or a long-lived `access_token`.
 
     `ca_bundle` names the PEM that signs the cluster's certificate (ANQ's own CA); verification is never off.
-    `sleep` and `now` are injectable so the waiting helpers run on a virtual clock in tests.
+    `sleep` (between retries) is injectable so retries run on a virtual clock in tests. The client never waits for
+    replication itself: the failover orchestration polls (`RelationshipStatus.caught_up`, `.writable`,
+    `.established`) with durable timers.
     """
 
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
                  access_token: str | None = None, ca_bundle: str | None = None, name: str = "",
                  connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0, retry_budget_s: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, now: Callable[[], datetime] | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not base_url.startswith("https://"):
             raise ValueError("the Qumulo address must be https:// (TLS is always verified)")
         if (access_token is None) == (password is None):
@@ -63,7 +65,6 @@ class QumuloClient:
         self.name = name or base_url
         self._username, self._password, self._token = username, password, access_token
         self._sleep = sleep
-        self._now = now or (lambda: datetime.now(UTC))
         self._budget = retry_budget_s
         # ANQ's own CA when given, else the public roots; verification is never off
         verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
@@ -288,39 +289,3 @@ class QumuloClient:
             return current
         return RelationshipStatus.model_validate(self.request(
             "POST", f"{REPLICATION}/target-relationships/{relationship_id}/reconnect", idempotent=False))
-
-    # ----------------------------------------------------------------- waiting
-
-    def _wait(self, what: str, read: Callable[[], RelationshipStatus], done: Callable[[RelationshipStatus], bool],
-              deadline: timedelta, poll: timedelta) -> RelationshipStatus:
-        give_up = self._now() + deadline
-        while True:
-            status = read()
-            if done(status):
-                return status
-            if self._now() >= give_up:
-                raise QumuloTransportError(f"Qumulo {self.name}: {what} did not finish within {deadline} "
-                                           f"(state {status.state}, job {status.job_state})")
-            self._sleep(poll.total_seconds())
-
-    def wait_for_job_after(self, relationship_id: str, after: datetime, *, deadline: timedelta = timedelta(minutes=30),
-                           poll: timedelta = timedelta(seconds=15)) -> RelationshipStatus:
-        """Wait until a job that started at or after `after` finished without error (recovery_point >= after)."""
-        def done(s: RelationshipStatus) -> bool:
-            if s.error_from_last_job and not s.running:
-                raise QumuloApiError(409, "replication_job_failed", s.error_from_last_job, cluster=self.name)
-            return not s.running and s.recovery_point is not None and s.recovery_point >= after
-
-        return self._wait("replication job", lambda: self.source_status(relationship_id), done, deadline, poll)
-
-    def wait_writable(self, relationship_id: str, *, deadline: timedelta = timedelta(minutes=30),
-                      poll: timedelta = timedelta(seconds=10)) -> RelationshipStatus:
-        """Wait until make-writable finished: DISCONNECTED and the target root writable."""
-        return self._wait("make-writable", lambda: self.target_status(relationship_id),
-                          lambda s: s.state == "DISCONNECTED" and not s.target_root_read_only, deadline, poll)
-
-    def wait_reconnected(self, relationship_id: str, *, deadline: timedelta = timedelta(minutes=30),
-                         poll: timedelta = timedelta(seconds=10)) -> RelationshipStatus:
-        """Wait until reconnect finished: ESTABLISHED again."""
-        return self._wait("reconnect", lambda: self.target_status(relationship_id),
-                          lambda s: s.state == "ESTABLISHED", deadline, poll)

@@ -103,6 +103,25 @@ class RelationshipStatus(_Answer):
         """Is a replication job running now?"""
         return self.job_state == "REPLICATION_RUNNING"
 
+    @property
+    def job_failed(self) -> bool:
+        """Did the last job end in an error (and none is running to replace it)?"""
+        return bool(self.error_from_last_job) and not self.running
+
+    def caught_up(self, after: datetime) -> bool:
+        """Has a job that started at or after `after` finished? (its start is the recovery point)"""
+        return not self.running and self.recovery_point is not None and self.recovery_point >= after
+
+    @property
+    def writable(self) -> bool:
+        """make-writable has finished: the target is disconnected and its root writable."""
+        return self.state == "DISCONNECTED" and not self.target_root_read_only
+
+    @property
+    def established(self) -> bool:
+        """The relationship replicates (again, after a reconnect)."""
+        return self.state == "ESTABLISHED"
+
 
 class BlackoutWindow(_Answer):
     """One blackout window of a source relationship (no job starts inside it)."""

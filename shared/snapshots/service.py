@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.clock import iso
 from shared.config.model import ProfileDirectory, Region, Topology
 from shared.errors import ConfigError, DependencyError, InputError, QumuloApiError
 from shared.qumulo.client import QumuloClient
@@ -26,7 +27,7 @@ log = get_logger("snapshots")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DirectoryRun:
     """What one run did for one directory: taken, skipped or failed; and whether it is fresh."""
 
     region: str
@@ -101,7 +102,7 @@ class Snapshotter:
 
     # ----------------------------------------------------------------- the scheduled run
 
-    def run(self) -> list[Outcome]:
+    def run(self) -> list[DirectoryRun]:
         """Take the snapshots due now on every cluster (in parallel) and check freshness."""
         now = self._now()
         regions = self.topology.regions
@@ -110,19 +111,19 @@ class Snapshotter:
         _ledger(results, now)
         return results
 
-    def _cluster(self, region: Region, now: datetime) -> list[Outcome]:
+    def _cluster(self, region: Region, now: datetime) -> list[DirectoryRun]:
         try:
             client = self.client(region)
             listing = client.list_snapshots()
         except (DependencyError, ConfigError) as exc:
             _alert("snapshots.cluster_unreachable", "Tandem.Snapshots.ClusterUnreachable", region.name, "",
                    f"{region.anq.name}: {exc}")
-            return [Outcome(region.name, d.path, "failed", f"cluster unreachable: {exc}", stale=True)
+            return [DirectoryRun(region.name, d.path, "failed", f"cluster unreachable: {exc}", stale=True)
                     for d in region.profile_directories]
         return [self._directory(region, client, listing, d, now) for d in region.profile_directories]
 
     def _directory(self, region: Region, client: QumuloClient, listing: list[Snapshot], directory: ProfileDirectory,
-                   now: datetime) -> Outcome:
+                   now: datetime) -> DirectoryRun:
         path = directory.path
         try:
             file_id = self._file_id(region, client, path)
@@ -131,13 +132,13 @@ class Snapshotter:
                 detail = f"profile directory {path} does not exist on {region.anq.name} (regions[{region.name}]." \
                          f"profile_directories in the topology)"
                 _alert("snapshots.directory_missing", "Tandem.Snapshots.DirectoryMissing", region.name, path, detail)
-                return Outcome(region.name, path, "failed", detail, stale=True)
+                return DirectoryRun(region.name, path, "failed", detail, stale=True)
             return self._failed(region, path, exc)
         except DependencyError as exc:
             return self._failed(region, path, exc)
         ours = self._ours(listing, file_id)
         wanted = due(self.policy, now, ours)
-        outcome = Outcome(region.name, path, "skipped", "slot already taken" if wanted is None else "")
+        outcome = DirectoryRun(region.name, path, "skipped", "slot already taken" if wanted is None else "")
         if wanted is not None:
             try:
                 made = client.create_snapshot(file_id, wanted.suffix, wanted.expiration)
@@ -145,7 +146,7 @@ class Snapshotter:
                 outcome = self._failed(region, path, exc)  # and still check how old the last good one is
             else:
                 self._settle_duplicates(client, file_id, wanted.slot)
-                outcome = Outcome(region.name, path, "taken", snapshot_id=made.id, name=made.name,
+                outcome = DirectoryRun(region.name, path, "taken", snapshot_id=made.id, name=made.name,
                                   expiration=wanted.expiration, tiers=wanted.tiers)
                 listing = [*listing, made]
         newest = self._newest(listing, file_id)
@@ -155,11 +156,11 @@ class Snapshotter:
             age = "none" if newest is None else f"{int((now - newest).total_seconds() // 60)} min old"
             _alert("snapshots.stale", "Tandem.Snapshots.Stale", region.name, path,
                    f"newest recovery point of {path} on {region.anq.name} is {age}; the bound is {bound}")
-        return Outcome(**{**outcome.__dict__, "stale": stale, "newest": newest})
+        return DirectoryRun(**{**outcome.__dict__, "stale": stale, "newest": newest})
 
-    def _failed(self, region: Region, path: str, exc: Exception) -> Outcome:
+    def _failed(self, region: Region, path: str, exc: Exception) -> DirectoryRun:
         _alert("snapshots.failed", "Tandem.Snapshots.Failed", region.name, path, f"{region.anq.name}: {exc}")
-        return Outcome(region.name, path, "failed", str(exc), stale=True)
+        return DirectoryRun(region.name, path, "failed", str(exc), stale=True)
 
     def _ours(self, listing: list[Snapshot], file_id: str) -> list[Ours]:
         found = []
@@ -197,7 +198,7 @@ class Snapshotter:
                 entry["snapshot_capacity_bytes"] = client.total_snapshot_capacity()
             except (DependencyError, ConfigError) as exc:
                 return {**entry, "error": str(exc)}
-            dirs = []
+            dirs: list[dict[str, Any]] = []
             for d in region.profile_directories:
                 try:
                     file_id = self._file_id(region, client, d.path)
@@ -210,8 +211,8 @@ class Snapshotter:
                 bound = d.freshness or self.policy.freshness
                 dirs.append({"path": d.path, "fresh": newest is not None and now - newest <= bound,
                              "newest": newest.isoformat() if newest else None,
-                             "recovery_points": [{"id": s.id, "name": s.name, "taken": _iso(s.timestamp),
-                                                  "expires": _iso(s.expiration), "tier": o.tier if o else None,
+                             "recovery_points": [{"id": s.id, "name": s.name, "taken": iso(s.timestamp),
+                                                  "expires": iso(s.expiration), "tier": o.tier if o else None,
                                                   "tandem": o is not None} for s, o in points]})
             return {**entry, "directories": dirs}
 
@@ -238,10 +239,6 @@ class Snapshotter:
         return made.id
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _alert(event: str, cloud_type: str, region: str, path: str, detail: str) -> None:
     """An error log line with a stable name and a Tandem CloudEvent: what an alert rule fires on."""
     from shared import events
@@ -250,7 +247,7 @@ def _alert(event: str, cloud_type: str, region: str, path: str, detail: str) -> 
     events.publish(cloud_type, f"{region}{path}", {"region": region, "path": path, "detail": detail})
 
 
-def _ledger(results: list[Outcome], now: datetime) -> None:
+def _ledger(results: list[DirectoryRun], now: datetime) -> None:
     """One row per directory per run in `<hub>snapshotledger` (taken, skipped or failed)."""
     from shared.state.tables import safe_key, table
 
@@ -263,5 +260,5 @@ def _ledger(results: list[Outcome], now: datetime) -> None:
         ledger.upsert_entity({"PartitionKey": safe_key(f"{o.region}|{o.path}"), "RowKey": f"{run}",
                               "time": now.isoformat(), "slot": stamp(slot_of(now)),
                               "result": o.result, "detail": o.detail[:1000], "snapshot_id": o.snapshot_id or 0,
-                              "name": o.name, "expiration": _iso(o.expiration) or "", "tiers": ",".join(o.tiers),
+                              "name": o.name, "expiration": iso(o.expiration) or "", "tiers": ",".join(o.tiers),
                               "stale": o.stale})

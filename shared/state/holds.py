@@ -57,7 +57,7 @@ class Hold:
             split = {str(k): int(v) for k, v in json.loads(str(entity.get("pool_seats") or "{}")).items()}
         except (ValueError, AttributeError, TypeError):
             split = {}
-        return cls(str(entity["RowKey"]), str(entity.get("instance", "")), kind if kind in KINDS else "source",  # type: ignore[arg-type]
+        return cls(str(entity["RowKey"]), str(entity.get("instance", "")), kind if kind in KINDS else "source",
                    int(entity.get("seats") or 0), str(entity.get("since", "")), str(entity.get("reason", "")), split)
 
 

@@ -29,7 +29,7 @@ def _client(twin: QumuloTwin, clock: VirtualClock, **options: Any) -> QumuloClie
     options.setdefault("username", "admin")
     options.setdefault("password", "tandem-demo")
     return QumuloClient(twin.base_url, ca_bundle=twin.ca.ca_path, name=twin.cluster.name,
-                        sleep=lambda s: clock.advance(timedelta(seconds=s)), now=clock.now, **options)
+                        sleep=lambda s: clock.advance(timedelta(seconds=s)), **options)
 
 
 def test_snapshots_are_created_listed_and_deleted_by_directory(pair: Any) -> None:
@@ -142,50 +142,50 @@ def test_wrong_state_calls_are_typed_errors_and_change_nothing(pair: Any) -> Non
 
 
 
-def test_failover_and_failback_through_the_client_with_its_waiting_helpers(pair: Any) -> None:
+def _poll(clock: VirtualClock, read: Any, done: Any, limit: timedelta = timedelta(minutes=30)) -> Any:
+    """What the orchestration does with a durable timer: read the status every 15 s until `done(status)`."""
+    give_up = clock.now() + limit
+    while not done(status := read()):
+        assert clock.now() < give_up, status
+        clock.advance(timedelta(seconds=15))
+    return status
+
+
+def test_failover_and_failback_through_the_client_and_the_status_predicates(pair: Any) -> None:
     east, central, clock = pair
     east.cluster.write_profile("/profiles/fslogix", "user001")
     with _client(east, clock) as a, _client(central, clock) as b:
-        # planned: fence the source, replicate now, wait for a job that started after the fence
+        # planned: fence the source, replicate now, poll for a job that started after the fence
         a.set_source_read_only("r1", True)
         fenced = clock.now()
         a.replicate("r1")
-        assert a.wait_for_job_after("r1", fenced).recovery_point > fenced
+        assert not a.source_status("r1").caught_up(fenced)  # the job is running: not yet
+        assert _poll(clock, lambda: a.source_status("r1"), lambda s: s.caught_up(fenced)).recovery_point >= fenced
         b.make_writable("r1")
         assert b.make_writable("r1").state == "DISCONNECTING"  # a second call is a no-op, not an error
-        assert not b.wait_writable("r1").target_root_read_only
+        assert not b.target_status("r1").writable  # the revert takes time
+        assert not _poll(clock, lambda: b.target_status("r1"), lambda s: s.writable).target_root_read_only
         central.cluster.write_profile("/profiles-dr/fslogix", "user001")
         # failback: reverse on the old target, reconnect the old source, then the way back
         assert b.reverse("r1", east.cluster.address).id == "r1"
         assert b.reverse("r1", east.cluster.address).id == "r1"  # already reversed is done
         a.reconnect("r1")
-        assert a.wait_reconnected("r1").target_root_read_only
+        assert _poll(clock, lambda: a.target_status("r1"), lambda s: s.established).target_root_read_only
         started = clock.now()
         b.replicate("r1")
-        b.wait_for_job_after("r1", started)
+        _poll(clock, lambda: b.source_status("r1"), lambda s: s.caught_up(started))
     assert east.cluster.directory("/profiles/fslogix").profiles["user001"].version == 2
-    waits = [r for r in central.server.log("GET", "/status") if "target-relationships" in r.path]
-    assert len(waits) >= 2  # make-writable was polled, not assumed
 
 
-def test_a_wait_gives_up_at_its_deadline_on_the_injected_clock(pair: Any) -> None:
-    east, _, clock = pair
-    with _client(east, clock) as a:
-        started = clock.now()
-        a.replicate("r1")  # a job takes two modelled minutes
-        with pytest.raises(QumuloTransportError, match="replication job did not finish within 0:01:00"):
-            a.wait_for_job_after("r1", started, deadline=timedelta(minutes=1), poll=timedelta(seconds=15))
-        assert clock.now() - started == timedelta(minutes=1)
-
-
-def test_a_job_that_fails_is_reported_not_waited_out(pair: Any) -> None:
+def test_a_job_that_fails_reads_as_failed_not_as_running(pair: Any) -> None:
     east, central, clock = pair
     central.outage()  # the target region is dark: the job cannot land
     with _client(east, clock) as a:
         started = clock.now()
         a.replicate("r1")
-        with pytest.raises(QumuloApiError, match="target unreachable"):
-            a.wait_for_job_after("r1", started)
+        failed = _poll(clock, lambda: a.source_status("r1"), lambda s: s.job_failed or s.caught_up(started))
+        assert failed.job_failed and not failed.caught_up(started)
+        assert "target unreachable" in failed.error_from_last_job
 
 
 def test_the_standalone_twin_prints_ready_and_serves_the_demo_cluster() -> None:

@@ -51,7 +51,7 @@ def twins() -> Iterator[tuple[QumuloTwin, QumuloTwin, VirtualClock]]:
 def snapshotter(topo: Any, clock: VirtualClock, **client_options: Any) -> Snapshotter:
     def client_for(region: Any) -> QumuloClient:
         return QumuloClient(region.anq.address, username="admin", password="tandem-demo", ca_bundle=region.anq.ca_bundle,
-                            name=region.anq.name, sleep=lambda s: None, now=clock.now, **client_options)
+                            name=region.anq.name, sleep=lambda s: None, **client_options)
 
     worker = Snapshotter(topo, client_for=client_for, now=clock.now)
     opened.append(worker)

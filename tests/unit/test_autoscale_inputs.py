@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import payloads
 from shared.autoscale import signals
 from shared.autoscale.forecast import ArrivalHistory, build_forecast, from_entity, to_entity
 from shared.autoscale.rules import phase_at
@@ -77,7 +78,7 @@ def test_a_logon_rate_alert_names_its_pool_and_rate() -> None:
      "sessions: Input should be a valid integer"),
     ("Microsoft.AlertsManagement.Alert.Activated", load_event("monitor_commonalert_log_logonrate.json"),
      "unknown event type"),  # alerts come by the action group's webhook, never by Event Grid
-    (signals.HEALTH_CHANGED, {"resourceInfo": {}}, "resourceInfo.properties: Field required"),
+    (payloads.HEALTH_CHANGED, {"resourceInfo": {}}, "resourceInfo.properties: Field required"),
 ])
 def test_malformed_or_unknown_events_are_input_errors(event_type: str, data: object, message: str) -> None:
     with pytest.raises(InputError, match=message):

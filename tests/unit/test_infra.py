@@ -108,8 +108,8 @@ def test_event_grid_subscriptions_deliver_to_the_apps_event_grid_functions() -> 
     text = (INFRA / "app" / "events.bicep").read_text(encoding="utf-8")
     targets = set(re.findall(r"/functions/(\w+)'", text))
     assert targets == event_grid == {"autoscale_events", "failover_events"}
-    from shared.autoscale.signals import FAILOVER_STARTED, HEALTH_CHANGED
-    from shared.failover.signals import HEALTH_ANNOTATED
+    from shared.autoscale.signals import FAILOVER_STARTED
+    from shared.payloads import HEALTH_ANNOTATED, HEALTH_CHANGED
 
     assert f"'{HEALTH_CHANGED}'" in text and f"'{FAILOVER_STARTED}'" in text and f"'{HEALTH_ANNOTATED}'" in text
     assert "Qumulo" not in text and "anqResourceIds" not in text  # the HealthResources topic speaks for VMs only

@@ -24,11 +24,11 @@ from tests.conftest import load_event
 TOPOLOGY = load_topology(Path(__file__).parents[2] / "local" / "demo" / "topology.yaml")
 TOPIC = "/subscriptions/00000000-0000-4000-8000-0000000000e1"
 TYPES = ["Microsoft.AlertsManagement.Alert.Activated", "Microsoft.AlertsManagement.Alert.Resolved",
-         autoscale_signals.HEALTH_CHANGED, autoscale_signals.FAILOVER_STARTED, "Other.Type", ""]
+         payloads.HEALTH_CHANGED, autoscale_signals.FAILOVER_STARTED, "Other.Type", ""]
 ALERT = "Microsoft.AlertsManagement.Alert.Activated"
 SAMPLES = [(ALERT, load_event("monitor_commonalert_log_logonrate.json")),
            (ALERT, load_event("monitor_commonalert_testaction_metric_static.json")),
-           (autoscale_signals.HEALTH_CHANGED, load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema."
+           (payloads.HEALTH_CHANGED, load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema."
                                                          "json")["data"]),
            (autoscale_signals.FAILOVER_STARTED, {"source": "east", "target": "central", "sessions": 40}),
            (ALERT, {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {
