@@ -6,9 +6,14 @@ import argparse
 import json
 import sys
 
-BENCHMARKS = {"autoscale-burst": "bench.autoscale_burst", "cold-start": "bench.cold_start",
-              "control-plane": "bench.control_plane", "estate-scale": "bench.estate_scale", "failover-rto": "bench.failover_rto",
-              "snapshots": "bench.snapshots"}
+BENCHMARKS = {
+    "autoscale-burst": "bench.autoscale_burst",
+    "cold-start": "bench.cold_start",
+    "control-plane": "bench.control_plane",
+    "estate-scale": "bench.estate_scale",
+    "failover-rto": "bench.failover_rto",
+    "snapshots": "bench.snapshots",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -85,25 +85,46 @@ def policies(recorded_peak: int) -> dict[str, AutoscalePolicy]:
     staged = datetime(2026, 1, 1, *PRESTAGE_READY) - timedelta(minutes=lead)
     one, staged_pct = hosts_pct(1), hosts_pct(prestage_hosts(recorded_peak))
     return {
-        "native": _policy("native", [
-            {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
-            {"phase": "peak", "start": "09:00", "capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
-            {"phase": "ramp_down", "start": "17:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
-            {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10}]),
-        "native_same": _policy("native", [
-            {"phase": p, "start": at, "capacity_threshold_pct": 90,
-             "minimum_hosts_pct": one if p in ("ramp_up", "peak") else 0} for p, at in TANDEM_PHASES]),
-        "legacy": _policy("legacy", [{"phase": "peak", "start": "07:00"}, {"phase": "off_peak", "start": "18:00"}],
-                          legacy={"minimum_hosts": 12}),
-        "prestage": _policy("native", [
-            {"phase": "off_peak", "start": "00:00", "capacity_threshold_pct": BURST_PCT, "minimum_hosts_pct": one},
-            {"phase": "ramp_up", "start": staged.strftime("%H:%M"), "capacity_threshold_pct": BURST_PCT,
-             "minimum_hosts_pct": staged_pct},
-            {"phase": "peak", "start": "09:00", "capacity_threshold_pct": BURST_PCT, "minimum_hosts_pct": staged_pct},
-            {"phase": "ramp_down", "start": PRESTAGE_UNTIL, "capacity_threshold_pct": BURST_PCT,
-             "minimum_hosts_pct": one}]),
-        "tandem": _policy("tandem", [{"phase": p, "start": at, "capacity_threshold_pct": 90} for p, at in TANDEM_PHASES],
-                          weekdays_only=False, cooldown="5m", boot_lead="10m"),
+        "native": _policy(
+            "native",
+            [
+                {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
+                {"phase": "peak", "start": "09:00", "capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
+                {"phase": "ramp_down", "start": "17:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
+                {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
+            ],
+        ),
+        "native_same": _policy(
+            "native",
+            [
+                {"phase": p, "start": at, "capacity_threshold_pct": 90, "minimum_hosts_pct": one if p in ("ramp_up", "peak") else 0}
+                for p, at in TANDEM_PHASES
+            ],
+        ),
+        "legacy": _policy(
+            "legacy", [{"phase": "peak", "start": "07:00"}, {"phase": "off_peak", "start": "18:00"}], legacy={"minimum_hosts": 12}
+        ),
+        "prestage": _policy(
+            "native",
+            [
+                {"phase": "off_peak", "start": "00:00", "capacity_threshold_pct": BURST_PCT, "minimum_hosts_pct": one},
+                {
+                    "phase": "ramp_up",
+                    "start": staged.strftime("%H:%M"),
+                    "capacity_threshold_pct": BURST_PCT,
+                    "minimum_hosts_pct": staged_pct,
+                },
+                {"phase": "peak", "start": "09:00", "capacity_threshold_pct": BURST_PCT, "minimum_hosts_pct": staged_pct},
+                {"phase": "ramp_down", "start": PRESTAGE_UNTIL, "capacity_threshold_pct": BURST_PCT, "minimum_hosts_pct": one},
+            ],
+        ),
+        "tandem": _policy(
+            "tandem",
+            [{"phase": p, "start": at, "capacity_threshold_pct": 90} for p, at in TANDEM_PHASES],
+            weekdays_only=False,
+            cooldown="5m",
+            boot_lead="10m",
+        ),
     }
 
 
@@ -143,11 +164,23 @@ def trace(day: date, scenario: str, seed: int) -> list[Visit]:
     else:
         visits = users(250, eight, 1)
         if scenario == "failover_storm":
-            visits += [Visit(f"user{251 + i:03d}@contoso.com", base + timedelta(hours=10, minutes=rng.uniform(0, 10)),
-                             timedelta(hours=max(0.5, rng.gauss(8, 1)))) for i in range(250)]
+            visits += [
+                Visit(
+                    f"user{251 + i:03d}@contoso.com",
+                    base + timedelta(hours=10, minutes=rng.uniform(0, 10)),
+                    timedelta(hours=max(0.5, rng.gauss(8, 1))),
+                )
+                for i in range(250)
+            ]
         elif scenario == "new_team":  # 150 people the history never saw, arriving together, unannounced
-            visits += [Visit(f"user{251 + i:03d}@contoso.com", base + timedelta(hours=9, minutes=30 + rng.gauss(0, 10)),
-                             timedelta(hours=max(0.5, rng.gauss(8, 1)))) for i in range(150)]
+            visits += [
+                Visit(
+                    f"user{251 + i:03d}@contoso.com",
+                    base + timedelta(hours=9, minutes=30 + rng.gauss(0, 10)),
+                    timedelta(hours=max(0.5, rng.gauss(8, 1))),
+                )
+                for i in range(150)
+            ]
     return sorted(visits, key=lambda v: v.arrive)
 
 
@@ -179,10 +212,18 @@ class ModelGateway:
 
     def read(self) -> PoolState:
         now = self.estate.settle()
-        hosts = tuple(HostState(h.name, h.vm.id if h.vm else "", h.status(now), h.allow_new_session,
-                                h.vm.power(now) if h.vm else "running", dict(h.vm.tags) if h.vm else {},
-                                tuple(UserSession(str(s.id), s.upn, s.state, s.created) for s in h.sessions.values()))
-                      for h in self.pool.hosts.values())
+        hosts = tuple(
+            HostState(
+                h.name,
+                h.vm.id if h.vm else "",
+                h.status(now),
+                h.allow_new_session,
+                h.vm.power(now) if h.vm else "running",
+                dict(h.vm.tags) if h.vm else {},
+                tuple(UserSession(str(s.id), s.upn, s.state, s.created) for s in h.sessions.values()),
+            )
+            for h in self.pool.hosts.values()
+        )
         return PoolState(REF, self.pool.load_balancer_type, self.pool.max_session_limit, False, hosts)
 
     def _host(self, name: str) -> Host:
@@ -194,12 +235,10 @@ class ModelGateway:
         return [Outcome(n, "drain" if drain else "undrain", "done") for n in hosts]
 
     def start_vms(self, vm_ids: Any) -> list[Outcome]:
-        return [Outcome(v, "start", "done" if self.estate.start_vm(_vm(self.by_vm[v])) else "already")
-                for v in vm_ids]
+        return [Outcome(v, "start", "done" if self.estate.start_vm(_vm(self.by_vm[v])) else "already") for v in vm_ids]
 
     def deallocate_vms(self, vm_ids: Any) -> list[Outcome]:
-        return [Outcome(v, "deallocate", "done" if self.estate.deallocate_vm(_vm(self.by_vm[v])) else "already")
-                for v in vm_ids]
+        return [Outcome(v, "deallocate", "done" if self.estate.deallocate_vm(_vm(self.by_vm[v])) else "already") for v in vm_ids]
 
     def send_message(self, ref: PoolRef, host: str, session_id: str, title: str, body: str) -> Outcome:
         self.estate.send_message(self._host(host), session_id, title, body)
@@ -242,7 +281,7 @@ class Clairvoyant:
 
     def act(self, estate: Estate, pool: Pool, now: datetime) -> None:
         minute = int((now - self.base).total_seconds() // 60)
-        want = max(self.need[minute: minute + self.lead + 1] or [0])
+        want = max(self.need[minute : minute + self.lead + 1] or [0])
         on = [h for h in pool.hosts.values() if h.vm is not None and h.vm.power(now) in ("starting", "running")]
         serving = [h for h in on if h.allow_new_session]
         leaving = [h for h in on if not h.allow_new_session]
@@ -252,11 +291,12 @@ class Clairvoyant:
                 estate.set_drain(host, True)
                 leaving.remove(host)
                 missing -= 1
-            off = sorted((h for h in pool.hosts.values() if h.vm is not None and h.vm.power(now) == "deallocated"),
-                         key=lambda h: h.name)
+            off = sorted(
+                (h for h in pool.hosts.values() if h.vm is not None and h.vm.power(now) == "deallocated"), key=lambda h: h.name
+            )
             for host in off[:missing]:
                 estate.start_vm(_vm(host))
-        for host in sorted(serving, key=lambda h: (len(h.sessions), h.name))[:max(0, len(serving) - want)]:
+        for host in sorted(serving, key=lambda h: (len(h.sessions), h.name))[: max(0, len(serving) - want)]:
             if host.sessions:
                 estate.set_drain(host, False)  # consolidate: the known sessions fit on the others
             else:
@@ -266,8 +306,7 @@ class Clairvoyant:
                 estate.deallocate_vm(_vm(host))
 
 
-def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int,
-         policy: AutoscalePolicy | None = None) -> DayResult:
+def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int, policy: AutoscalePolicy | None = None) -> DayResult:
     """One policy (or the clairvoyant reference when `policy` is None) through one day; `history` is what Tandem
     has learned (it keeps learning)."""
     clock, estate, pool = _estate(day, seed)
@@ -322,15 +361,20 @@ def lower_bound(day: date, scenario: str, seed: int) -> DayResult:
 
 def _summary(r: DayResult) -> dict[str, Any]:
     waits = sorted(r.waits) or [0.0]
-    return {"logon_misses": r.misses, "p95_wait_s": round(waits[min(len(waits) - 1, int(0.95 * len(waits)))], 1),
-            "vm_hours": round(r.vm_minutes / 60, 1)}
+    return {
+        "logon_misses": r.misses,
+        "p95_wait_s": round(waits[min(len(waits) - 1, int(0.95 * len(waits)))], 1),
+        "vm_hours": round(r.vm_minutes / 60, 1),
+    }
 
 
 def recorded_peak(seed: int) -> int:
     """The most concurrent sessions on any day of the history: what an administrator reads off two weeks of
     insights to size a pre-stage."""
-    return max(max(concurrency(trace(MEASURED - timedelta(days=back), "typical", seed), MEASURED - timedelta(days=back)))
-               for back in range(HISTORY_DAYS, 0, -1))
+    return max(
+        max(concurrency(trace(MEASURED - timedelta(days=back), "typical", seed), MEASURED - timedelta(days=back)))
+        for back in range(HISTORY_DAYS, 0, -1)
+    )
 
 
 def one_seed(seed: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -341,8 +385,7 @@ def one_seed(seed: int) -> dict[str, dict[str, dict[str, Any]]]:
         play(MEASURED - timedelta(days=back), "typical", "tandem", history, seed, rows["tandem"])
     scenarios: dict[str, dict[str, Any]] = {}
     for scenario in SCENARIOS:
-        row = {name: _summary(play(MEASURED, scenario, name, copy.deepcopy(history), seed, policy))
-               for name, policy in rows.items()}
+        row = {name: _summary(play(MEASURED, scenario, name, copy.deepcopy(history), seed, policy)) for name, policy in rows.items()}
         row["clairvoyant"] = _summary(play(MEASURED, scenario, "clairvoyant", ArrivalHistory(), seed))
         row["lower_bound"] = _summary(lower_bound(MEASURED, scenario, seed))
         scenarios[scenario] = row
@@ -355,13 +398,24 @@ FIGURES = ("logon_misses", "vm_hours", "p95_wait_s")
 def aggregate(per_seed: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> dict[str, Any]:
     """Mean and worst of each figure, per scenario and policy, over the seeds."""
     first = next(iter(per_seed.values()))
-    return {scenario: {name: {f: {"mean": round(statistics.fmean(s[scenario][name][f] for s in per_seed.values()), 1),
-                                  "max": max(s[scenario][name][f] for s in per_seed.values())} for f in FIGURES}
-                       for name in first[scenario]} for scenario in first}
+    return {
+        scenario: {
+            name: {
+                f: {
+                    "mean": round(statistics.fmean(s[scenario][name][f] for s in per_seed.values()), 1),
+                    "max": max(s[scenario][name][f] for s in per_seed.values()),
+                }
+                for f in FIGURES
+            }
+            for name in first[scenario]
+        }
+        for scenario in first
+    }
 
 
 def goals(scenarios: dict[str, Any], per_seed: dict[str, Any]) -> dict[str, Any]:
     """The goals, reported (never asserted): what Tandem reached against each reference."""
+
     def hours(scenario: str, name: str) -> float:
         return float(scenarios[scenario][name]["vm_hours"]["mean"])
 
@@ -385,8 +439,13 @@ def run(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
         per_seed = {str(seed): result for seed, result in zip(seeds, pool.map(one_seed, seeds), strict=True)}
     scenarios = aggregate(per_seed)
-    return {"seeds": list(seeds), "scenarios": scenarios, "per_seed": per_seed, "goals": goals(scenarios, per_seed),
-            "wall_s": round(time.perf_counter() - began, 1)}
+    return {
+        "seeds": list(seeds),
+        "scenarios": scenarios,
+        "per_seed": per_seed,
+        "goals": goals(scenarios, per_seed),
+        "wall_s": round(time.perf_counter() - began, 1),
+    }
 
 
 POLICY_ORDER = ("native", "native_same", "legacy", "prestage", "tandem", "clairvoyant", "lower_bound")

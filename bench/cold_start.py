@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ["pydantic", "yaml", "azure.mgmt.compute", "azure.mgmt.desktopvirtualization", "azure.identity", "azure.monitor.opentelemetry",
-         "httpx", "azure.data.tables"]
+HEAVY = [
+    "pydantic",
+    "yaml",
+    "azure.mgmt.compute",
+    "azure.mgmt.desktopvirtualization",
+    "azure.identity",
+    "azure.monitor.opentelemetry",
+    "httpx",
+    "azure.data.tables",
+]
 # The floor: what any v2 Durable Functions app imports before its own code (the SDKs and an empty app).
 _FLOOR = """
 import json, time
@@ -36,8 +44,14 @@ print(json.dumps({"import_s": t1 - t0, "index_s": t2 - t1, "heavy": heavy}))
 
 
 def _fresh(code: str, *args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     return dict(json.loads(out.stdout))
 
 

@@ -47,10 +47,16 @@ def _read_with_models(dv: Any, compute: Any, refs: list[PoolRef]) -> int:
     """Per pool get + hosts + sessions, and the subscription's VM statuses, as SDK models. Returns hosts seen."""
     with ThreadPoolExecutor(WORKERS) as pool:
         power = pool.submit(lambda: {vm.id.lower(): vm for vm in compute.virtual_machines.list_all(status_only="true")})
-        listings = list(pool.map(lambda r: (dv.host_pools.get(r.resource_group, r.name),
-                                            list(dv.session_hosts.list(r.resource_group, r.name, page_size=1000)),
-                                            list(dv.user_sessions.list_by_host_pool(r.resource_group, r.name,
-                                                                                     page_size=1000))), refs))
+        listings = list(
+            pool.map(
+                lambda r: (
+                    dv.host_pools.get(r.resource_group, r.name),
+                    list(dv.session_hosts.list(r.resource_group, r.name, page_size=1000)),
+                    list(dv.user_sessions.list_by_host_pool(r.resource_group, r.name, page_size=1000)),
+                ),
+                refs,
+            )
+        )
         vms = power.result()
     return sum(1 for _, hosts, _ in listings for h in hosts if (h.resource_id or "").lower() in vms)
 
@@ -68,23 +74,35 @@ def _best(read: Any) -> dict[str, float]:
 
 def run(pools: int = 20, hosts: int = 100, latency_ms: float = 50.0) -> dict[str, Any]:
     """Start the twin in its own process, read the estate each way, stop the twin."""
-    seed = pool_seed(hosts, pools=pools, running=hosts // 3, sessions=4, max_sessions=8, vm_groups=VM_GROUPS,
-                     subscription=SUB)
+    seed = pool_seed(hosts, pools=pools, running=hosts // 3, sessions=4, max_sessions=8, vm_groups=VM_GROUPS, subscription=SUB)
     refs = [PoolRef(SUB, "rg-avd", f"hp{p}", (f"rg-hosts-{p % VM_GROUPS}",)) for p in range(pools)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seed.json"
         path.write_text(json.dumps(seed), encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "local.twins.arm", "--port", "0", "--seed", str(path),
-                                 "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local.twins.arm", "--port", "0", "--seed", str(path), "--latency-ms", str(latency_ms)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline() if proc.stdout else ""
             if not line.startswith("READY "):
                 raise RuntimeError(f"the ARM twin did not start: {line!r}")
             fields = dict(part.split("=", 1) for part in line.split()[1:])
-            os.environ.update({"IDENTITY_ENDPOINT": fields["identity_endpoint"],
-                               "IDENTITY_HEADER": fields["identity_header"], "REQUESTS_CA_BUNDLE": fields["ca"]})
-            result: dict[str, Any] = {"pools": pools, "hosts": pools * hosts, "latency_ms": latency_ms,
-                                      "workers": WORKERS, "twin": "own process"}
+            os.environ.update(
+                {
+                    "IDENTITY_ENDPOINT": fields["identity_endpoint"],
+                    "IDENTITY_HEADER": fields["identity_header"],
+                    "REQUESTS_CA_BUNDLE": fields["ca"],
+                }
+            )
+            result: dict[str, Any] = {
+                "pools": pools,
+                "hosts": pools * hosts,
+                "latency_ms": latency_ms,
+                "workers": WORKERS,
+                "twin": "own process",
+            }
             with AzureGateway(endpoint=fields["base_url"], max_workers=WORKERS) as gateway:
                 gateway.read_pools(refs[:1])  # warm-up: token, connections
 

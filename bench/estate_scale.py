@@ -36,17 +36,41 @@ INSTANCES = (1, 2, 4, 8)
 def _topology() -> Any:
     from shared.config.model import Topology
 
-    pools = [{"name": f"hp{p}", "resource_group": "rg-avd", "subscription_id": sub,
-              "vm_resource_groups": [f"rg-hosts-{p % VM_GROUPS}"]} for sub in SUBSCRIPTIONS for p in range(POOLS_PER_SUB)]
-    return Topology.model_validate({
-        "version": 1,
-        "regions": [{"name": "east", "location": "eastus2", "subscription_id": SUBSCRIPTIONS[0], "host_pools": pools,
-                     "anq": {"name": "anq-east", "address": "https://127.0.0.1:9",
-                             "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}}},
-                     "profile_directories": [{"path": "/profiles/fslogix"}]}],
-        "policies": {"autoscale": {"default": {"algorithm": "tandem", "time_zone": "UTC", "weekdays_only": False, "phases": [
-            {"phase": "peak", "start": "00:00", "capacity_threshold_pct": 80, "minimum_hosts_pct": 10}]}},
-            "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]}}})
+    pools = [
+        {"name": f"hp{p}", "resource_group": "rg-avd", "subscription_id": sub, "vm_resource_groups": [f"rg-hosts-{p % VM_GROUPS}"]}
+        for sub in SUBSCRIPTIONS
+        for p in range(POOLS_PER_SUB)
+    ]
+    return Topology.model_validate(
+        {
+            "version": 1,
+            "regions": [
+                {
+                    "name": "east",
+                    "location": "eastus2",
+                    "subscription_id": SUBSCRIPTIONS[0],
+                    "host_pools": pools,
+                    "anq": {
+                        "name": "anq-east",
+                        "address": "https://127.0.0.1:9",
+                        "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}},
+                    },
+                    "profile_directories": [{"path": "/profiles/fslogix"}],
+                }
+            ],
+            "policies": {
+                "autoscale": {
+                    "default": {
+                        "algorithm": "tandem",
+                        "time_zone": "UTC",
+                        "weekdays_only": False,
+                        "phases": [{"phase": "peak", "start": "00:00", "capacity_threshold_pct": 80, "minimum_hosts_pct": 10}],
+                    }
+                },
+                "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]},
+            },
+        }
+    )
 
 
 def _makespan(walls: list[float], instances: int) -> float:
@@ -68,27 +92,59 @@ def run(sweeps: int = 60, period_s: float = 10.0, churn_per_min: int = 400) -> d
     from shared.autoscale.service import Autoscaler
     from shared.azure import AzureGateway
 
-    seed = estate_seed(SUBSCRIPTIONS, hosts=HOSTS, pools=POOLS_PER_SUB, running=HOSTS // 4, sessions=6, max_sessions=8,
-                       vm_groups=VM_GROUPS, users=4000, agent_ready="60s")
+    seed = estate_seed(
+        SUBSCRIPTIONS,
+        hosts=HOSTS,
+        pools=POOLS_PER_SUB,
+        running=HOSTS // 4,
+        sessions=6,
+        max_sessions=8,
+        vm_groups=VM_GROUPS,
+        users=4000,
+        agent_ready="60s",
+    )
     scale = 60.0 / period_s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seed.json"
         path.write_text(json.dumps(seed), encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "local.twins.arm", "--port", "0", "--seed", str(path),
-                                 "--latency-ms", str(LATENCY_MS), "--time-scale", str(scale),
-                                 "--churn", str(int(churn_per_min / scale))], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.twins.arm",
+                "--port",
+                "0",
+                "--seed",
+                str(path),
+                "--latency-ms",
+                str(LATENCY_MS),
+                "--time-scale",
+                str(scale),
+                "--churn",
+                str(int(churn_per_min / scale)),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline() if proc.stdout else ""
             if not line.startswith("READY "):
                 raise RuntimeError(f"the ARM twin did not start: {line!r}")
             fields = dict(part.split("=", 1) for part in line.split()[1:])
-            os.environ.update({"IDENTITY_ENDPOINT": fields["identity_endpoint"], "TANDEM_ARM_RETRY_BUDGET_S": "20",
-                               "IDENTITY_HEADER": fields["identity_header"], "REQUESTS_CA_BUNDLE": fields["ca"]})
+            os.environ.update(
+                {
+                    "IDENTITY_ENDPOINT": fields["identity_endpoint"],
+                    "TANDEM_ARM_RETRY_BUDGET_S": "20",
+                    "IDENTITY_HEADER": fields["identity_header"],
+                    "REQUESTS_CA_BUNDLE": fields["ca"],
+                }
+            )
             topology = _topology()
             gateway = AzureGateway(endpoint=fields["base_url"], max_workers=16)
             scaler = Autoscaler(topology, gateway)
-            parts = sweep.partitions([(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups)
-                                      for t in scaler.targets.values()], sweep.partition_size())
+            parts = sweep.partitions(
+                [(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()], sweep.partition_size()
+            )
             by_key = scaler.targets
             read_cpu = [0.0]
             read = gateway.read_pools
@@ -130,18 +186,30 @@ def run(sweeps: int = 60, period_s: float = 10.0, churn_per_min: int = 400) -> d
     pools = len(by_key)
     requests = after["requests"] - before["requests"]
     return {
-        "pools": pools, "hosts": pools * HOSTS, "subscriptions": len(SUBSCRIPTIONS), "sweeps": sweeps,
-        "period": f"one minute, compressed to {period_s:g} s (buckets refill {scale:g}x)", "latency_ms": LATENCY_MS,
-        "partitions": len(parts), "partition_pools": sweep.partition_size(),
+        "pools": pools,
+        "hosts": pools * HOSTS,
+        "subscriptions": len(SUBSCRIPTIONS),
+        "sweeps": sweeps,
+        "period": f"one minute, compressed to {period_s:g} s (buckets refill {scale:g}x)",
+        "latency_ms": LATENCY_MS,
+        "partitions": len(parts),
+        "partition_pools": sweep.partition_size(),
         "requests_per_pool": round(requests / (pools * sweeps), 2),
-        "throttled": after["throttled"] - before["throttled"], "retries_exhausted": exhausted, "failed_pools": errors,
+        "throttled": after["throttled"] - before["throttled"],
+        "retries_exhausted": exhausted,
+        "failed_pools": errors,
         "tandem_cpu_ms_per_pool": round(read_cpu[0] * 1000 / (pools * sweeps), 2),
         "evaluation_cpu_ms_per_pool": round(statistics.mean(sweep_cpu) * 1000 / pools, 2),
         "sweep_wall_s": {"p50": _p(walls, 0.5), "p95": _p(walls, 0.95), "one_process": True},
-        "sweep_wall_on_instances_s": {str(n): {"p50": _p([_makespan(w, n) for w in partition_walls], 0.5),
-                                               "p95": _p([_makespan(w, n) for w in partition_walls], 0.95)}
-                                      for n in INSTANCES},
-        "decisions_per_sweep": pools, "actions_per_sweep": round(statistics.mean(actions), 1),
+        "sweep_wall_on_instances_s": {
+            str(n): {
+                "p50": _p([_makespan(w, n) for w in partition_walls], 0.5),
+                "p95": _p([_makespan(w, n) for w in partition_walls], 0.95),
+            }
+            for n in INSTANCES
+        },
+        "decisions_per_sweep": pools,
+        "actions_per_sweep": round(statistics.mean(actions), 1),
     }
 
 

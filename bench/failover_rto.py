@@ -72,7 +72,7 @@ def _morning(t: Place, advance: Callable[[timedelta], Any], mode: str) -> list[s
     for side in (EAST, CENTRAL):  # both worlds start with the hosts a peak-phase minimum keeps on
         vms = [h.vm for h in _pool(t, side).hosts.values() if h.vm is not None]
         on = sum(1 for vm in vms if vm.power(arm.clock.now()) in ("starting", "running"))
-        for vm in [vm for vm in vms if vm.power(arm.clock.now()) == "deallocated"][:max(0, MIN_ON - on)]:
+        for vm in [vm for vm in vms if vm.power(arm.clock.now()) == "deallocated"][: max(0, MIN_ON - on)]:
             arm.start_vm(vm)
     advance(timedelta(minutes=6))  # longer than the slowest boot the model draws (45 s + 240 s)
     for upn in users:  # a morning's sign-ins: FSLogix opens each container on east
@@ -109,9 +109,14 @@ def lower_bound(t: Place, mode: str, target: Side, drain_wait: timedelta) -> dic
     short = max(0, math.ceil(USERS / pool.max_session_limit) - available)
     boot = arm.timings.boot.total_seconds() + arm.timings.agent_ready.p95 if short else 0.0
     rel = next(iter(t.anq["central"].cluster.relationships.values()))
-    terms = {"boot_p95": round(boot, 1), "drain_wait": drain_wait.total_seconds(),
-             "detach": t.anq["east"].cluster.detach_delay.total_seconds(), "job": rel.timings.job.total_seconds(),
-             "revert": rel.timings.revert.total_seconds(), "reconnect": rel.timings.reconnect.total_seconds()}
+    terms = {
+        "boot_p95": round(boot, 1),
+        "drain_wait": drain_wait.total_seconds(),
+        "detach": t.anq["east"].cluster.detach_delay.total_seconds(),
+        "job": rel.timings.job.total_seconds(),
+        "revert": rel.timings.revert.total_seconds(),
+        "reconnect": rel.timings.reconnect.total_seconds(),
+    }
     if mode == "planned":
         formula = "max(boot_p95, drain_wait + detach + job + revert)"
         value = max(terms["boot_p95"], terms["drain_wait"] + terms["detach"] + terms["job"] + terms["revert"])
@@ -119,9 +124,8 @@ def lower_bound(t: Place, mode: str, target: Side, drain_wait: timedelta) -> dic
         formula, value = "max(boot_p95, revert)", max(terms["boot_p95"], terms["revert"])
     else:  # re-protection can overlap the drain; the one job after the fence carries every change home
         formula = "max(boot_p95, max(drain_wait + detach, reconnect) + job + revert)"
-        value = max(terms["boot_p95"], max(terms["drain_wait"] + terms["detach"], terms["reconnect"]) + terms["job"]
-                    + terms["revert"])
-    why = (f"{short} of the target's hosts must boot" if short else "the target already has Available hosts for the users")
+        value = max(terms["boot_p95"], max(terms["drain_wait"] + terms["detach"], terms["reconnect"]) + terms["job"] + terms["revert"])
+    why = f"{short} of the target's hosts must boot" if short else "the target already has Available hosts for the users"
     return {"lower_bound_s": round(value, 1), "formula": formula, "terms_s": terms, "hosts": why}
 
 
@@ -129,8 +133,14 @@ def lower_bound(t: Place, mode: str, target: Side, drain_wait: timedelta) -> dic
 
 
 def _start(estate: Estate, body: dict[str, Any]) -> None:
-    status, answer = estate.host.http("POST", "failover", body={**body, "reason": "bench"}, function="failover_start",
-                                      roles=["Tandem.Failover.Operator"], name="bench")
+    status, answer = estate.host.http(
+        "POST",
+        "failover",
+        body={**body, "reason": "bench"},
+        function="failover_start",
+        roles=["Tandem.Failover.Operator"],
+        name="bench",
+    )
     if status != 202:
         raise RuntimeError(f"failover start answered {status}: {answer}")
 
@@ -157,8 +167,14 @@ def _run_tandem(estate: Estate, source: Side, target: Side, mode: str, drain_wai
         if mode == "unplanned" and not approved:
             status = estate.host.durable.status(INSTANCE) or {}
             if (status.get("customStatus") or {}).get("state") == "awaiting approval":
-                answer, _ = estate.host.http("POST", f"failover/{INSTANCE}/approve", body={}, function="failover_decide",
-                                             roles=["Tandem.Failover.Approver"], name="bench-approver")  # four eyes
+                answer, _ = estate.host.http(
+                    "POST",
+                    f"failover/{INSTANCE}/approve",
+                    body={},
+                    function="failover_decide",
+                    roles=["Tandem.Failover.Approver"],
+                    name="bench-approver",
+                )  # four eyes
                 approved = answer == 202
         present = {x.upn for h in from_pool.hosts.values() for x in h.sessions.values()}
         for upn in users:
@@ -180,10 +196,14 @@ def _run_tandem(estate: Estate, source: Side, target: Side, mode: str, drain_wai
             raise RuntimeError(f"{mode} never seated everyone: {estate.host.durable.status(INSTANCE)}")
     assert usable_at is not None
     rto = (usable_at - began).total_seconds()
-    steps = [{"step": e["step"], "status": e["status"],
-              **{f"{k}_s": round((datetime.fromisoformat(e[k]) - began).total_seconds(), 1) for k in ("started", "ended")
-                 if e.get(k)}}
-             for e in ((estate.host.durable.status(INSTANCE) or {}).get("customStatus") or {}).get("steps", [])]
+    steps = [
+        {
+            "step": e["step"],
+            "status": e["status"],
+            **{f"{k}_s": round((datetime.fromisoformat(e[k]) - began).total_seconds(), 1) for k in ("started", "ended") if e.get(k)},
+        }
+        for e in ((estate.host.durable.status(INSTANCE) or {}).get("customStatus") or {}).get("steps", [])
+    ]
     target_dir = estate.anq[target.region].cluster.directory(target.directory)
     source_dir = estate.anq[source.region].cluster
     source_dir.settle()
@@ -193,14 +213,17 @@ def _run_tandem(estate: Estate, source: Side, target: Side, mode: str, drain_wai
     first = estate.fslogix.first_sign_ins(began, to_pool.name)  # as the twins' FSLogix resolved each one
     expected = {u: (target_dir.profiles[u].version if u in target_dir.profiles else None) for u in users}
     facts: dict[str, Any] = {
-        "tandem_rto_s": rto, "users_stranded": len(stranded),
-        "profile_writes_lost": lost + refused, "detach_writes": len(source_dir.detach_writes),
+        "tandem_rto_s": rto,
+        "users_stranded": len(stranded),
+        "profile_writes_lost": lost + refused,
+        "detach_writes": len(source_dir.detach_writes),
         "detach_writes_refused": refused,
-        **dict(zip(("own_profile", "new_profile", "failed_signin"), estate.fslogix.counts(first.values()).values(),
-                   strict=True)),
+        **dict(zip(("own_profile", "new_profile", "failed_signin"), estate.fslogix.counts(first.values()).values(), strict=True)),
         "own_profile_at_replica_version": sum(1 for u, s in first.items() if s.outcome == "own" and s.version == expected[u]),
         "requests": {name: len(twin.server.log()) - calls[name] for name, twin in (("arm", estate.arm), *estate.anq.items())},
-        **bound, "tandem_steps": steps}
+        **bound,
+        "tandem_steps": steps,
+    }
     if mode == "unplanned":
         facts["rpo_s"] = rpo_s
     return facts
@@ -208,8 +231,9 @@ def _run_tandem(estate: Estate, source: Side, target: Side, mode: str, drain_wai
 
 def _tandem(mode: str) -> dict[str, Any]:
     clock = VirtualClock(START)
-    with running(os.environ["AzureWebJobsStorage"], clock, hub=f"benchrto{mode[:4]}", settings=BUSY,
-                 call_cost_s=CALL_COST_S) as estate:
+    with running(
+        os.environ["AzureWebJobsStorage"], clock, hub=f"benchrto{mode[:4]}", settings=BUSY, call_cost_s=CALL_COST_S
+    ) as estate:
         from shared.config.loader import load_topology
 
         drain_wait = load_topology(estate.topology_path).policies.failover.drain_wait
@@ -253,9 +277,11 @@ def _runbook(mode: str) -> dict[str, Any]:
         while not _usable(t, target):  # the runbook's last step returned: the users can sign in once this holds
             advance(timedelta(seconds=5))
             usable_at = clock.now()
-        return {"sequential_rto_s": round((usable_at - book.began).total_seconds(), 1), "runbook_steps": book.steps,
-                "runbook_requests": {name: len(twin.server.log()) - calls[name]
-                                     for name, twin in (("arm", t.arm), *t.anq.items())}}
+        return {
+            "sequential_rto_s": round((usable_at - book.began).total_seconds(), 1),
+            "runbook_steps": book.steps,
+            "runbook_requests": {name: len(twin.server.log()) - calls[name] for name, twin in (("arm", t.arm), *t.anq.items())},
+        }
 
 
 def run() -> dict[str, Any]:
@@ -266,20 +292,23 @@ def run() -> dict[str, Any]:
         facts = {**_tandem(mode), **_runbook(mode)}
         facts["tandem_vs_runbook"] = round(facts["tandem_rto_s"] / facts["sequential_rto_s"], 3)
         facts["tandem_vs_lower_bound"] = round(facts["tandem_rto_s"] / facts["lower_bound_s"], 3)
-        result[mode] = {k: round(v, 3 if k.startswith("tandem_vs") else 1) if isinstance(v, float) else v
-                        for k, v in facts.items()}
+        result[mode] = {k: round(v, 3 if k.startswith("tandem_vs") else 1) if isinstance(v, float) else v for k, v in facts.items()}
     result["wall_s"] = round(time.perf_counter() - began, 1)
     return result
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The README's table: each mode's RTOs side by side, the bound's formula, and what the users kept."""
-    lines = ["| mode | Tandem RTO | runbook RTO | lower bound | bound's formula | RPO | writes lost (expected) | stranded "
-             "| own profile |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | Tandem RTO | runbook RTO | lower bound | bound's formula | RPO | writes lost (expected) | stranded | own profile |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for mode in MODES:
         x = result[mode]
         rpo = f"{x['rpo_s']:g} s" if x.get("rpo_s") is not None else "none lost"
         lost = f"{x['profile_writes_lost']} ({x.get('expected_lost_writes', 0)})"
-        lines.append(f"| {mode} | {x['tandem_rto_s']:g} s | {x['sequential_rto_s']:g} s | {x['lower_bound_s']:g} s | "
-                     f"`{x['formula']}` | {rpo} | {lost} | {x['users_stranded']} | {x['own_profile']}/{USERS} |")
+        lines.append(
+            f"| {mode} | {x['tandem_rto_s']:g} s | {x['sequential_rto_s']:g} s | {x['lower_bound_s']:g} s | "
+            f"`{x['formula']}` | {rpo} | {lost} | {x['users_stranded']} | {x['own_profile']}/{USERS} |"
+        )
     return "\n".join(lines)

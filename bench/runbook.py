@@ -36,10 +36,15 @@ class Side:
     directory: str  # the profile directory users write in this region
 
 
-EAST = Side("east", "00000000-0000-4000-8000-0000000000e1", "rg-avd-east", "hp-east-pooled", "dag-east-desktop",
-            "/profiles/fslogix")
-CENTRAL = Side("central", "00000000-0000-4000-8000-0000000000c1", "rg-avd-central", "hp-central-pooled",
-               "dag-central-desktop", "/profiles-dr/fslogix")
+EAST = Side("east", "00000000-0000-4000-8000-0000000000e1", "rg-avd-east", "hp-east-pooled", "dag-east-desktop", "/profiles/fslogix")
+CENTRAL = Side(
+    "central",
+    "00000000-0000-4000-8000-0000000000c1",
+    "rg-avd-central",
+    "hp-central-pooled",
+    "dag-central-desktop",
+    "/profiles-dr/fslogix",
+)
 
 
 @contextmanager
@@ -128,8 +133,9 @@ class Runbook:
         from azure.mgmt.desktopvirtualization.models import SessionHostPatch
 
         for host in self._hosts(side):
-            self.dv[side.region].session_hosts.update(side.resource_group, side.pool, self._short(host),
-                                                      session_host=SessionHostPatch(allow_new_session=allow))
+            self.dv[side.region].session_hosts.update(
+                side.resource_group, side.pool, self._short(host), session_host=SessionHostPatch(allow_new_session=allow)
+            )
 
     def _sessions(self, side: Side) -> list[tuple[str, str]]:
         found = self.dv[side.region].user_sessions.list_by_host_pool(side.resource_group, side.pool)
@@ -140,8 +146,12 @@ class Runbook:
 
         for host, session in self._sessions(side):
             self.dv[side.region].user_sessions.send_message(
-                side.resource_group, side.pool, host, session,
-                send_message=SendMessage(message_title="Maintenance", message_body="Save your work and sign out."))
+                side.resource_group,
+                side.pool,
+                host,
+                session,
+                send_message=SendMessage(message_title="Maintenance", message_body="Save your work and sign out."),
+            )
 
     def log_off(self, side: Side) -> None:
         for host, session in self._sessions(side):
@@ -149,8 +159,7 @@ class Runbook:
 
     def _available_seats(self, side: Side) -> int:
         pool = self.dv[side.region].host_pools.get(side.resource_group, side.pool)
-        return sum(int(pool.max_session_limit or 0) for h in self._hosts(side)
-                   if h.allow_new_session and h.status == "Available")
+        return sum(int(pool.max_session_limit or 0) for h in self._hosts(side) if h.allow_new_session and h.status == "Available")
 
     def start_hosts(self, side: Side) -> None:
         """Start enough deallocated hosts (allowing new sessions) for the users, beyond those already available."""
@@ -177,20 +186,32 @@ class Runbook:
         from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
         src_scope, dst_scope = (self._group_id(s) for s in (source, target))
-        held = [a for a in self.auth[source.region].role_assignments.list_for_scope(src_scope, filter="atScope()")
-                if (a.scope or "").lower() == src_scope.lower()]
+        held = [
+            a
+            for a in self.auth[source.region].role_assignments.list_for_scope(src_scope, filter="atScope()")
+            if (a.scope or "").lower() == src_scope.lower()
+        ]
         for a in held:
             role = str(a.role_definition_id).split("/")[-1]
-            self.auth[target.region].role_assignments.create(dst_scope, str(uuid.uuid4()), RoleAssignmentCreateParameters(
-                role_definition_id=f"/subscriptions/{target.subscription}/providers/Microsoft.Authorization/"
-                                   f"roleDefinitions/{role}", principal_id=a.principal_id, principal_type=a.principal_type))
+            self.auth[target.region].role_assignments.create(
+                dst_scope,
+                str(uuid.uuid4()),
+                RoleAssignmentCreateParameters(
+                    role_definition_id=f"/subscriptions/{target.subscription}/providers/Microsoft.Authorization/"
+                    f"roleDefinitions/{role}",
+                    principal_id=a.principal_id,
+                    principal_type=a.principal_type,
+                ),
+            )
         for a in held:
             self.auth[source.region].role_assignments.delete(src_scope, a.name)
 
     @staticmethod
     def _group_id(side: Side) -> str:
-        return (f"/subscriptions/{side.subscription}/resourceGroups/{side.resource_group}/providers/"
-                f"Microsoft.DesktopVirtualization/applicationGroups/{side.app_group}")
+        return (
+            f"/subscriptions/{side.subscription}/resourceGroups/{side.resource_group}/providers/"
+            f"Microsoft.DesktopVirtualization/applicationGroups/{side.app_group}"
+        )
 
     # ----------------------------------------------------------------- Qumulo steps
 
@@ -206,21 +227,30 @@ class Runbook:
 
     def relationship(self, region: str, role: str) -> str:
         """The one replication relationship where `region` is the `role` ("source" or "target")."""
-        listing = (self.qq(region).replication.list_source_relationship_statuses() if role == "source"
-                   else self.qq(region).replication.list_target_relationship_statuses())
+        listing = (
+            self.qq(region).replication.list_source_relationship_statuses()
+            if role == "source"
+            else self.qq(region).replication.list_target_relationship_statuses()
+        )
         return str(listing[0]["id"])
 
     def handles_closed(self, side: Side) -> bool:
-        handles = [h for page in self.qq(side.region).smb.list_file_handles(resolve_paths=True)
-                   for h in (getattr(page, "data", page) or {}).get("file_handles", [])]
+        handles = [
+            h
+            for page in self.qq(side.region).smb.list_file_handles(resolve_paths=True)
+            for h in (getattr(page, "data", page) or {}).get("file_handles", [])
+        ]
         root = side.directory.rstrip("/") + "/"
         return not any(str((h.get("handle_info") or {}).get("path", "")).startswith(root) for h in handles)
 
     def replicated(self, region: str, rid: str, after: datetime) -> bool:
         status = self.qq(region).replication.get_source_relationship_status(rid)
         point = status.get("recovery_point")
-        return status["job_state"] == "REPLICATION_NOT_RUNNING" and bool(point) and \
-            datetime.fromisoformat(point.replace("Z", "+00:00")) >= after
+        return (
+            status["job_state"] == "REPLICATION_NOT_RUNNING"
+            and bool(point)
+            and datetime.fromisoformat(point.replace("Z", "+00:00")) >= after
+        )
 
     def writable(self, region: str, rid: str) -> bool:
         status = self.qq(region).replication.get_target_relationship_status(rid)
@@ -248,9 +278,12 @@ class Runbook:
         self.wait("drain wait", lambda: self.clock.now() - drained >= self.drain_wait)
         self.step("log off users", lambda: self.log_off(source))
         self.wait("profiles closed", lambda: self.handles_closed(source))
-        fenced = self.step("source read-only", lambda: (
-            self.qq(source.region).replication.modify_source_relationship(rid, source_root_read_only=True),
-            self.clock.now())[1])
+        fenced = self.step(
+            "source read-only",
+            lambda: (self.qq(source.region).replication.modify_source_relationship(rid, source_root_read_only=True), self.clock.now())[
+                1
+            ],
+        )
         self.step("replicate", lambda: self.qq(source.region).replication.replicate(rid))
         self.wait("replication caught up", lambda: self.replicated(source.region, rid, fenced))
 
@@ -275,19 +308,29 @@ class Runbook:
         move home, then the original direction restored (reverse at home, reconnect the standby, clear the
         read-only flag the reversal may re-apply), and the users moved."""
         rid = self.relationship(serving.region, "target")
-        self.step("reverse", lambda: self.qq(serving.region).replication.reverse_target_relationship(
-            rid, source_address=self.twins.anq[home.region].cluster.address))
-        asked = self.step("reconnect home", lambda: (
-            self.clock.now(), self.qq(home.region).replication.reconnect_target_relationship(rid))[0])
+        self.step(
+            "reverse",
+            lambda: self.qq(serving.region).replication.reverse_target_relationship(
+                rid, source_address=self.twins.anq[home.region].cluster.address
+            ),
+        )
+        asked = self.step(
+            "reconnect home", lambda: (self.clock.now(), self.qq(home.region).replication.reconnect_target_relationship(rid))[0]
+        )
         self.wait("home re-protected", lambda: self.established(home.region, rid))
         self.wait("home caught up", lambda: self.replicated(serving.region, rid, asked))
         self.switch(serving, rid)
         self.storage_to(home, rid)
-        self.step("restore direction", lambda: self.qq(home.region).replication.reverse_target_relationship(
-            rid, source_address=self.twins.anq[serving.region].cluster.address))
+        self.step(
+            "restore direction",
+            lambda: self.qq(home.region).replication.reverse_target_relationship(
+                rid, source_address=self.twins.anq[serving.region].cluster.address
+            ),
+        )
         self.step("reconnect standby", lambda: self.qq(serving.region).replication.reconnect_target_relationship(rid))
         self.wait("standby re-protected", lambda: self.established(serving.region, rid))
-        self.step("home writable", lambda: self.qq(home.region).replication.modify_source_relationship(
-            rid, source_root_read_only=False))
+        self.step(
+            "home writable", lambda: self.qq(home.region).replication.modify_source_relationship(rid, source_root_read_only=False)
+        )
         self.step("undrain home hosts", lambda: self.drain(home, allow=True))
         self.users_to(serving, home)

@@ -31,28 +31,49 @@ FRESHNESS = timedelta(hours=2)
 
 def _topology(east: QumuloTwin, central: QumuloTwin, path: Path) -> None:
     def region(name: str, twin: QumuloTwin, sub: str, dirs: list[str]) -> dict[str, Any]:
-        return {"name": name, "location": name, "subscription_id": sub,
-                "profile_directories": [{"path": d} for d in dirs],
-                "anq": {"name": twin.cluster.name, "address": twin.base_url, "ca_bundle": twin.ca.ca_path,
-                        "read_timeout": "1s", "retry_budget": "2s",
-                        "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_PASSWORD"}}}}
+        return {
+            "name": name,
+            "location": name,
+            "subscription_id": sub,
+            "profile_directories": [{"path": d} for d in dirs],
+            "anq": {
+                "name": twin.cluster.name,
+                "address": twin.base_url,
+                "ca_bundle": twin.ca.ca_path,
+                "read_timeout": "1s",
+                "retry_budget": "2s",
+                "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_PASSWORD"}},
+            },
+        }
 
-    path.write_text(yaml.safe_dump({
-        "version": 1,
-        "regions": [region("east", east, "00000000-0000-4000-8000-0000000000e1", ["/profiles/fslogix"]),
-                    region("central", central, "00000000-0000-4000-8000-0000000000c1",
-                           ["/profiles/fslogix", "/profiles-dr/fslogix"])],
-        "policies": {"autoscale": {"default": {"phases": [{"phase": "peak", "start": "07:00"}]}},
-                     "snapshots": {"tiers": [{"name": "hourly", "keep": "2d"}, {"name": "daily", "keep": "14d"},
-                                             {"name": "weekly", "keep": "8w"}],
-                                   "freshness": "2h"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "regions": [
+                    region("east", east, "00000000-0000-4000-8000-0000000000e1", ["/profiles/fslogix"]),
+                    region("central", central, "00000000-0000-4000-8000-0000000000c1", ["/profiles/fslogix", "/profiles-dr/fslogix"]),
+                ],
+                "policies": {
+                    "autoscale": {"default": {"phases": [{"phase": "peak", "start": "07:00"}]}},
+                    "snapshots": {
+                        "tiers": [
+                            {"name": "hourly", "keep": "2d"},
+                            {"name": "daily", "keep": "14d"},
+                            {"name": "weekly", "keep": "8w"},
+                        ],
+                        "freshness": "2h",
+                    },
+                },
+            }
+        )
+    )
 
 
 def _expected(firings: list[datetime]) -> tuple[int, int]:
     """Snapshots and stale alerts the schedule implies, from the fault windows alone."""
     snapshots, stale = 0, 0
-    dirs = {("east", "/profiles/fslogix"): OUTAGE, ("central", "/profiles/fslogix"): FAULT,
-            ("central", "/profiles-dr/fslogix"): FAULT}
+    dirs = {("east", "/profiles/fslogix"): OUTAGE, ("central", "/profiles/fslogix"): FAULT, ("central", "/profiles-dr/fslogix"): FAULT}
     for (region, _), (down_from, down_to) in dirs.items():
         slots: set[datetime] = set()
         newest: datetime | None = None
@@ -82,11 +103,18 @@ def run() -> dict[str, Any]:
     with QumuloTwin(east, hang_s=1) as a, QumuloTwin(central) as b, tempfile.TemporaryDirectory() as tmp:
         topology = Path(tmp) / "topology.yaml"
         _topology(a, b, topology)
-        settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(topology), "QUMULO_PASSWORD": "tandem-demo",
-                                      "REQUESTS_CA_BUNDLE": a.ca.bundle_path, "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *",
-                                      "SNAPSHOT_SCHEDULE": "0 */15 * * * *"})
-        with LocalHost("function_app", storage=os.environ["AzureWebJobsStorage"], hub="benchsnap", clock=clock,
-                       settings=settings) as host:
+        settings = schedule_defaults(
+            {
+                "TANDEM_TOPOLOGY_PATH": str(topology),
+                "QUMULO_PASSWORD": "tandem-demo",
+                "REQUESTS_CA_BUNDLE": a.ca.bundle_path,
+                "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *",
+                "SNAPSHOT_SCHEDULE": "0 */15 * * * *",
+            }
+        )
+        with LocalHost(
+            "function_app", storage=os.environ["AzureWebJobsStorage"], hub="benchsnap", clock=clock, settings=settings
+        ) as host:
             for quarter in range(DAYS * 24 * 4):
                 at = START + timedelta(minutes=15 * quarter)
                 b.server.clear_faults()
@@ -108,7 +136,12 @@ def run() -> dict[str, Any]:
     distinct = {(s.directory.path, id(s.directory), s.suffix.split("-")[1]) for s in ours}
     touched = [r for r in a.server.log() if r.method in ("DELETE", "PATCH") and r.path.endswith(f"/{foreign.id}")]
     expected_snapshots, expected_stale = _expected(sorted(firings))
-    return {"expected_snapshots": expected_snapshots, "taken": len(ours), "duplicates": len(ours) - len(distinct),
-            "foreign_touched": len(touched) + (0 if foreign.id in east.snapshots else 1),
-            "stale_alerts": stale_alerts, "expected_stale_alerts": expected_stale,
-            "wall_s": round(time.perf_counter() - began, 1)}
+    return {
+        "expected_snapshots": expected_snapshots,
+        "taken": len(ours),
+        "duplicates": len(ours) - len(distinct),
+        "foreign_touched": len(touched) + (0 if foreign.id in east.snapshots else 1),
+        "stale_alerts": stale_alerts,
+        "expected_stale_alerts": expected_stale,
+        "wall_s": round(time.perf_counter() - began, 1),
+    }

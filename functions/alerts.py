@@ -57,8 +57,14 @@ async def alerts_webhook(req: func.HttpRequest, client: df.DurableOrchestrationC
         return problem(400, "Invalid alert", str(exc))
     except DependencyError as exc:
         return problem(503, "A dependency did not answer", str(exc)[:300])
-    log_event(log, "alerts.handled", alert=essentials.alertId[:200], rule=essentials.alertRule[:200],
-              condition=essentials.monitorCondition, outcome=outcome)
+    log_event(
+        log,
+        "alerts.handled",
+        alert=essentials.alertId[:200],
+        rule=essentials.alertRule[:200],
+        condition=essentials.monitorCondition,
+        outcome=outcome,
+    )
     if outcome.startswith("ignored"):
         return _answer(200, status="ignored", reason=outcome.removeprefix("ignored").lstrip(": ") or "nothing to do")
     return _answer(202, status="accepted", outcome=outcome)

@@ -35,8 +35,9 @@ async def autoscale_timer(timer: func.TimerRequest, client: df.DurableOrchestrat
     from shared.autoscale import sweep
 
     scaler = service()
-    parts = sweep.partitions([(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()],
-                             sweep.partition_size())
+    parts = sweep.partitions(
+        [(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()], sweep.partition_size()
+    )
     if len(parts) <= 1:
         log_event(log, "autoscale.run", past_due=timer.past_due, **sweep.summary(await asyncio.to_thread(scaler.run)))
         return
@@ -99,8 +100,14 @@ def autoscale_events(event: func.EventGridEvent) -> None:
         log_event(log, "autoscale.event_rejected", level=30, id=event.id, reason=f"{type(signal).__name__} by Event Grid")
         return
     results = scaler.run(chosen, wait_s=30, **options)  # act now; wait briefly if the timer is evaluating the pool
-    log_event(log, "autoscale.event_handled", id=event.id, type=event_type, pools=[r.pool for r in results],
-              actions=sum(len(r.applied) for r in results))
+    log_event(
+        log,
+        "autoscale.event_handled",
+        id=event.id,
+        type=event_type,
+        pools=[r.pool for r in results],
+        actions=sum(len(r.applied) for r in results),
+    )
 
 
 def on_logon_rate(pool_id: str, per_minute: float) -> str:
@@ -120,8 +127,10 @@ def on_logon_rate(pool_id: str, per_minute: float) -> str:
 
 def _pool_id(target: Any) -> str:
     ref = target.ref
-    return (f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}"
-            f"/providers/Microsoft.DesktopVirtualization/hostPools/{ref.name}")
+    return (
+        f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}"
+        f"/providers/Microsoft.DesktopVirtualization/hostPools/{ref.name}"
+    )
 
 
 @bp.route(route="autoscale/whatif", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

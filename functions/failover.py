@@ -24,9 +24,33 @@ from shared.telemetry import get_logger, log_event
 bp = df.Blueprint()
 log = get_logger("failover")
 OPERATOR, APPROVER = "Tandem.Failover.Operator", "Tandem.Failover.Approver"
-ACTIVITIES = ("preflight", "warm", "drain", "undrain", "logoff", "handles", "move_assignments", "fence", "replicate",
-              "replicated", "snapshot_target", "make_writable", "writable", "verify", "profile_check", "audit", "relationships",
-              "reverse", "reconnect", "reconnected", "hold", "release", "try_fence", "unfence", "admit")
+ACTIVITIES = (
+    "preflight",
+    "warm",
+    "drain",
+    "undrain",
+    "logoff",
+    "handles",
+    "move_assignments",
+    "fence",
+    "replicate",
+    "replicated",
+    "snapshot_target",
+    "make_writable",
+    "writable",
+    "verify",
+    "profile_check",
+    "audit",
+    "relationships",
+    "reverse",
+    "reconnect",
+    "reconnected",
+    "hold",
+    "release",
+    "try_fence",
+    "unfence",
+    "admit",
+)
 
 
 def steps() -> Any:
@@ -34,9 +58,12 @@ def steps() -> Any:
     from functions import autoscale, snapshots
     from shared.failover.steps import Steps
 
-    return services.get("failover", lambda topology: Steps(topology, autoscale.service().gateway,
-                                                           snapshots.service().client, autoscale.service(),
-                                                           snapshots.service()))
+    return services.get(
+        "failover",
+        lambda topology: Steps(
+            topology, autoscale.service().gateway, snapshots.service().client, autoscale.service(), snapshots.service()
+        ),
+    )
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -72,8 +99,7 @@ def _roles(req: func.HttpRequest) -> set[str] | None:
     if principal is None:
         return None
     role_type = principal.get("role_typ", "roles")
-    return {str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict)
-            and c.get("typ") in (role_type, "roles")}
+    return {str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict) and c.get("typ") in (role_type, "roles")}
 
 
 def _principal(req: func.HttpRequest) -> dict[str, Any] | None:
@@ -92,8 +118,10 @@ def _principal(req: func.HttpRequest) -> dict[str, Any] | None:
 def _caller(req: func.HttpRequest) -> tuple[str, str]:
     """(object id, display name) of the signed-in caller, as the platform put them on the request."""
     principal = _principal(req) or {}
-    name = next((str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict)
-                 and c.get("typ") == principal.get("name_typ")), "")
+    name = next(
+        (str(c.get("val")) for c in principal.get("claims", []) if isinstance(c, dict) and c.get("typ") == principal.get("name_typ")),
+        "",
+    )
     return req.headers.get("x-ms-client-principal-id", "")[:64], name[:256]
 
 
@@ -131,15 +159,22 @@ def _unknown(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _status_body(req: func.HttpRequest, status: Any) -> dict[str, Any]:
-    return {"instance": status.instance_id, "runtime_status": getattr(status.runtime_status, "value", None),
-            "custom_status": status.custom_status, "output": status.output,
-            "created": str(status.created_time), "last_updated": str(status.last_updated_time),
-            "links": _links(req, status.instance_id)}
+    return {
+        "instance": status.instance_id,
+        "runtime_status": getattr(status.runtime_status, "value", None),
+        "custom_status": status.custom_status,
+        "output": status.output,
+        "created": str(status.created_time),
+        "last_updated": str(status.last_updated_time),
+        "links": _links(req, status.instance_id),
+    }
 
 
 def _running(status: Any) -> bool:
-    return status is not None and status.runtime_status in (df.OrchestrationRuntimeStatus.Running,
-                                                           df.OrchestrationRuntimeStatus.Pending)
+    return status is not None and status.runtime_status in (
+        df.OrchestrationRuntimeStatus.Running,
+        df.OrchestrationRuntimeStatus.Pending,
+    )
 
 
 @bp.route(route="failover", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -180,8 +215,12 @@ async def failover_start(req: func.HttpRequest, client: df.DurableOrchestrationC
     finally:
         lease.release()  # one quick call; not in the thread pool, which waiting callers may fill
     answer = {"instance": instance, "running": running, "links": _links(req, instance)}
-    return func.HttpResponse(json.dumps(answer), status_code=200 if running else 202, mimetype="application/json",
-                             headers={"Location": _links(req, instance)["status"]})
+    return func.HttpResponse(
+        json.dumps(answer),
+        status_code=200 if running else 202,
+        mimetype="application/json",
+        headers={"Location": _links(req, instance)["status"]},
+    )
 
 
 @bp.route(route="failover/{instance}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -205,8 +244,12 @@ async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestration
     """cancel or resume (operator: resume retries a step parked in `needs operator` now), approve or reject
     (approver, who must not be the operator who asked for the failover)."""
     action = req.route_params.get("action", "")
-    events = {"cancel": ("Cancel", OPERATOR), "resume": ("Resume", OPERATOR), "approve": ("Approve", APPROVER),
-              "reject": ("Reject", APPROVER)}
+    events = {
+        "cancel": ("Cancel", OPERATOR),
+        "resume": ("Resume", OPERATOR),
+        "approve": ("Approve", APPROVER),
+        "reject": ("Reject", APPROVER),
+    }
     if action not in events:
         return problem(404, "Unknown action", "use cancel, resume, approve or reject")
     instance = _known(req)
@@ -225,8 +268,9 @@ async def failover_decide(req: func.HttpRequest, client: df.DurableOrchestration
         return problem(403, "Self-approval", "the operator who asked for a failover cannot approve it")
     await client.raise_event(instance, event, {"by": caller, "by_id": caller_id})
     log_event(log, f"failover.{action}", instance=instance, by=caller)
-    return func.HttpResponse(json.dumps({"instance": instance, "sent": event, "links": _links(req, instance)}),
-                             status_code=202, mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"instance": instance, "sent": event, "links": _links(req, instance)}), status_code=202, mimetype="application/json"
+    )
 
 
 def _request_of(status: Any) -> dict[str, Any]:
@@ -313,13 +357,15 @@ async def failover_events(event: func.EventGridEvent, client: df.DurableOrchestr
     topology = get_topology()
     event_type = str(getattr(event, "event_type", None) or getattr(event, "type", ""))
     try:
-        signal = signals.parse(topology, event_type, getattr(event, "topic", None) or getattr(event, "source", None),
-                               event.get_json())
+        signal = signals.parse(topology, event_type, getattr(event, "topic", None) or getattr(event, "source", None), event.get_json())
     except (InputError, ValueError, RecursionError) as exc:  # malformed: logged, never retried
         log_event(log, "failover.event_rejected", level=30, id=event.id, type=event_type[:200], reason=str(exc)[:300])
         return
-    outcome = signal if isinstance(signal, signals.Ignored) else await asyncio.to_thread(
-        proposals.vm_share, topology, steps().gateway, signal, clock.now())
+    outcome = (
+        signal
+        if isinstance(signal, signals.Ignored)
+        else await asyncio.to_thread(proposals.vm_share, topology, steps().gateway, signal, clock.now())
+    )
     if isinstance(outcome, signals.Ignored):
         log_event(log, "failover.event_ignored", id=event.id, type=event_type, reason=outcome.why)
         return

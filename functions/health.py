@@ -15,5 +15,4 @@ bp = func.Blueprint()
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """200 with a summary of the estate when the topology loads, 503 with the problems when it does not."""
     report = check()
-    return func.HttpResponse(json.dumps(report), status_code=200 if report["ok"] else 503,
-                             mimetype="application/json")
+    return func.HttpResponse(json.dumps(report), status_code=200 if report["ok"] else 503, mimetype="application/json")

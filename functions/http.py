@@ -40,6 +40,7 @@ def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
     """An HTTP handler (sync or async) whose unexpected exceptions become a 500 problem body with a correlation
     id; the log line names the route's path, never its query string (which may carry the function key)."""
     if inspect.iscoroutinefunction(handler):
+
         @functools.wraps(handler)
         async def run_async(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
             try:
@@ -63,7 +64,13 @@ def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 def _failed(req: func.HttpRequest, exc: Exception) -> func.HttpResponse:
     correlation = str(uuid.uuid4())
-    log_event(log, "http.failed", level=40, correlation_id=correlation, method=req.method,
-              path=urlsplit(req.url).path, error=type(exc).__name__)
-    return problem(500, "Internal error", f"the request failed; quote correlation id {correlation}",
-                   correlation_id=correlation)
+    log_event(
+        log,
+        "http.failed",
+        level=40,
+        correlation_id=correlation,
+        method=req.method,
+        path=urlsplit(req.url).path,
+        error=type(exc).__name__,
+    )
+    return problem(500, "Internal error", f"the request failed; quote correlation id {correlation}", correlation_id=correlation)

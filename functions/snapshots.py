@@ -27,17 +27,22 @@ def service() -> Any:
 def snapshots_timer(timer: func.TimerRequest) -> None:
     """Take the snapshot due in the current slot for every cluster and directory; alert on stale ones."""
     results = service().run()
-    log_event(log, "snapshots.run", taken=sum(r.result == "taken" for r in results),
-              skipped=sum(r.result == "skipped" for r in results), failed=sum(r.result == "failed" for r in results),
-              stale=sum(r.stale for r in results), past_due=timer.past_due)
+    log_event(
+        log,
+        "snapshots.run",
+        taken=sum(r.result == "taken" for r in results),
+        skipped=sum(r.result == "skipped" for r in results),
+        failed=sum(r.result == "failed" for r in results),
+        stale=sum(r.stale for r in results),
+        past_due=timer.past_due,
+    )
 
 
 @bp.route(route="snapshots", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @guarded
 def snapshots_report(req: func.HttpRequest) -> func.HttpResponse:
     """Recovery points per directory with their expiry, and each cluster's snapshot capacity."""
-    return func.HttpResponse(json.dumps({"clusters": service().report()}), status_code=200,
-                             mimetype="application/json")
+    return func.HttpResponse(json.dumps({"clusters": service().report()}), status_code=200, mimetype="application/json")
 
 
 @bp.activity_trigger(input_name="request")
@@ -46,6 +51,8 @@ def snapshot_now(request: dict) -> int:  # type: ignore[type-arg]  # the worker 
     from datetime import timedelta
 
     keep = request.get("keep_hours")
-    return int(service().take_now(str(request["region"]), str(request["path"]), str(request["label"]),
-                                  timedelta(hours=float(keep)) if keep else None))
-
+    return int(
+        service().take_now(
+            str(request["region"]), str(request["path"]), str(request["label"]), timedelta(hours=float(keep)) if keep else None
+        )
+    )

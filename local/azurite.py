@@ -35,9 +35,11 @@ def _free_port() -> int:
 def connection_string(blob: int, queue: int, table: int, scheme: str = "http") -> str:
     """The storage connection string for an Azurite on these ports."""
     base = f"{scheme}://127.0.0.1"
-    return (f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={base}:{blob}/{ACCOUNT};QueueEndpoint={base}:{queue}/{ACCOUNT};"
-            f"TableEndpoint={base}:{table}/{ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={base}:{blob}/{ACCOUNT};QueueEndpoint={base}:{queue}/{ACCOUNT};"
+        f"TableEndpoint={base}:{table}/{ACCOUNT};"
+    )
 
 
 class Azurite:
@@ -74,18 +76,38 @@ class Azurite:
             ports = [_free_port() for _ in range(3)]
             errors = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
-                [str(self._binary), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-                 "--loose",
-                 "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
-                 "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
-                 "--tableHost", "127.0.0.1", "--tablePort", str(ports[2]), *self._tls],
-                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
+                [
+                    str(self._binary),
+                    "--silent",
+                    "--inMemoryPersistence",
+                    "--disableTelemetry",
+                    "--skipApiVersionCheck",
+                    "--loose",
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(ports[0]),
+                    "--queueHost",
+                    "127.0.0.1",
+                    "--queuePort",
+                    str(ports[1]),
+                    "--tableHost",
+                    "127.0.0.1",
+                    "--tablePort",
+                    str(ports[2]),
+                    *self._tls,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
             )
             if self._wait(ports):
                 errors.close()
                 self.connection_string = connection_string(*ports, scheme=self._scheme)
-                self.endpoints = {service: f"{self._scheme}://127.0.0.1:{port}/{ACCOUNT}"
-                                  for service, port in zip(("blob", "queue", "table"), ports, strict=True)}
+                self.endpoints = {
+                    service: f"{self._scheme}://127.0.0.1:{port}/{ACCOUNT}"
+                    for service, port in zip(("blob", "queue", "table"), ports, strict=True)
+                }
                 return self
             self.stop()
             errors.seek(0)

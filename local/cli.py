@@ -46,8 +46,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({name: {"value": value} for name, value in topology.deployment_parameters().items()}, indent=2))
         return 0
     pools = sum(len(r.host_pools) for r in topology.regions)
-    print(f"{args.file}: valid: {len(topology.regions)} regions, {pools} host pools, "
-          f"{len(topology.pairings)} pairing(s)")
+    print(f"{args.file}: valid: {len(topology.regions)} regions, {pools} host pools, {len(topology.pairings)} pairing(s)")
     return 0
 
 
@@ -72,8 +71,11 @@ def _plan(policy: str, file: Path, *, explain: bool) -> int:
     if explain:
         print(json.dumps(decision.to_json()))
     else:
-        print(json.dumps({"target_hosts": decision.target_hosts,
-                          "actions": [{"action": s.action, "host": s.host} for s in decision.actions]}))
+        print(
+            json.dumps(
+                {"target_hosts": decision.target_hosts, "actions": [{"action": s.action, "host": s.host} for s in decision.actions]}
+            )
+        )
     return 0
 
 

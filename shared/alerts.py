@@ -62,8 +62,7 @@ def route(topology: Topology, alert: payloads.CommonAlert) -> Route:
         return _resource_health(topology, alert, resolved)
     if essentials.signalType in ("Log", "Metric"):
         return _logon_rate(alert, resolved)
-    return Ignore(f"a {essentials.signalType or 'signal'} alert from {service or 'an unnamed service'}: "
-                  "nothing Tandem acts on"[:300])
+    return Ignore(f"a {essentials.signalType or 'signal'} alert from {service or 'an unnamed service'}: nothing Tandem acts on"[:300])
 
 
 def _logon_rate(alert: payloads.CommonAlert, resolved: bool) -> Route:
@@ -78,8 +77,16 @@ def _service_health(topology: Topology, alert: payloads.CommonAlert, resolved: b
     if props.is_synthetic and not policy.test_alerts_propose:
         return Ignore("a Service Health test alert (synthetic); test_alerts_propose is off")
     watched = {s.lower() for s in policy.watched_services}
-    hit = next((r for s in props.impactedServices if s.ServiceName.lower() in watched for r in paired_regions(topology)
-                if any(_norm(i.RegionName) == _norm(r.location) for i in s.ImpactedRegions)), None)
+    hit = next(
+        (
+            r
+            for s in props.impactedServices
+            if s.ServiceName.lower() in watched
+            for r in paired_regions(topology)
+            if any(_norm(i.RegionName) == _norm(r.location) for i in s.ImpactedRegions)
+        ),
+        None,
+    )
     if hit is None:
         names = sorted({s.ServiceName for s in props.impactedServices})
         return Ignore(f"the incident names no watched service in a paired region (services: {names})"[:300])
@@ -91,8 +98,15 @@ def _service_health(topology: Topology, alert: payloads.CommonAlert, resolved: b
 
 def _resource_health(topology: Topology, alert: payloads.CommonAlert, resolved: bool) -> Route:
     props = payloads.validate(payloads.ResourceHealthContext, alert.context, "alertContext").properties
-    region = next((r for t in alert.essentials.alertTargetIDs for r in paired_regions(topology)
-                   if r.anq.resource_id and r.anq.resource_id.lower() == t.lower()), None)
+    region = next(
+        (
+            r
+            for t in alert.essentials.alertTargetIDs
+            for r in paired_regions(topology)
+            if r.anq.resource_id and r.anq.resource_id.lower() == t.lower()
+        ),
+        None,
+    )
     if region is None:
         return Ignore("a Resource Health alert on a resource that is not a paired region's ANQ cluster")
     reason = f"Resource Health alert {alert.essentials.alertRule}: {region.anq.name} {props.currentHealthStatus}"[:200]
@@ -128,6 +142,12 @@ def record(alert: payloads.CommonAlert, outcome: str) -> None:
     from shared.state.tables import table
 
     partition, row = _key(alert)
-    table(DELIVERIES).upsert_entity({"PartitionKey": partition, "RowKey": row, "alert": alert.essentials.alertId[:1000],
-                                     "rule": alert.essentials.alertRule[:200], "outcome": outcome[:500]})
-
+    table(DELIVERIES).upsert_entity(
+        {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "alert": alert.essentials.alertId[:1000],
+            "rule": alert.essentials.alertRule[:200],
+            "outcome": outcome[:500],
+        }
+    )

@@ -1,13 +1,13 @@
 """Tandem's error tree; every error a caller may act on is one of these.
 
-    TandemError
-    ├── ConfigError          the topology or a setting is wrong (names the file and field)
-    ├── InputError           a request or event is malformed or unknown (logged and rejected)
-    ├── AuthorizationError   the caller lacks the platform authentication or a role
-    └── DependencyError      a dependency (ARM, Qumulo, storage) failed or is unreachable
-        ├── LockHeldError    a lock (blob lease) is held by someone else
-        ├── QumuloApiError   Qumulo answered with an error (status, error_class, description)
-        └── QumuloTransportError  no Qumulo answer: unreachable, timed out, or a proxy's HTML page
+TandemError
+├── ConfigError          the topology or a setting is wrong (names the file and field)
+├── InputError           a request or event is malformed or unknown (logged and rejected)
+├── AuthorizationError   the caller lacks the platform authentication or a role
+└── DependencyError      a dependency (ARM, Qumulo, storage) failed or is unreachable
+    ├── LockHeldError    a lock (blob lease) is held by someone else
+    ├── QumuloApiError   Qumulo answered with an error (status, error_class, description)
+    └── QumuloTransportError  no Qumulo answer: unreachable, timed out, or a proxy's HTML page
 """
 
 from __future__ import annotations

@@ -38,8 +38,12 @@ def left_alone() -> dict[str, Any]:
         rows = list(table("autoscalestate").query_entities("PartitionKey eq 'pool' and left ne ''"))
     except Exception as exc:  # health must answer even when storage does not
         return {"autoscale_left_alone": [], "autoscale_left_alone_error": type(exc).__name__}
-    return {"autoscale_left_alone": sorted(({"pool": str(r.get("pool") or r["RowKey"]), "reason": str(r.get("left"))}
-                                            for r in rows if r.get("left")), key=lambda p: p["pool"])}
+    return {
+        "autoscale_left_alone": sorted(
+            ({"pool": str(r.get("pool") or r["RowKey"]), "reason": str(r.get("left"))} for r in rows if r.get("left")),
+            key=lambda p: p["pool"],
+        )
+    }
 
 
 def profile_paths() -> dict[str, Any]:
@@ -55,8 +59,17 @@ def profile_paths() -> dict[str, Any]:
     found = []
     for row in rows:
         settings = json.loads(row.get("settings") or "{}")
-        found.append({"region": row.get("region"), "pool": row.get("pool"), "host": settings.get("host"),
-                      "read_at": settings.get("read_at"), "kind": settings.get("kind"),
-                      "locations": settings.get("locations") or [], "enabled": settings.get("enabled"),
-                      "checked_at": row.get("checked_at"), "problems": json.loads(row.get("problems") or "[]")})
+        found.append(
+            {
+                "region": row.get("region"),
+                "pool": row.get("pool"),
+                "host": settings.get("host"),
+                "read_at": settings.get("read_at"),
+                "kind": settings.get("kind"),
+                "locations": settings.get("locations") or [],
+                "enabled": settings.get("enabled"),
+                "checked_at": row.get("checked_at"),
+                "problems": json.loads(row.get("problems") or "[]"),
+            }
+        )
     return {"profile_paths": sorted(found, key=lambda p: (str(p["region"]), str(p["pool"])))}

@@ -239,8 +239,7 @@ class ServiceHealthProperties(_Payload):
     incidentType: Text
     stage: Text | None = None
     trackingId: Text | None = None
-    impactedServices: Annotated[list[ImpactedService], BeforeValidator(_json_list)] = Field(
-        default_factory=list, max_length=200)
+    impactedServices: Annotated[list[ImpactedService], BeforeValidator(_json_list)] = Field(default_factory=list, max_length=200)
     is_synthetic: Annotated[bool, BeforeValidator(_flag)] = Field(False, alias="IsSynthetic")
 
 

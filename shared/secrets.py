@@ -42,8 +42,15 @@ def vault_scope(uri: str) -> str:
 class SecretResolver:
     """Resolves `SecretRef`s with the managed identity; one per process is enough."""
 
-    def __init__(self, credential: TokenCredential | None = None, *, env: Mapping[str, str] | None = None,
-                 ttl_s: float = 300.0, timeout_s: float = 10.0, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        ttl_s: float = 300.0,
+        timeout_s: float = 10.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._credential = credential
         self._env = env
         self._ttl, self._timeout, self._now = ttl_s, timeout_s, now
@@ -82,8 +89,13 @@ class SecretResolver:
         token = self._credential.get_token(vault_scope(uri)).token
         verify = _trust()
         try:
-            response = httpx.get(url, params={"api-version": KEY_VAULT_API_VERSION}, timeout=self._timeout,
-                                 headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}, verify=verify)
+            response = httpx.get(
+                url,
+                params={"api-version": KEY_VAULT_API_VERSION},
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+                verify=verify,
+            )
         except httpx.HTTPError as exc:
             raise DependencyError(f"{field}: Key Vault secret {uri} could not be read: {type(exc).__name__}") from exc
         if response.status_code != 200:

@@ -75,8 +75,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items[:] = [item for item in items if not item.get_closest_marker("after_suite")] + last
     modules = {Path(str(item.path)).resolve() for item in items}
     every = {p.resolve() for p in Path(__file__).parent.rglob("test_*.py")}
-    config.stash[_WHOLE_SUITE] = every <= modules and not config.getoption("keyword") \
-        and not config.getoption("markexpr") and not config.getoption("lf", False) and not config.getoption("deselect")
+    config.stash[_WHOLE_SUITE] = (
+        every <= modules
+        and not config.getoption("keyword")
+        and not config.getoption("markexpr")
+        and not config.getoption("lf", False)
+        and not config.getoption("deselect")
+    )
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

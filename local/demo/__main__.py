@@ -39,42 +39,61 @@ def play(storage: str) -> int:
     clock = VirtualClock(MORNING)
     line = Timeline(clock, next(iter(topology.policies.autoscale.values())).time_zone)
     # the demo evaluates autoscale every 5 minutes to keep the day short; a deployment's default is every minute
-    with running(storage, clock, hub="tandemdemo", settings={"AUTOSCALE_SCHEDULE": "0 */5 * * * *"},
-                 replica_first=False) as estate:
+    with running(storage, clock, hub="tandemdemo", settings={"AUTOSCALE_SCHEDULE": "0 */5 * * * *"}, replica_first=False) as estate:
         host, arm, east, central = estate.host, estate.arm, estate.anq["east"], estate.anq["central"]
         pools = [f"{p.name} ({r.name})" for r in topology.regions for p in r.host_pools]
         line.say(f"estate loaded: regions {', '.join(r.name for r in topology.regions)}; pools {', '.join(pools)}")
-        line.say(f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
-                 f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}")
+        line.say(
+            f"local runtime up at {host.front_door.base_url}: {len(host.functions)} function(s) indexed; "
+            f"ARM twin at {arm.base_url}; ANQ twins at {east.base_url} and {central.base_url}"
+        )
         denied, _ = host.http("GET", "health")
         line.say(f"GET /api/health without a function key -> {denied}")
         status, report = host.http("GET", "health", function="health")
         line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
         storm = morning_storm(host, arm, line, east)
-        snaps = {name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
-                 for name, twin in (("east", east), ("central", central))}
+        snaps = {
+            name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
+            for name, twin in (("east", east), ("central", central))
+        }
         alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
-        line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; "
-                 f"snapshot alerts: {len(alerts)}")
+        line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; snapshot alerts: {len(alerts)}")
         _, points = host.http("GET", "snapshots", function="snapshots_report")
         for cluster in points.get("clusters", []):  # type: ignore[union-attr]
             for d in cluster.get("directories", []):
-                line.say(f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
-                         f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}")
+                line.say(
+                    f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
+                    f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}"
+                )
         checked = profile_drill(estate, line)
         drill = regional_outage(estate, line)
-    ok = denied == 401 and status == 200 and report.get("ok") is True and storm["misses"] == 0 and storm["stopped"] > 0 \
-        and snaps["east"] > 0 and snaps["central"] > 0 and storm["outage_alerts"] > 0 and drill["failover"] == "completed" \
-        and drill["failback"] == "completed" and drill["moved_in"] == drill["users"] and drill["lost"] == drill["expected_lost"] \
-        and checked == ["aborted", "drill"] and drill["own_profile"] == drill["users"] and drill["new_profile"] == 0 \
+    ok = (
+        denied == 401
+        and status == 200
+        and report.get("ok") is True
+        and storm["misses"] == 0
+        and storm["stopped"] > 0
+        and snaps["east"] > 0
+        and snaps["central"] > 0
+        and storm["outage_alerts"] > 0
+        and drill["failover"] == "completed"
+        and drill["failback"] == "completed"
+        and drill["moved_in"] == drill["users"]
+        and drill["lost"] == drill["expected_lost"]
+        and checked == ["aborted", "drill"]
+        and drill["own_profile"] == drill["users"]
+        and drill["new_profile"] == 0
         and drill["failed_signin"] == 0
-    print(f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
-          f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
-          f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
-          f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
-          f"{snaps['central']}, outage alerts {storm['outage_alerts']}, failover {drill['failover']} "
-          f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost, {drill['own_profile']} of {drill['users']} "
-          f"moved users in their own profile), failback {drill['failback']}; drills {' then '.join(checked)}")
+    )
+    print(
+        f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
+        f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
+        f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
+        f"stopped {storm['stopped']}, peak {storm['peak']} running, snapshots east {snaps['east']} central "
+        f"{snaps['central']}, outage alerts {storm['outage_alerts']}, failover {drill['failover']} "
+        f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost, {drill['own_profile']} of {drill['users']} "
+        f"moved users in their own profile), failback {drill['failback']}; drills {' then '.join(checked)}"
+    )
     return 0 if ok else 1
 
 
@@ -101,20 +120,26 @@ def profile_drill(estate: Any, line: Timeline) -> list[str]:
     outcomes = []
     for attempt in ("first", "second"):
         began = estate.host.clock.now()
-        status, started = estate.host.http("POST", "failover", body={"source": "east", "target": "central",
-                                                                     "mode": "drill", "reason": "quarterly DR test"},
-                                           function="failover_start", roles=["Tandem.Failover.Operator"],
-                                           name="ana@contoso.com")
+        status, started = estate.host.http(
+            "POST",
+            "failover",
+            body={"source": "east", "target": "central", "mode": "drill", "reason": "quarterly DR test"},
+            function="failover_start",
+            roles=["Tandem.Failover.Operator"],
+            name="ana@contoso.com",
+        )
         final = _until(estate, started.get("instance", ""), lambda s: False, timedelta(minutes=30), since=began)
         out = final.get("output") or {}
         outcomes.append(str(out.get("outcome")))
         if out.get("outcome") == "aborted":
-            problem = next((p for p in out.get("problems", []) if "FSLogix" in p or "looks for profiles" in p),
-                           "; ".join(out.get("problems", [])))
+            problem = next(
+                (p for p in out.get("problems", []) if "FSLogix" in p or "looks for profiles" in p), "; ".join(out.get("problems", []))
+            )
             line.say(f"the {attempt} DR drill (POST /api/failover -> {status}) refuses: {problem}")
             look_at_replica(estate.arm)
-            line.say("the administrator changes central's FSLogix GPO: VHDLocations = "
-                     + ", then ".join(REPLICA_FIRST["VHDLocations"]))
+            line.say(
+                "the administrator changes central's FSLogix GPO: VHDLocations = " + ", then ".join(REPLICA_FIRST["VHDLocations"])
+            )
         else:
             paths = "; ".join(f"{p['pool']} looks in {p['locations'][0]}" for p in out.get("profile_paths", []))
             line.say(f"the {attempt} DR drill passes: {paths}; expected RTO {out.get('expected_rto_s', 0):.0f} s")
@@ -141,13 +166,26 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     estate.anq["east"].outage(True)
     line.say("east's ANQ stops answering; Tandem's own watch probes it every minute")
     instance, began = "failover-central-east", host.clock.now()
-    waiting = _until(estate, instance, lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval",
-                     timedelta(minutes=10), since=began)
+    waiting = _until(
+        estate,
+        instance,
+        lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval",
+        timedelta(minutes=10),
+        since=began,
+    )
     approval = next(s for s in waiting["customStatus"]["steps"] if s["step"] == "approval")
-    line.say(f"after {waiting['input']['reason'].split(' (')[0].split('answered Tandem for ')[-1]} without an answer "
-             f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}")
-    status, _ = host.http("POST", f"failover/{instance}/approve", body={}, function="failover_decide",
-                          roles=["Tandem.Failover.Approver"], name="oncall@contoso.com")
+    line.say(
+        f"after {waiting['input']['reason'].split(' (')[0].split('answered Tandem for ')[-1]} without an answer "
+        f"Tandem proposes an unplanned failover east -> central and waits: {approval['detail']}"
+    )
+    status, _ = host.http(
+        "POST",
+        f"failover/{instance}/approve",
+        body={},
+        function="failover_decide",
+        roles=["Tandem.Failover.Approver"],
+        name="oncall@contoso.com",
+    )
     line.say(f"the on-call approver approves over HTTP -> {status}")
     for upn in shift:  # their sessions died with the storage
         arm.estate.logoff_user(east_pool, upn)
@@ -163,11 +201,16 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
         pending = [u for u in pending if arm.estate.logon(central_pool, u).outcome == "no_capacity"]
     moved_in = sum(1 for h in central_pool.hosts.values() for _ in h.sessions)
     counts = estate.fslogix.counts(estate.fslogix.first_sign_ins(since, central_pool.name).values())
-    line.say(f"{moved_in} of {users} moved users are working in central; FSLogix attached {counts['own']} own "
-             f"profiles from the replica, made {counts['new']} new ones, failed {counts['failed']}")
-    moved = _until(estate, instance, lambda s: any(st["step"] == "completed" for st in
-                                                    (s.get("customStatus") or {}).get("steps", [])),
-                   timedelta(hours=1))
+    line.say(
+        f"{moved_in} of {users} moved users are working in central; FSLogix attached {counts['own']} own "
+        f"profiles from the replica, made {counts['new']} new ones, failed {counts['failed']}"
+    )
+    moved = _until(
+        estate,
+        instance,
+        lambda s: any(st["step"] == "completed" for st in (s.get("customStatus") or {}).get("steps", [])),
+        timedelta(hours=1),
+    )
     rpo = next((st["detail"] for st in moved["customStatus"]["steps"] if st["step"] == "completed"), "")
     line.say(f"failover complete ({rpo})")
     source, target = east.directory("/profiles/fslogix").profiles, central.directory("/profiles-dr/fslogix").profiles
@@ -178,21 +221,41 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
         arm.estate.logoff_user(central_pool, upn)
     estate.anq["east"].outage(False)
     fenced = _until(estate, instance, lambda s: False, timedelta(minutes=30))
-    line.say(f"east is back and fenced: directory read-only {east.directory('/profiles/fslogix').read_only}, "
-             f"hosts drained {not any(h.allow_new_session for h in east_pool.hosts.values())}")
-    status, _ = host.http("POST", "failover", body={"source": "central", "target": "east", "mode": "failback",
-                                                    "reason": "east is healthy again"},
-                          function="failover_start", roles=["Tandem.Failover.Operator"], name="oncall@contoso.com")
+    line.say(
+        f"east is back and fenced: directory read-only {east.directory('/profiles/fslogix').read_only}, "
+        f"hosts drained {not any(h.allow_new_session for h in east_pool.hosts.values())}"
+    )
+    status, _ = host.http(
+        "POST",
+        "failover",
+        body={"source": "central", "target": "east", "mode": "failback", "reason": "east is healthy again"},
+        function="failover_start",
+        roles=["Tandem.Failover.Operator"],
+        name="oncall@contoso.com",
+    )
     line.say(f"the operator starts the failback over HTTP -> {status}")
     back = _until(estate, instance, lambda s: False, timedelta(hours=2))
-    home = sum(1 for u in shift if east.directory("/profiles/fslogix").profiles[u].version ==
-               central.directory("/profiles-dr/fslogix").profiles[u].version)
-    line.say(f"failback {(back.get('output') or {}).get('outcome')}: {home} of {users} profiles are home with "
-             f"central's changes; central is the read-only standby again")
-    return {"failover": fenced.get("output", {}).get("outcome") if fenced.get("output") else "?",
-            "failback": (back.get("output") or {}).get("outcome"), "rpo_s": float(rpo.split()[1]) if rpo else 0.0,
-            "lost": len(lost), "expected_lost": len(late), "moved_in": moved_in, "users": users,
-            "own_profile": counts["own"], "new_profile": counts["new"], "failed_signin": counts["failed"]}
+    home = sum(
+        1
+        for u in shift
+        if east.directory("/profiles/fslogix").profiles[u].version == central.directory("/profiles-dr/fslogix").profiles[u].version
+    )
+    line.say(
+        f"failback {(back.get('output') or {}).get('outcome')}: {home} of {users} profiles are home with "
+        f"central's changes; central is the read-only standby again"
+    )
+    return {
+        "failover": fenced.get("output", {}).get("outcome") if fenced.get("output") else "?",
+        "failback": (back.get("output") or {}).get("outcome"),
+        "rpo_s": float(rpo.split()[1]) if rpo else 0.0,
+        "lost": len(lost),
+        "expected_lost": len(late),
+        "moved_in": moved_in,
+        "users": users,
+        "own_profile": counts["own"],
+        "new_profile": counts["new"],
+        "failed_signin": counts["failed"],
+    }
 
 
 def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:
@@ -207,8 +270,7 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
     pool = arm.estate.pool(sub, "rg-avd-east", "hp-east-pooled")
     rng = random.Random(30)
     day = host.clock.now().astimezone(line.zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com")
-                    for i in range(1, users + 1))
+    arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com") for i in range(1, users + 1))
     leave = {upn: at + timedelta(hours=8, minutes=rng.gauss(30, 20)) for at, upn in arrive}
     pending, misses, peak, landed, outage_alerts, rejected = list(arrive), 0, 0, 0, 0, False
     said = set()
@@ -234,33 +296,51 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
             line.say("east's ANQ cluster stops answering (a regional storage outage)")
         proposal = host.durable.status("failover-central-east") if east.cluster.down and not rejected else None
         if proposal and (proposal.get("customStatus") or {}).get("state") == "awaiting approval":
-            code, _ = host.http("POST", "failover/failover-central-east/reject", body={}, function="failover_decide",
-                                roles=["Tandem.Failover.Approver"], name="oncall@contoso.com")
+            code, _ = host.http(
+                "POST",
+                "failover/failover-central-east/reject",
+                body={},
+                function="failover_decide",
+                roles=["Tandem.Failover.Approver"],
+                name="oncall@contoso.com",
+            )
             rejected = True
-            line.say(f"Tandem's watch proposes a failover ({proposal['input']['reason'].split(';')[0]}); the on-call "
-                     f"rejects it, the storage team expects the cluster back -> {code}")
+            line.say(
+                f"Tandem's watch proposes a failover ({proposal['input']['reason'].split(';')[0]}); the on-call "
+                f"rejects it, the storage team expects the cluster back -> {code}"
+            )
         elif (local.hour, local.minute) == (14, 30):
             east.outage(False)
             alerts = [e for e in host.received if e["type"] == "Tandem.Snapshots.ClusterUnreachable"]
             outage_alerts = len(alerts)
-            line.say(f"east's ANQ is back; Tandem raised {outage_alerts} 'cluster unreachable' alerts meanwhile "
-                     f"(first: {alerts[0]['data']['detail'][:90] if alerts else 'none'})")
+            line.say(
+                f"east's ANQ is back; Tandem raised {outage_alerts} 'cluster unreachable' alerts meanwhile "
+                f"(first: {alerts[0]['data']['detail'][:90] if alerts else 'none'})"
+            )
         running = sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(now) in ("running", "starting"))
         peak = max(peak, running)
         hour = now.astimezone(line.zone).hour
         if hour in (7, 8, 9, 12, 17, 18) and (hour, now.minute // 30) not in said and now.minute % 30 == 0:
             said.add((hour, now.minute // 30))
             sessions = sum(len(h.sessions) for h in pool.hosts.values())
-            line.say(f"hp-east-pooled: {sessions} sessions on {running} running hosts; {landed} of {users} signed in, "
-                     f"{misses} logon misses so far")
+            line.say(
+                f"hp-east-pooled: {sessions} sessions on {running} running hosts; {landed} of {users} signed in, "
+                f"{misses} logon misses so far"
+            )
         host.advance(timedelta(minutes=1))
     ledger = AutoscaleStore().ledger_rows(f"{sub}/rg-avd-east/hp-east-pooled".lower())
     done = [r for r in ledger if r["result"] == "done"]
     for r in done[:3] + done[-2:]:
         line.say(f"ledger: {r['time'][11:16]}Z {r['action']} {r['host'].split('.')[0]}: {r['reason']}")
-    return {"logons": landed, "misses": misses, "peak": peak,
-            "started": sum(1 for r in done if r["action"] == "start"),
-            "stopped": sum(1 for r in done if r["action"] == "deallocate"), "outage_alerts": outage_alerts}
+    return {
+        "logons": landed,
+        "misses": misses,
+        "peak": peak,
+        "started": sum(1 for r in done if r["action"] == "start"),
+        "stopped": sum(1 for r in done if r["action"] == "deallocate"),
+        "outage_alerts": outage_alerts,
+    }
+
 
 if __name__ == "__main__":
     raise SystemExit(play(os.environ["AzureWebJobsStorage"]))

@@ -41,10 +41,14 @@ class Estate:
         old = self.host
         old.close()
         services.reset()
-        settings = {k: v for k, v in old.settings.items()  # the new worker gets its own front door and topic
-                    if k not in ("TANDEM_EVENTS_ENDPOINT", "TANDEM_EVENTS_KEY")}
-        self.host = LocalHost("function_app", storage=old.storage, clock=old.clock, settings=settings,
-                              hub=old.hub, identity=old.identity)
+        settings = {
+            k: v
+            for k, v in old.settings.items()  # the new worker gets its own front door and topic
+            if k not in ("TANDEM_EVENTS_ENDPOINT", "TANDEM_EVENTS_KEY")
+        }
+        self.host = LocalHost(
+            "function_app", storage=old.storage, clock=old.clock, settings=settings, hub=old.hub, identity=old.identity
+        )
         return self.host.start()
 
 
@@ -82,14 +86,24 @@ class Twins:
 
 
 @contextlib.contextmanager
-def twins(clock: Clock, *, hang_s: float = 2.0, failover: dict[str, Any] | None = None, replica_first: bool = True,
-          call_cost_s: dict[str, float] | None = None) -> Iterator[Twins]:
+def twins(
+    clock: Clock,
+    *,
+    hang_s: float = 2.0,
+    failover: dict[str, Any] | None = None,
+    replica_first: bool = True,
+    call_cost_s: dict[str, float] | None = None,
+) -> Iterator[Twins]:
     """The demo's ARM and ANQ twins with the example topology pointed at them. `call_cost_s` ("arm", "qumulo")
     is the virtual time each request costs its caller (0 by default: calls are free)."""
     clusters = build_clusters(load_qumulo_seed(), clock)
     costs = call_cost_s or {}
-    with ArmTwin(load_seed(), clock=clock) as arm, QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east, \
-            QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central, tempfile.TemporaryDirectory() as tmp:
+    with (
+        ArmTwin(load_seed(), clock=clock) as arm,
+        QumuloTwin(clusters["anq-east"], hang_s=hang_s) as east,
+        QumuloTwin(clusters["anq-central"], hang_s=hang_s) as central,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         arm.server.charge(clock, costs.get("arm", 0.0))
         for anq in (east, central):
             anq.server.charge(clock, costs.get("qumulo", 0.0))
@@ -103,17 +117,36 @@ def twins(clock: Clock, *, hang_s: float = 2.0, failover: dict[str, Any] | None 
 
 
 @contextlib.contextmanager
-def running(storage: str, clock: Clock, *, hub: str, settings: dict[str, str] | None = None,
-            hang_s: float = 2.0, failover: dict[str, Any] | None = None,
-            replica_first: bool = True, call_cost_s: dict[str, float] | None = None) -> Iterator[Estate]:
+def running(
+    storage: str,
+    clock: Clock,
+    *,
+    hub: str,
+    settings: dict[str, str] | None = None,
+    hang_s: float = 2.0,
+    failover: dict[str, Any] | None = None,
+    replica_first: bool = True,
+    call_cost_s: dict[str, float] | None = None,
+) -> Iterator[Estate]:
     """Start the estate; close the app's clients, the runtime and the twins on the way out. With `replica_first`
     central's hosts already look in the replica (the fixed estate); without it, as the demo seed has them."""
     with twins(clock, hang_s=hang_s, failover=failover, replica_first=replica_first, call_cost_s=call_cost_s) as t:
-        values = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(t.topology_path), "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
-                                    "TANDEM_ARM_RETRY_BUDGET_S": "3",  # like the ANQ budget: faults cost seconds
-                                    **t.arm.identity_settings, **(settings or {})})
-        estate = Estate(LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub,
-                                  identity=t.arm.identity).start(), t.arm, t.anq, t.topology_path, t.fslogix)
+        values = schedule_defaults(
+            {
+                "TANDEM_TOPOLOGY_PATH": str(t.topology_path),
+                "QUMULO_EAST_PASSWORD": SERVICE_PASSWORD,
+                "TANDEM_ARM_RETRY_BUDGET_S": "3",  # like the ANQ budget: faults cost seconds
+                **t.arm.identity_settings,
+                **(settings or {}),
+            }
+        )
+        estate = Estate(
+            LocalHost("function_app", storage=storage, clock=clock, settings=values, hub=hub, identity=t.arm.identity).start(),
+            t.arm,
+            t.anq,
+            t.topology_path,
+            t.fslogix,
+        )
         try:
             yield estate
         finally:

@@ -38,14 +38,23 @@ def main(argv: list[str]) -> int:
         settings = schedule_defaults(settings)
         # loopback only: without an ARM twin named, ARM calls fail here instead of leaving the machine
         settings.setdefault("TANDEM_ARM_ENDPOINT", os.environ.get("TANDEM_ARM_ENDPOINT") or "https://127.0.0.1:9")
-    host = LocalHost(args.app, storage=storage, settings=settings, hub=args.hub,
-                     event_subscriptions=_subscriptions(args.app, settings))
+    host = LocalHost(
+        args.app, storage=storage, settings=settings, hub=args.hub, event_subscriptions=_subscriptions(args.app, settings)
+    )
     host.start(host_port=args.port)
     door = host.front_door
-    return serve_until_stopped({"base_url": door.base_url, "master_key": host.master_key,
-                                "system_key": host.system_key, "topic_url": door.topic_url,
-                                "topic_key": host.topic_key, "topic_ca": door.ca.ca_path,
-                                "token_url": f"{door.base_url}/.local/token"}, host.close)
+    return serve_until_stopped(
+        {
+            "base_url": door.base_url,
+            "master_key": host.master_key,
+            "system_key": host.system_key,
+            "topic_url": door.topic_url,
+            "topic_key": host.topic_key,
+            "topic_ca": door.ca.ca_path,
+            "token_url": f"{door.base_url}/.local/token",
+        },
+        host.close,
+    )
 
 
 def _subscriptions(app: str, settings: dict[str, str]) -> list[tuple[str, list[str]]]:

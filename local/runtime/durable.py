@@ -39,8 +39,13 @@ ORCHESTRATOR_STARTED, ORCHESTRATOR_COMPLETED, EVENT_RAISED = 12, 13, 15
 CALL_ACTIVITY, CALL_ACTIVITY_RETRY, CALL_SUB, CALL_SUB_RETRY = 0, 1, 2, 3
 CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, WHEN_ANY, WHEN_ALL = 4, 5, 6, 11, 12
 _ID_EVENTS = {TASK_SCHEDULED: "activity", SUB_CREATED: "suborchestration", TIMER_CREATED: "timer"}
-_ACTION_KIND = {CALL_ACTIVITY: "activity", CALL_ACTIVITY_RETRY: "activity", CALL_SUB: "suborchestration",
-                CALL_SUB_RETRY: "suborchestration", CREATE_TIMER: "timer"}
+_ACTION_KIND = {
+    CALL_ACTIVITY: "activity",
+    CALL_ACTIVITY_RETRY: "activity",
+    CALL_SUB: "suborchestration",
+    CALL_SUB_RETRY: "suborchestration",
+    CREATE_TIMER: "timer",
+}
 RUNNING = {"Pending", "Running"}
 TERMINAL = {"Completed", "Failed", "Terminated"}
 
@@ -100,8 +105,9 @@ class DurableEngine:
 
     # ----------------------------------------------------------------- client operations
 
-    def start_new(self, name: str, instance_id: str | None = None, input_json: str | None = None,
-                  *, parent: tuple[str, int] | None = None) -> str:
+    def start_new(
+        self, name: str, instance_id: str | None = None, input_json: str | None = None, *, parent: tuple[str, int] | None = None
+    ) -> str:
         """Create an instance (replacing a finished one with the same id) and queue its first episode."""
         if name not in self.orchestrators:
             raise KeyError(f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function.")
@@ -117,8 +123,13 @@ class DurableEngine:
             self._drop_timers(instance_id)
             self._instances[instance_id] = inst
             self.store.commit(inst, [], [])
-            started = self._event(EXECUTION_STARTED, Name=name, Input=input_json, Version="", OrchestrationInstance={
-                "InstanceId": instance_id, "ExecutionId": uuid.uuid4().hex})
+            started = self._event(
+                EXECUTION_STARTED,
+                Name=name,
+                Input=input_json,
+                Version="",
+                OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": uuid.uuid4().hex},
+            )
             if parent is not None:
                 started["ParentInstance"] = {"OrchestrationInstance": {"InstanceId": parent[0]}, "TaskScheduleId": parent[1]}
             self._deliver(inst, started)
@@ -247,8 +258,7 @@ class DurableEngine:
         return inst
 
     def _event(self, event_type: int, event_id: int = -1, **fields: Any) -> dict[str, Any]:
-        return {"EventType": event_type, "EventId": event_id, "IsPlayed": False,
-                "Timestamp": _ts(self.clock.now()), **fields}
+        return {"EventType": event_type, "EventId": event_id, "IsPlayed": False, "Timestamp": _ts(self.clock.now()), **fields}
 
     def _deliver(self, inst: Instance, event: dict[str, Any]) -> None:
         inst.inbox_seq += 1
@@ -314,8 +324,14 @@ class DurableEngine:
             event["IsPlayed"] = True
         new_events = [self._event(ORCHESTRATOR_STARTED)] + [dict(e, IsPlayed=False) for _, e in batch]
         history = inst.history + new_events
-        body = {"history": history, "instanceId": inst.instance_id, "isReplaying": bool(inst.history),
-                "parentInstanceId": inst.parent_id, "input": inst.input, "upperSchemaVersion": 2}
+        body = {
+            "history": history,
+            "instanceId": inst.instance_id,
+            "isReplaying": bool(inst.history),
+            "parentInstanceId": inst.parent_id,
+            "input": inst.input,
+            "upperSchemaVersion": 2,
+        }
         failure: str | None = None
         try:
             state = json.loads(self.orchestrators[inst.name](func.OrchestrationContext(json.dumps(body))))
@@ -329,7 +345,7 @@ class DurableEngine:
         try:
             self._apply_actions(inst, history, state.get("actions") or [], appended, work)
             for _, event in batch:
-                self._advance_retry(inst, history + appended[len(new_events):], event, appended, work)
+                self._advance_retry(inst, history + appended[len(new_events) :], event, appended, work)
         except NonDeterminismError as exc:
             failure, work = f"Non-Deterministic workflow detected: {exc}", []
         if state.get("customStatus") is not None:
@@ -337,8 +353,7 @@ class DurableEngine:
         done = failure is None and state.get("isDone")
         if failure is not None:
             inst.status, inst.error = "Failed", failure
-            appended.append(self._event(EXECUTION_COMPLETED, OrchestrationStatus="Failed",
-                                        Result=json.dumps(failure)))
+            appended.append(self._event(EXECUTION_COMPLETED, OrchestrationStatus="Failed", Result=json.dumps(failure)))
         elif done:
             inst.status, inst.output = "Completed", json.dumps(state.get("output"))
             appended.append(self._event(EXECUTION_COMPLETED, OrchestrationStatus="Completed", Result=inst.output))
@@ -357,8 +372,14 @@ class DurableEngine:
             log.info("orchestration %s (%s) %s", inst.instance_id, inst.name, inst.status)
             self._notify_parent(inst)
 
-    def _apply_actions(self, inst: Instance, history: list[dict[str, Any]], actions_json: list[Any],
-                       appended: list[dict[str, Any]], work: list[Callable[[], None]]) -> None:
+    def _apply_actions(
+        self,
+        inst: Instance,
+        history: list[dict[str, Any]],
+        actions_json: list[Any],
+        appended: list[dict[str, Any]],
+        work: list[Callable[[], None]],
+    ) -> None:
         groups = actions_json if actions_json and isinstance(actions_json[0], list) else [actions_json]
         actions = [a for group in groups for a in _flatten(group)]
         recorded = {e["EventId"]: e for e in history if e["EventType"] in _ID_EVENTS}
@@ -387,19 +408,24 @@ class DurableEngine:
         expected = _ACTION_KIND[action["actionType"]]
         if event is None or _ID_EVENTS[event["EventType"]] != expected:
             found = "nothing" if event is None else _ID_EVENTS[event["EventType"]]
-            raise NonDeterminismError(f"task {task_id} was a {found} in history but the orchestrator now "
-                                      f"schedules a {expected} '{action.get('functionName', 'timer')}'")
+            raise NonDeterminismError(
+                f"task {task_id} was a {found} in history but the orchestrator now "
+                f"schedules a {expected} '{action.get('functionName', 'timer')}'"
+            )
         if expected != "timer" and event.get("Name") != action.get("functionName"):
-            raise NonDeterminismError(f"task {task_id} was '{event.get('Name')}' in history but the "
-                                      f"orchestrator now schedules '{action.get('functionName')}'")
+            raise NonDeterminismError(
+                f"task {task_id} was '{event.get('Name')}' in history but the "
+                f"orchestrator now schedules '{action.get('functionName')}'"
+            )
 
     @staticmethod
     def _next_id(history: list[dict[str, Any]], appended: list[dict[str, Any]]) -> int:
         ids = [e["EventId"] for e in (*history, *appended) if e["EventType"] in _ID_EVENTS]
         return max(ids, default=-1) + 1
 
-    def _schedule(self, inst: Instance, action: dict[str, Any], task_id: int,
-                  appended: list[dict[str, Any]], work: list[Callable[[], None]]) -> None:
+    def _schedule(
+        self, inst: Instance, action: dict[str, Any], task_id: int, appended: list[dict[str, Any]], work: list[Callable[[], None]]
+    ) -> None:
         kind = action["actionType"]
         name, input_json = action.get("functionName"), action.get("input")
         if kind == CREATE_TIMER:
@@ -424,14 +450,27 @@ class DurableEngine:
             appended.append(self._event(SUB_CREATED, task_id, Name=name, InstanceId=child_id, Input=input_json))
             work.append(lambda: self._start_child(inst.instance_id, task_id, name, child_id, input_json))
 
-    def _schedule_activity(self, inst: Instance, task_id: int, name: str, input_json: str | None,
-                           appended: list[dict[str, Any]], work: list[Callable[[], None]]) -> None:
+    def _schedule_activity(
+        self,
+        inst: Instance,
+        task_id: int,
+        name: str,
+        input_json: str | None,
+        appended: list[dict[str, Any]],
+        work: list[Callable[[], None]],
+    ) -> None:
         appended.append(self._event(TASK_SCHEDULED, task_id, Name=name, Input=input_json))
         instance_id = inst.instance_id
         work.append(lambda: self._submit_activity(instance_id, task_id, name, input_json))
 
-    def _advance_retry(self, inst: Instance, history: list[dict[str, Any]], event: dict[str, Any],
-                       appended: list[dict[str, Any]], work: list[Callable[[], None]]) -> None:
+    def _advance_retry(
+        self,
+        inst: Instance,
+        history: list[dict[str, Any]],
+        event: dict[str, Any],
+        appended: list[dict[str, Any]],
+        work: list[Callable[[], None]],
+    ) -> None:
         """Play DTFx's retry interceptor: a failed attempt gets a timer, a fired timer the next attempt."""
         kind = event["EventType"]
         if kind in (TASK_FAILED, SUB_FAILED) and str(event.get("TaskScheduledId")) in inst.retries:
@@ -446,8 +485,9 @@ class DurableEngine:
             chain = inst.retries.pop(f"t{event['TimerId']}")
             if chain["attempt"] >= chain["max"]:
                 return  # the SDK fails the task after this last timer
-            scheduled = next(e for e in history if e["EventType"] in (TASK_SCHEDULED, SUB_CREATED)
-                             and e["EventId"] == chain["failed_id"])
+            scheduled = next(
+                e for e in history if e["EventType"] in (TASK_SCHEDULED, SUB_CREATED) and e["EventId"] == chain["failed_id"]
+            )
             task_id = self._next_id(history, appended)
             chain["attempt"] += 1
             inst.retries[str(task_id)] = chain
@@ -455,8 +495,9 @@ class DurableEngine:
                 self._schedule_activity(inst, task_id, scheduled["Name"], scheduled.get("Input"), appended, work)
             else:
                 child_id = f"{scheduled['InstanceId']}:{chain['attempt']}"
-                appended.append(self._event(SUB_CREATED, task_id, Name=scheduled["Name"], InstanceId=child_id,
-                                            Input=scheduled.get("Input")))
+                appended.append(
+                    self._event(SUB_CREATED, task_id, Name=scheduled["Name"], InstanceId=child_id, Input=scheduled.get("Input"))
+                )
                 name, input_json, parent = scheduled["Name"], scheduled.get("Input"), inst.instance_id
                 work.append(lambda: self._start_child(parent, task_id, name, child_id, input_json))
 
@@ -513,12 +554,17 @@ class DurableEngine:
     def _invoke_activity(self, instance_id: str, task_id: int, name: str, input_json: str | None) -> dict[str, Any]:
         entry = self.activities.get(name)
         if entry is None:
-            return self._event(TASK_FAILED, TaskScheduledId=task_id, Details="",
-                               Reason=f"The function '{name}' doesn't exist, is disabled, or is not an activity function.")
+            return self._event(
+                TASK_FAILED,
+                TaskScheduledId=task_id,
+                Details="",
+                Reason=f"The function '{name}' doesn't exist, is disabled, or is not an activity function.",
+            )
         fn, param = entry
         if name in self.failing:  # an injected fault: the worker dies in this activity, attempt after attempt
-            return self._event(TASK_FAILED, TaskScheduledId=task_id, Details="",
-                               Reason=f"Activity function '{name}' failed: injected fault")
+            return self._event(
+                TASK_FAILED, TaskScheduledId=task_id, Details="", Reason=f"Activity function '{name}' failed: injected fault"
+            )
         arg = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json or "null"), trigger_metadata=None)
         with self._lock:
             self.activity_log.append((instance_id, name, arg))
@@ -529,14 +575,19 @@ class DurableEngine:
             encoded = ActivityTriggerConverter.encode(result, expected_type=None)
             return self._event(TASK_COMPLETED, TaskScheduledId=task_id, Result=encoded.value)
         except Exception as exc:  # an activity failure is data for the orchestrator, as on the real host
-            return self._event(TASK_FAILED, TaskScheduledId=task_id,
-                               Reason=f"Activity function '{name}' failed: {exc}", Details=traceback.format_exc())
+            return self._event(
+                TASK_FAILED,
+                TaskScheduledId=task_id,
+                Reason=f"Activity function '{name}' failed: {exc}",
+                Details=traceback.format_exc(),
+            )
 
     def _resume(self, inst: Instance) -> None:
         """Re-create what was in flight when the previous runtime process stopped."""
         played = inst.history + [e for _, e in inst.inbox]
-        done_ids = {e.get("TaskScheduledId") for e in played if e["EventType"] in (TASK_COMPLETED, TASK_FAILED,
-                                                                                 SUB_COMPLETED, SUB_FAILED)}
+        done_ids = {
+            e.get("TaskScheduledId") for e in played if e["EventType"] in (TASK_COMPLETED, TASK_FAILED, SUB_COMPLETED, SUB_FAILED)
+        }
         fired = {e.get("TimerId") for e in played if e["EventType"] == TIMER_FIRED}
         for event in inst.history:
             event_id = event["EventId"]

@@ -85,8 +85,7 @@ class Instance:
             "ParentId": self.parent_id or "",
             "ParentTaskId": -1 if self.parent_task_id is None else self.parent_task_id,
             "HistoryLength": len(self.history),
-            "State": json.dumps({"action_ids": self.action_ids, "retries": self.retries,
-                                 "canceled": sorted(self.canceled)}),
+            "State": json.dumps({"action_ids": self.action_ids, "retries": self.retries, "canceled": sorted(self.canceled)}),
         }
         row.update(_pack("Input", self.input))
         row.update(_pack("Output", self.output))
@@ -161,8 +160,9 @@ class TableHistoryStore:
 
     def purge(self, instance_id: str) -> bool:
         """Delete an instance's whole partition; False if it did not exist."""
-        rows = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id},
-                                               select=["PartitionKey", "RowKey"]))
+        rows = list(
+            self._table.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id}, select=["PartitionKey", "RowKey"])
+        )
         if not rows:
             return False
         for start in range(0, len(rows), 100):

@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from local.runtime.host import LocalHost
 
 log = logging.getLogger("tandem.local.http")
-_PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id", "x-ms-client-principal-name",
-                      "x-ms-client-principal-idp")
+_PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id", "x-ms-client-principal-name", "x-ms-client-principal-idp")
 _KEYS = re.compile(r"((?:code|sig)=)[^&\s\"]+", re.IGNORECASE)
 MAX_BODY = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize (104857600 bytes)
 _STATUS_CODES = {"Completed": 200, "Running": 202, "Pending": 202, "Failed": 500, "Terminated": 200}
@@ -132,8 +131,7 @@ class FrontDoor:
 
     # ----------------------------------------------------------------- the app and the extension
 
-    def _handle_app(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-                    ) -> tuple[int, dict[str, str], bytes]:
+    def _handle_app(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)  # segments are decoded once, after splitting: %2F stays inside its segment
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
         lower = {k.lower(): v for k, v in headers.items()}
@@ -155,8 +153,16 @@ class FrontDoor:
             return self._function(method, path.removeprefix("/api/"), raw_path, query, headers, lower, body)
         return 404, {}, b""
 
-    def _function(self, method: str, route: str, raw_path: str, query: dict[str, str], headers: dict[str, str],
-                  lower: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _function(
+        self,
+        method: str,
+        route: str,
+        raw_path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        lower: dict[str, str],
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
         for pattern, name in self.routes:
             match = pattern.match(route)
             if match is None:
@@ -167,12 +173,16 @@ class FrontDoor:
                 continue
             level = str(spec.trigger.get("authLevel", "FUNCTION")).upper()
             key = lower.get("x-functions-key") or query.get("code", "")
-            allowed = {"ANONYMOUS": None, "FUNCTION": {self.host.function_keys.get(name), self.host.master_key},
-                       "ADMIN": {self.host.master_key}}[level]
+            allowed = {
+                "ANONYMOUS": None,
+                "FUNCTION": {self.host.function_keys.get(name), self.host.master_key},
+                "ADMIN": {self.host.master_key},
+            }[level]
             if allowed is not None and not any(k and same(key, k) for k in allowed):
                 return 401, {}, b""
-            headers = {k: v for k, v in headers.items() if k.lower() not in _PRINCIPAL_HEADERS} \
-                if self.host.auth_enabled else dict(headers)
+            headers = (
+                {k: v for k, v in headers.items() if k.lower() not in _PRINCIPAL_HEADERS} if self.host.auth_enabled else dict(headers)
+            )
             if self.host.auth_enabled:
                 bearer = lower.get("authorization", "")
                 claims = self.host.identity.validate(bearer[7:], "api://tandem") if bearer.lower().startswith("bearer ") else None
@@ -181,15 +191,22 @@ class FrontDoor:
                     headers["X-MS-CLIENT-PRINCIPAL-ID"] = claims["oid"]
                     headers["X-MS-CLIENT-PRINCIPAL-NAME"] = claims["name"]
                     headers["X-MS-CLIENT-PRINCIPAL-IDP"] = "aad"
-            request = HttpRequestConverter.decode(meta.Datum(type="http", value={
-                "method": meta.Datum(type="string", value=method),
-                "url": meta.Datum(type="string", value=f"{self.base_url}{raw_path}"),
-                "headers": {k: meta.Datum(type="string", value=v) for k, v in headers.items()},
-                "query": {k: meta.Datum(type="string", value=v) for k, v in query.items()},
-                "params": {k: meta.Datum(type="string", value=unquote(v)) for k, v in match.groupdict().items()
-                       if v is not None},
-                "body": meta.Datum(type="bytes", value=body),
-            }), trigger_metadata=None)
+            request = HttpRequestConverter.decode(
+                meta.Datum(
+                    type="http",
+                    value={
+                        "method": meta.Datum(type="string", value=method),
+                        "url": meta.Datum(type="string", value=f"{self.base_url}{raw_path}"),
+                        "headers": {k: meta.Datum(type="string", value=v) for k, v in headers.items()},
+                        "query": {k: meta.Datum(type="string", value=v) for k, v in query.items()},
+                        "params": {
+                            k: meta.Datum(type="string", value=unquote(v)) for k, v in match.groupdict().items() if v is not None
+                        },
+                        "body": meta.Datum(type="bytes", value=body),
+                    },
+                ),
+                trigger_metadata=None,
+            )
             result = self.host.invoke(name, **{spec.trigger["name"]: request})
             datum = HttpResponseConverter.encode(result, expected_type=None)
             if datum.type == "http":
@@ -237,8 +254,9 @@ class FrontDoor:
             return 405, as_json, b"{}"
         instance_id = parts[1]
         if len(parts) == 2 and method == "GET":
-            status = engine.status(instance_id, show_history=query.get("showHistory") == "True",
-                                   show_input=query.get("showInput", "True") != "False")
+            status = engine.status(
+                instance_id, show_history=query.get("showHistory") == "True", show_input=query.get("showInput", "True") != "False"
+            )
             if status is None:
                 return 404, as_json, b""
             return _STATUS_CODES[status["runtimeStatus"]], as_json, json.dumps(status).encode()
@@ -256,21 +274,20 @@ class FrontDoor:
 
     def _links(self, instance_id: str) -> dict[str, str]:
         urls = self.host.durable_client_binding()["managementUrls"]
-        return {k: (instance_id if k == "id" else v.replace("INSTANCEID", quote(instance_id, safe="")))
-                for k, v in urls.items()}
+        return {k: (instance_id if k == "id" else v.replace("INSTANCEID", quote(instance_id, safe=""))) for k, v in urls.items()}
 
     # ----------------------------------------------------------------- the Event Grid topic
 
-    def _handle_topic(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-                      ) -> tuple[int, dict[str, str], bytes]:
+    def _handle_topic(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         as_json = {"Content-Type": "application/json"}
         lower = {k.lower(): v for k, v in headers.items()}
         if method != "POST" or urlsplit(raw_path).path != "/api/events":
             return 404, as_json, b'{"error":{"code":"NotFound","message":"POST /api/events"}}'
         key_ok = same(lower.get("aeg-sas-key", ""), self.host.topic_key)
         bearer = lower.get("authorization", "")
-        token_ok = bearer.lower().startswith("bearer ") and self.host.identity.validate(
-            bearer[7:], "https://eventgrid.azure.net") is not None
+        token_ok = (
+            bearer.lower().startswith("bearer ") and self.host.identity.validate(bearer[7:], "https://eventgrid.azure.net") is not None
+        )
         if not (key_ok or token_ok):
             return 401, as_json, b'{"error":{"code":"Unauthorized","message":"missing or invalid key or token"}}'
         try:
@@ -278,8 +295,7 @@ class FrontDoor:
         except json.JSONDecodeError:
             return 400, as_json, b'{"error":{"code":"BadRequest","message":"body is not JSON"}}'
         events = events if isinstance(events, list) else [events]
-        if not events or not all(isinstance(e, dict) and e.get("id") and (e.get("type") or e.get("eventType"))
-                                 for e in events):
+        if not events or not all(isinstance(e, dict) and e.get("id") and (e.get("type") or e.get("eventType")) for e in events):
             return 400, as_json, b'{"error":{"code":"BadRequest","message":"each event needs id and type"}}'
         self.host.publish(events)
         return 200, as_json, b""

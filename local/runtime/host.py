@@ -167,9 +167,14 @@ class LocalHost:
         self._index(functions)
         engine_activities = {n: (s.call, s.trigger["name"]) for n, s in self.functions.items() if s.kind == "activityTrigger"}
         orchestrators = {n: s.call for n, s in self.functions.items() if s.kind == "orchestrationTrigger"}
-        self.durable = DurableEngine(orchestrators, engine_activities, clock=self.clock,
-                                     store=TableHistoryStore(self.storage, self.hub),
-                                     run_async=async_runner().run, max_activity_workers=self.max_activity_workers)
+        self.durable = DurableEngine(
+            orchestrators,
+            engine_activities,
+            clock=self.clock,
+            store=TableHistoryStore(self.storage, self.hub),
+            run_async=async_runner().run,
+            max_activity_workers=self.max_activity_workers,
+        )
         self._load_timers()
         resumed = self.durable.recover()
         if resumed:
@@ -225,8 +230,7 @@ class LocalHost:
             trigger = next(b for b in bindings if b["type"].endswith("Trigger"))
             unsupported = [b["type"] for b in bindings if b["type"] not in SUPPORTED_BINDINGS]
             if unsupported:
-                raise ConfigError(f"function {fn.get_function_name()} uses bindings the local runtime "
-                                  f"cannot run: {unsupported}")
+                raise ConfigError(f"function {fn.get_function_name()} uses bindings the local runtime cannot run: {unsupported}")
             client = next((b["name"] for b in bindings if b["type"] == "durableClient"), None)
             name = fn.get_function_name()
             self.functions[name] = FunctionSpec(name, trigger, fn.get_user_function(), client)
@@ -287,8 +291,9 @@ class LocalHost:
             schedule = Schedule.parse(resolve(spec.trigger["schedule"], env))
             row = stored.get(name)
             if row and row.get("Schedule") == schedule.expression:
-                state = TimerState(schedule, datetime.fromisoformat(row["Next"]),
-                                   datetime.fromisoformat(row["Last"]) if row.get("Last") else None)
+                state = TimerState(
+                    schedule, datetime.fromisoformat(row["Next"]), datetime.fromisoformat(row["Last"]) if row.get("Last") else None
+                )
             else:
                 state = TimerState(schedule, schedule.next_after(now))
                 if spec.trigger.get("runOnStartup"):
@@ -297,10 +302,16 @@ class LocalHost:
         self._timer_rows = table
 
     def _save_timer(self, name: str, state: TimerState) -> None:
-        self._timer_rows.upsert_entity({
-            "PartitionKey": "timers", "RowKey": name, "Schedule": state.schedule.expression,
-            "Next": state.next.isoformat(), "Last": state.last.isoformat() if state.last else "",
-        }, mode=UpdateMode.REPLACE)
+        self._timer_rows.upsert_entity(
+            {
+                "PartitionKey": "timers",
+                "RowKey": name,
+                "Schedule": state.schedule.expression,
+                "Next": state.next.isoformat(),
+                "Last": state.last.isoformat() if state.last else "",
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     def fire_timer(self, name: str, *, past_due: bool = False) -> Any:
         """Invoke a timer function now through the worker's TimerRequestConverter."""
@@ -308,8 +319,11 @@ class LocalHost:
         now = self.clock.now()
         payload = {
             "Schedule": {"AdjustForDST": True},
-            "ScheduleStatus": {"Last": (state.last or now).isoformat(), "Next": state.schedule.next_after(now).isoformat(),
-                               "LastUpdated": now.isoformat()},
+            "ScheduleStatus": {
+                "Last": (state.last or now).isoformat(),
+                "Next": state.schedule.next_after(now).isoformat(),
+                "LastUpdated": now.isoformat(),
+            },
             "IsPastDue": past_due,
         }
         timer = TimerRequestConverter.decode(meta.Datum(type="json", value=json.dumps(payload)), trigger_metadata=None)
@@ -381,8 +395,16 @@ class LocalHost:
 
     # ----------------------------------------------------------------- Event Grid
 
-    def http(self, method: str, path: str, *, body: Any = None, function: str | None = None,
-             roles: Iterable[str] = (), name: str = "operator@contoso.com") -> tuple[int, Any]:
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        function: str | None = None,
+        roles: Iterable[str] = (),
+        name: str = "operator@contoso.com",
+    ) -> tuple[int, Any]:
         """Call an HTTP function through the front door: `/api/<path>`, with `function`'s key when given, signed
         in (emulated App Service authentication) with `roles` when given. Returns (status, JSON body or {})."""
         import urllib.error

@@ -41,15 +41,30 @@ class LocalIdentity:
         self.principal_id = "11111111-2222-4333-8444-555555555555"
         self.tenant_id = "72f988bf-0000-4000-8000-00000000a11d"
 
-    def issue(self, audience: str, *, subject: str | None = None, name: str | None = None,
-              roles: list[str] | None = None, lifetime_s: int = 3600) -> tuple[str, int]:
+    def issue(
+        self,
+        audience: str,
+        *,
+        subject: str | None = None,
+        name: str | None = None,
+        roles: list[str] | None = None,
+        lifetime_s: int = 3600,
+    ) -> tuple[str, int]:
         """A token for `audience` (a resource URI) and its expiry (epoch seconds): a JWT as Entra ID issues
         (header, claims with issuer, audience and lifetime), signed with this process's HMAC key."""
         now = int(time.time())
         expires = now + lifetime_s
-        claims = {"aud": audience.rstrip("/"), "iss": f"https://sts.windows.net/{self.tenant_id}/", "iat": now,
-                  "nbf": now - 60, "exp": expires, "tid": self.tenant_id, "oid": subject or self.principal_id,
-                  "name": name or "tandem-function-identity", "roles": roles or []}
+        claims = {
+            "aud": audience.rstrip("/"),
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": now,
+            "nbf": now - 60,
+            "exp": expires,
+            "tid": self.tenant_id,
+            "oid": subject or self.principal_id,
+            "name": name or "tandem-function-identity",
+            "roles": roles or [],
+        }
         signed = f"{_b64(json.dumps(_HEADER).encode())}.{_b64(json.dumps(claims, sort_keys=True).encode())}"
         signature = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
         return f"{signed}.{signature}", expires
@@ -79,8 +94,13 @@ class LocalIdentity:
         """The App Service managed-identity endpoint's answer (api-version 2019-08-01)."""
         resource = resource.removesuffix("/.default")
         token, expires = self.issue(resource)
-        return {"access_token": token, "expires_on": str(expires), "resource": resource,
-                "token_type": "Bearer", "client_id": self.principal_id}
+        return {
+            "access_token": token,
+            "expires_on": str(expires),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": self.principal_id,
+        }
 
     def answer_msi(self, headers: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Serve one managed-identity token request: (status, JSON body). `headers` keys are lower-case."""

@@ -11,8 +11,14 @@ from shared.errors import ConfigError
 
 _MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), start=1)}
 _DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_FIELDS = (("second", 0, 59, {}), ("minute", 0, 59, {}), ("hour", 0, 23, {}),
-           ("day", 1, 31, {}), ("month", 1, 12, _MONTHS), ("day_of_week", 0, 6, _DAYS))
+_FIELDS = (
+    ("second", 0, 59, {}),
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day_of_week", 0, 6, _DAYS),
+)
 _SETTING = re.compile(r"^%([^%]+)%$")
 
 
@@ -75,16 +81,19 @@ class Schedule:
         """Parse `{second} {minute} {hour} {day} {month} {day-of-week}`."""
         parts = expression.split()
         if len(parts) != 6:
-            raise ConfigError(
-                f"schedule {expression!r} must have six fields: second minute hour day month day-of-week"
-            )
+            raise ConfigError(f"schedule {expression!r} must have six fields: second minute hour day month day-of-week")
         fields = [_parse_field(p, n, lo, hi, names) for p, (n, lo, hi, names) in zip(parts, _FIELDS, strict=True)]
         return cls(expression, *fields)
 
     def matches(self, when: datetime) -> bool:
         """Whether `when` (to the second) is an occurrence."""
-        return (when.second in self.second and when.minute in self.minute and when.hour in self.hour
-                and self._day_ok(when) and when.month in self.month)
+        return (
+            when.second in self.second
+            and when.minute in self.minute
+            and when.hour in self.hour
+            and self._day_ok(when)
+            and when.month in self.month
+        )
 
     def _day_ok(self, when: datetime) -> bool:
         return when.day in self.day and (when.isoweekday() % 7) in self.day_of_week

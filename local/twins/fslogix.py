@@ -88,8 +88,13 @@ class Fslogix:
                 continue
             where = {"cluster": cluster.name, "path": directory.path}
             if directory.read_only:
-                return SignIn(**record, **where, outcome="failed", version=profile.version,
-                              detail=f"{location}: the container is on a read-only directory")
+                return SignIn(
+                    **record,
+                    **where,
+                    outcome="failed",
+                    version=profile.version,
+                    detail=f"{location}: the container is on a read-only directory",
+                )
             cluster.attach(directory.path, upn)
             self._attached[(host.name.lower(), upn)] = (cluster, directory.path)
             return SignIn(**record, **where, outcome="own", version=profile.version)

@@ -94,8 +94,18 @@ class TwinServer:
     `error_body(status, code, message)` renders the service's error shape for injected faults.
     """
 
-    def __init__(self, dispatch: Dispatch, *, error_body: ErrorBody, port: int = 0, ca: LocalCA | None = None,
-                 latency_s: float = 0.0, hang_s: float = 30.0, seed: int = 0, name: str = "twin") -> None:
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        error_body: ErrorBody,
+        port: int = 0,
+        ca: LocalCA | None = None,
+        latency_s: float = 0.0,
+        hang_s: float = 30.0,
+        seed: int = 0,
+        name: str = "twin",
+    ) -> None:
         self.dispatch = dispatch
         self.error_body = error_body
         self.ca = ca or LocalCA.shared()
@@ -131,8 +141,9 @@ class TwinServer:
 
     def start(self) -> TwinServer:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{self.name}-https", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-https", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -150,8 +161,9 @@ class TwinServer:
 
     # ----------------------------------------------------------------- test controls
 
-    def inject(self, kind: FaultKind, *, rate: float = 1.0, pattern: str = ".*", retry_after_s: float = 1.0,
-               limit: int | None = None) -> Fault:
+    def inject(
+        self, kind: FaultKind, *, rate: float = 1.0, pattern: str = ".*", retry_after_s: float = 1.0, limit: int | None = None
+    ) -> Fault:
         """Add a fault rule; rules are tried in the order added."""
         fault = Fault(kind, rate, pattern, retry_after_s, limit)
         with self._lock:
@@ -168,8 +180,11 @@ class TwinServer:
         """A copy of the request log, optionally filtered by method and a path regex."""
         with self._lock:
             entries = list(self.requests)
-        return [e for e in entries if (method is None or e.method == method)
-                and (pattern is None or re.search(pattern, e.path, re.IGNORECASE))]
+        return [
+            e
+            for e in entries
+            if (method is None or e.method == method) and (pattern is None or re.search(pattern, e.path, re.IGNORECASE))
+        ]
 
     def clear_log(self) -> None:
         """Forget the requests logged so far."""
@@ -241,8 +256,7 @@ class TwinServer:
                     except Exception:  # a twin bug must surface as a 500 and in the log, not a dropped socket
                         log.exception("%s failed on %s %s", twin.name, request.method, request.path)
                         response = Response(500, twin.error_body(500, "InternalServerError", "the twin failed"))
-                twin._record(LoggedRequest(request.method, request.path, query, response.status,
-                                           fault.kind if fault else None))
+                twin._record(LoggedRequest(request.method, request.path, query, response.status, fault.kind if fault else None))
                 self._send(response)
 
             def _send(self, response: Response) -> None:

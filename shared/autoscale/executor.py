@@ -42,8 +42,9 @@ def _allowed(sessions: list[UserSession], rules: Rules, forced: bool) -> bool:
     return not sessions
 
 
-def execute(gateway: AzureGateway, pool: PoolState, decision: Decision, rules: Rules, *, message: str,
-            dry_run: bool = False) -> list[Applied]:
+def execute(
+    gateway: AzureGateway, pool: PoolState, decision: Decision, rules: Rules, *, message: str, dry_run: bool = False
+) -> list[Applied]:
     """Apply `decision` to `pool`; with `dry_run` nothing is changed and every step is reported as dry_run."""
     if dry_run:
         return [Applied(s, "dry_run") for s in decision.actions]
@@ -67,8 +68,9 @@ def execute(gateway: AzureGateway, pool: PoolState, decision: Decision, rules: R
         outcomes = _by(gateway.set_drain(pool.ref, [s.host for s in drain], True))
         applied += [Applied(s, outcomes[s.host].result, outcomes[s.host].detail) for s in drain]
     for s in steps("message"):
-        results = [gateway.send_message(pool.ref, s.host, x.id, MESSAGE_TITLE, message)
-                   for x in hosts[s.host].sessions if x.state == "Active"]
+        results = [
+            gateway.send_message(pool.ref, s.host, x.id, MESSAGE_TITLE, message) for x in hosts[s.host].sessions if x.state == "Active"
+        ]
         applied.append(Applied(s, "done" if all(o.ok for o in results) else "failed", f"{len(results)} sessions"))
     forced = {s.host for s in steps("logoff")}
     for s in steps("logoff"):
@@ -78,8 +80,9 @@ def execute(gateway: AzureGateway, pool: PoolState, decision: Decision, rules: R
     return applied
 
 
-def _deallocate(gateway: AzureGateway, pool: PoolState, hosts: dict[str, HostState], wanted: list[Step], rules: Rules,
-                forced: set[str]) -> list[Applied]:
+def _deallocate(
+    gateway: AzureGateway, pool: PoolState, hosts: dict[str, HostState], wanted: list[Step], rules: Rules, forced: set[str]
+) -> list[Applied]:
     """Drain, re-read, stop what is still allowed, then undrain: whatever fails on the way, no host Tandem drained
     to look is left drained (the undrain runs in `finally`, and its result is checked and reported)."""
     if not wanted:
@@ -122,6 +125,5 @@ def _deallocate(gateway: AzureGateway, pool: PoolState, hosts: dict[str, HostSta
             undone = _by(gateway.set_drain(pool.ref, release, False))
             left = [h for h in release if h not in undone or not undone[h].ok]
             if left:
-                applied.append(Applied(Step("undrain", left[0], "release after stop"), "failed",
-                                       f"left drained: {', '.join(left)}"))
+                applied.append(Applied(Step("undrain", left[0], "release after stop"), "failed", f"left drained: {', '.join(left)}"))
     return applied

@@ -66,8 +66,15 @@ def _slot_value(days: list[DayCounts], attr: str, slot: int, spread: float) -> f
     return mean + spread * sd
 
 
-def build_forecast(history: ArrivalHistory, local: datetime, *, horizon_minutes: int = 60,
-                   observed_rate: float = 0.0, incoming: int = 0, holidays: Iterable[date] = ()) -> Forecast:
+def build_forecast(
+    history: ArrivalHistory,
+    local: datetime,
+    *,
+    horizon_minutes: int = 60,
+    observed_rate: float = 0.0,
+    incoming: int = 0,
+    holidays: Iterable[date] = (),
+) -> Forecast:
     """The forecast at `local` (pool-local time): expected net sessions per minute ahead, and the rates."""
     days = history.comparable(local.date(), holidays)
     minute_of_day = local.hour * 60 + local.minute
@@ -75,12 +82,13 @@ def build_forecast(history: ArrivalHistory, local: datetime, *, horizon_minutes:
 
     def net(slot: int) -> float:  # arrivals padded by one deviation; departures are not (fewer leaving is safer)
         if slot not in cache:
-            cache[slot] = (_slot_value(days, "arrivals", slot, 1.0) - _slot_value(days, "departures", slot, 0.0))
+            cache[slot] = _slot_value(days, "arrivals", slot, 1.0) - _slot_value(days, "departures", slot, 0.0)
         return cache[slot] / SLOT_MINUTES
 
     ahead = tuple(net(((minute_of_day + m) % (24 * 60)) // SLOT_MINUTES) for m in range(horizon_minutes))
-    recent = [_slot_value(days, "arrivals", ((minute_of_day - m) % (24 * 60)) // SLOT_MINUTES, 1.0) / SLOT_MINUTES
-              for m in range(1, 6)]
+    recent = [
+        _slot_value(days, "arrivals", ((minute_of_day - m) % (24 * 60)) // SLOT_MINUTES, 1.0) / SLOT_MINUTES for m in range(1, 6)
+    ]
     return Forecast(ahead, observed_rate=observed_rate, expected_rate=sum(recent) / len(recent), incoming=incoming)
 
 

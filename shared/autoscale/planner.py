@@ -121,9 +121,13 @@ class Decision:
 
     def to_json(self) -> dict[str, object]:
         """The documented what-if answer."""
-        return {"policy": self.policy, "target_hosts": self.target_hosts, "reason": self.reason,
-                "actions": [{"action": s.action, "host": s.host, "reason": s.reason} for s in self.actions],
-                "facts": self.facts}
+        return {
+            "policy": self.policy,
+            "target_hosts": self.target_hosts,
+            "reason": self.reason,
+            "actions": [{"action": s.action, "host": s.host, "reason": s.reason} for s in self.actions],
+            "facts": self.facts,
+        }
 
 
 def plan(policy: Policy, snapshot: PoolSnapshot, rules: Rules, forecast: Forecast | None = None) -> Decision:
@@ -189,8 +193,7 @@ def _scale_out(s: PoolSnapshot, missing: int, reason: str) -> list[Step]:
     return steps
 
 
-def _scale_in(s: PoolSnapshot, rules: Rules, excess: int, *, force: bool, consolidate: bool,
-              at_once: bool = False) -> list[Step]:
+def _scale_in(s: PoolSnapshot, rules: Rules, excess: int, *, force: bool, consolidate: bool, at_once: bool = False) -> list[Step]:
     """Stop up to `excess` serving hosts: empty ones now; otherwise drain the least-loaded and wait (or force).
 
     Native drains one host at a time; `at_once` (tandem) drains every excess host in one go, since the hosts
@@ -219,8 +222,10 @@ def _finish_leaving(s: PoolSnapshot, rules: Rules, *, force: bool, wait: timedel
         elif force and host.notified_at is None:
             steps.append(Step("message", host.name, "force logoff warning"))
         elif force and host.notified_at is not None and s.time - host.notified_at >= wait:
-            steps += [Step("logoff", host.name, f"force logoff after {int(wait.total_seconds() // 60)} min warning"),
-                      Step("deallocate", host.name, "force logoff done")]
+            steps += [
+                Step("logoff", host.name, f"force logoff after {int(wait.total_seconds() // 60)} min warning"),
+                Step("deallocate", host.name, "force logoff done"),
+            ]
     return steps
 
 
@@ -235,13 +240,20 @@ def _native(s: PoolSnapshot, rules: Rules) -> Decision:
     eligible = [h for h in _managed(s) if h.healthy or h.power in ("deallocated", "stopped")]
     floor = max(minimum_hosts(rules.minimum_hosts_pct, len(s.hosts)), rules.reserve_hosts)  # tagged hosts count
     target = min(len(eligible), max(hosts_needed(sessions, limit, threshold), floor))
-    facts = {"sessions": sessions, "serving": len(serving), "floor": floor,
-             "used_pct": round(100 * sessions / (limit * len(serving)), 1) if serving else 0.0}
+    facts = {
+        "sessions": sessions,
+        "serving": len(serving),
+        "floor": floor,
+        "used_pct": round(100 * sessions / (limit * len(serving)), 1) if serving else 0.0,
+    }
     over = sessions * 100 > limit * threshold * len(serving)  # strictly greater: equal does nothing
     force = s.phase == "ramp_down" and rules.force_logoff
     if over or len(serving) < floor:
-        reason = f"used capacity above {threshold}%" if over else (
-            f"below the minimum of {floor} hosts" + (" (failover reserve)" if floor == rules.reserve_hosts else ""))
+        reason = (
+            f"used capacity above {threshold}%"
+            if over
+            else (f"below the minimum of {floor} hosts" + (" (failover reserve)" if floor == rules.reserve_hosts else ""))
+        )
         return Decision("native", target, tuple(_scale_out(s, target - len(serving), reason)), reason, facts)
     steps: list[Step] = []
     under = sessions * 100 < limit * threshold * len(serving)
@@ -295,8 +307,11 @@ def _legacy(s: PoolSnapshot, rules: Rules) -> Decision:
                 break
             if host.sessions and not force:
                 break
-            steps.append(Step("deallocate", host.name, "off-peak above the minimum") if not host.sessions else
-                         Step("drain", host.name, "off-peak above the minimum"))
+            steps.append(
+                Step("deallocate", host.name, "off-peak above the minimum")
+                if not host.sessions
+                else Step("drain", host.name, "off-peak above the minimum")
+            )
             if host.sessions:
                 steps.append(Step("message", host.name, f"logoff in {rules.limit_seconds_to_force_logoff} s"))
             to_stop -= 1
@@ -345,12 +360,14 @@ def _tandem(s: PoolSnapshot, rules: Rules, forecast: Forecast) -> Decision:
     needed = max(hosts_needed(sessions, limit, threshold), hosts_needed(projected, limit, threshold), floor)
     ceiling = len(eligible) if rules.max_hosts is None else min(len(eligible), max(rules.max_hosts, rules.reserve_hosts))
     target = min(needed, ceiling)
-    facts = {"sessions": sessions, "projected": round(projected, 1), "serving": len(serving), "floor": floor,
-             "ceiling": ceiling}
+    facts = {"sessions": sessions, "projected": round(projected, 1), "serving": len(serving), "floor": floor, "ceiling": ceiling}
     if len(serving) < target:
         by_demand = max(hosts_needed(sessions, limit, threshold), hosts_needed(projected, limit, threshold))
-        reason = (f"{why}: {projected:.0f} sessions within {lead} min need {by_demand} hosts" if by_demand >= floor
-                  else f"phase minimum of {floor} hosts")
+        reason = (
+            f"{why}: {projected:.0f} sessions within {lead} min need {by_demand} hosts"
+            if by_demand >= floor
+            else f"phase minimum of {floor} hosts"
+        )
         return Decision("tandem", target, tuple(_scale_out(s, target - len(serving), reason)), reason, facts)
     cooling = s.last_scale_out is not None and s.time - s.last_scale_out < rules.cooldown
     force = s.phase == "ramp_down" and rules.force_logoff
@@ -361,8 +378,9 @@ def _tandem(s: PoolSnapshot, rules: Rules, forecast: Forecast) -> Decision:
         steps += _finish_leaving(s, rules, force=force, wait=rules.logoff_wait)
     else:  # never keep a host drained while scale-in is not allowed: it would sit idle and billed
         room = max(0, ceiling - len(serving))
-        steps += [Step("undrain", h.name, "scale-in not allowed now") for h in _leaving(s)
-                  if h.healthy and h.notified_at is None][:room]
+        steps += [Step("undrain", h.name, "scale-in not allowed now") for h in _leaving(s) if h.healthy and h.notified_at is None][
+            :room
+        ]
     reason = "cool-down after scale-out" if cooling and len(serving) > target else ("scale in" if steps else "steady")
     return Decision("tandem", target, tuple(steps), reason, facts)
 

@@ -31,11 +31,19 @@ def phase_at(policy: AutoscalePolicy, when: datetime) -> PhaseSettings:
 def rules_for(policy: AutoscalePolicy, phase: PhaseSettings) -> Rules:
     """The planner's rules for one phase of a policy."""
     legacy = policy.legacy
-    return Rules(capacity_threshold_pct=phase.capacity_threshold_pct, minimum_hosts_pct=phase.minimum_hosts_pct,
-                 min_hosts=phase.min_hosts, max_hosts=phase.max_hosts, force_logoff=policy.force_logoff,
-                 logoff_wait=policy.logoff_wait, stop_hosts_when=policy.stop_hosts_when,
-                 exclude_tagged_from_minimum=policy.exclude_tagged_from_minimum, cooldown=policy.cooldown,
-                 boot_lead=policy.boot_lead, session_threshold_per_cpu=legacy.session_threshold_per_cpu,
-                 minimum_hosts=legacy.minimum_hosts, cores_per_host=legacy.cores_per_host,
-                 limit_seconds_to_force_logoff=legacy.limit_seconds_to_force_logoff)
-
+    return Rules(
+        capacity_threshold_pct=phase.capacity_threshold_pct,
+        minimum_hosts_pct=phase.minimum_hosts_pct,
+        min_hosts=phase.min_hosts,
+        max_hosts=phase.max_hosts,
+        force_logoff=policy.force_logoff,
+        logoff_wait=policy.logoff_wait,
+        stop_hosts_when=policy.stop_hosts_when,
+        exclude_tagged_from_minimum=policy.exclude_tagged_from_minimum,
+        cooldown=policy.cooldown,
+        boot_lead=policy.boot_lead,
+        session_threshold_per_cpu=legacy.session_threshold_per_cpu,
+        minimum_hosts=legacy.minimum_hosts,
+        cores_per_host=legacy.cores_per_host,
+        limit_seconds_to_force_logoff=legacy.limit_seconds_to_force_logoff,
+    )

@@ -51,12 +51,24 @@ class PoolMemory:
         """Table columns."""
         started = {k: v.isoformat() for k, v in self.started.items()}
         warned = {k: v.isoformat() for k, v in self.notified.items()}
-        return {"state": json.dumps({
-            "last_eval": iso(self.last_eval), "last_sessions": self.last_sessions,
-            "last_scale_out": iso(self.last_scale_out), "started": started, "notified": warned,
-            "incoming": self.incoming, "incoming_base": self.incoming_base, "incoming_until": iso(self.incoming_until),
-            "alert_rate": self.alert_rate, "alert_until": iso(self.alert_until), "left": self.left}),
-            "left": self.left}
+        return {
+            "state": json.dumps(
+                {
+                    "last_eval": iso(self.last_eval),
+                    "last_sessions": self.last_sessions,
+                    "last_scale_out": iso(self.last_scale_out),
+                    "started": started,
+                    "notified": warned,
+                    "incoming": self.incoming,
+                    "incoming_base": self.incoming_base,
+                    "incoming_until": iso(self.incoming_until),
+                    "alert_rate": self.alert_rate,
+                    "alert_until": iso(self.alert_until),
+                    "left": self.left,
+                }
+            ),
+            "left": self.left,
+        }
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any] | None) -> PoolMemory:
@@ -65,13 +77,19 @@ class PoolMemory:
             d = json.loads(str((entity or {})["state"]))
         except (KeyError, ValueError):
             return cls()
-        return cls(last_eval=_dt(d.get("last_eval")), last_sessions=d.get("last_sessions"),
-                   last_scale_out=_dt(d.get("last_scale_out")),
-                   started={k: v for k, v in ((k, _dt(v)) for k, v in d.get("started", {}).items()) if v},
-                   notified={k: v for k, v in ((k, _dt(v)) for k, v in d.get("notified", {}).items()) if v},
-                   incoming=int(d.get("incoming") or 0), incoming_base=int(d.get("incoming_base") or 0),
-                   incoming_until=_dt(d.get("incoming_until")), alert_rate=float(d.get("alert_rate") or 0.0),
-                   alert_until=_dt(d.get("alert_until")), left=str(d.get("left") or ""))
+        return cls(
+            last_eval=_dt(d.get("last_eval")),
+            last_sessions=d.get("last_sessions"),
+            last_scale_out=_dt(d.get("last_scale_out")),
+            started={k: v for k, v in ((k, _dt(v)) for k, v in d.get("started", {}).items()) if v},
+            notified={k: v for k, v in ((k, _dt(v)) for k, v in d.get("notified", {}).items()) if v},
+            incoming=int(d.get("incoming") or 0),
+            incoming_base=int(d.get("incoming_base") or 0),
+            incoming_until=_dt(d.get("incoming_until")),
+            alert_rate=float(d.get("alert_rate") or 0.0),
+            alert_until=_dt(d.get("alert_until")),
+            left=str(d.get("left") or ""),
+        )
 
 
 def _merged(newer: list[int], mine: list[int], base: list[int]) -> list[int]:
@@ -112,8 +130,9 @@ class AutoscaleStore:
         """Write a pool's memory."""
         from shared.state.tables import safe_key
 
-        self._table("autoscalestate").upsert_entity({"PartitionKey": "pool", "RowKey": safe_key(key), "pool": key,
-                                                     **memory.to_entity()})
+        self._table("autoscalestate").upsert_entity(
+            {"PartitionKey": "pool", "RowKey": safe_key(key), "pool": key, **memory.to_entity()}
+        )
 
     def history(self, key: str, today: date) -> ArrivalHistory:
         """A pool's recorded days: past days read once per process, today's row read fresh (other instances write
@@ -126,10 +145,10 @@ class AutoscaleStore:
             past = self._history.get(key)
         if past is None:
             since = (today - timedelta(days=35)).isoformat()
-            rows = self._table("logonhistory").query_entities("PartitionKey eq @p and RowKey ge @d",
-                                                              parameters={"p": safe_key(key), "d": since})
-            past = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows
-                                   if r["RowKey"] < today.isoformat()})
+            rows = self._table("logonhistory").query_entities(
+                "PartitionKey eq @p and RowKey ge @d", parameters={"p": safe_key(key), "d": since}
+            )
+            past = ArrivalHistory({date.fromisoformat(r["RowKey"]): from_entity(r) for r in rows if r["RowKey"] < today.isoformat()})
             with self._lock:
                 past = self._history.setdefault(key, past)
         days = dict(past.days)
@@ -172,8 +191,10 @@ class AutoscaleStore:
                     continue
                 newer = from_entity(row)
                 mine = base or DayCounts()
-                counts = DayCounts(_merged(newer.arrivals, counts.arrivals, mine.arrivals),
-                                   _merged(newer.departures, counts.departures, mine.departures))
+                counts = DayCounts(
+                    _merged(newer.arrivals, counts.arrivals, mine.arrivals),
+                    _merged(newer.departures, counts.departures, mine.departures),
+                )
                 base = newer
                 self._etags[(key, day)] = row.metadata["etag"]
         log_event(log, "autoscale.history_conflict", level=30, pool=key, day=day.isoformat())  # left as the others wrote it
@@ -183,20 +204,30 @@ class AutoscaleStore:
         from shared.state.tables import safe_key
 
         stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
-        rows = [{"PartitionKey": safe_key(key), "RowKey": f"{stamp}-{i:03d}", "time": when.isoformat(),
-                 "policy": policy, "action": a.step.action, "host": a.step.host, "reason": a.step.reason,
-                 "result": a.result, "detail": a.detail[:1000], "target_hosts": decision.target_hosts}
-                for i, a in enumerate(applied)]
+        rows = [
+            {
+                "PartitionKey": safe_key(key),
+                "RowKey": f"{stamp}-{i:03d}",
+                "time": when.isoformat(),
+                "policy": policy,
+                "action": a.step.action,
+                "host": a.step.host,
+                "reason": a.step.reason,
+                "result": a.result,
+                "detail": a.detail[:1000],
+                "target_hosts": decision.target_hosts,
+            }
+            for i, a in enumerate(applied)
+        ]
         table = self._table("autoscaleledger")
         for chunk in range(0, len(rows), 100):
-            table.submit_transaction([("upsert", row) for row in rows[chunk:chunk + 100]])
+            table.submit_transaction([("upsert", row) for row in rows[chunk : chunk + 100]])
 
     def ledger_rows(self, key: str) -> list[dict[str, Any]]:
         """A pool's ledger, oldest first."""
         from shared.state.tables import safe_key
 
-        return list(self._table("autoscaleledger").query_entities("PartitionKey eq @p",
-                                                                  parameters={"p": safe_key(key)}))
+        return list(self._table("autoscaleledger").query_entities("PartitionKey eq @p", parameters={"p": safe_key(key)}))
 
 
 @dataclass(frozen=True)
@@ -256,16 +287,31 @@ def snapshot_of(state: PoolState, memory: PoolMemory, policy: AutoscalePolicy, n
     views = []
     for h in state.hosts:
         started = memory.started.get(h.name)
-        booting = h.power == "running" and h.status not in ("Available", "NeedsAssistance") and started is not None \
+        booting = (
+            h.power == "running"
+            and h.status not in ("Available", "NeedsAssistance")
+            and started is not None
             and now - started < BOOT_ALLOWANCE
-        views.append(HostView(h.name, h.power, h.status, len(h.sessions), h.active, h.allow_new_session,
-                              policy.exclusion_tag in h.tags, booting, memory.notified.get(h.name)))
-    return PoolSnapshot(now, phase.phase, state.max_session_limit, tuple(views), phase.load_balancer,
-                        memory.last_scale_out)
+        )
+        views.append(
+            HostView(
+                h.name,
+                h.power,
+                h.status,
+                len(h.sessions),
+                h.active,
+                h.allow_new_session,
+                policy.exclusion_tag in h.tags,
+                booting,
+                memory.notified.get(h.name),
+            )
+        )
+    return PoolSnapshot(now, phase.phase, state.max_session_limit, tuple(views), phase.load_balancer, memory.last_scale_out)
 
 
-def observe(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-            now: datetime) -> tuple[float, float]:
+def observe(
+    state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy, now: datetime
+) -> tuple[float, float]:
     """Record logons and departures since the last evaluation; return the logon rates (per minute) of the last
     five minutes and of the five before."""
     sessions = [s for h in state.hosts for s in h.sessions]
@@ -280,8 +326,9 @@ def observe(state: PoolState, memory: PoolMemory, history: ArrivalHistory, polic
     return recent / minutes, before / minutes
 
 
-def forecast_for(state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-                 now: datetime, rates: tuple[float, float]) -> Forecast:
+def forecast_for(
+    state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy, now: datetime, rates: tuple[float, float]
+) -> Forecast:
     """The forecast the tandem policy plans with: history, the observed (or alerted) rate, announced arrivals."""
     observed_rate, previous_rate = rates
     sessions = sum(len(h.sessions) for h in state.hosts)
@@ -291,8 +338,14 @@ def forecast_for(state: PoolState, memory: PoolMemory, history: ArrivalHistory, 
     if memory.alert_until is not None and now < memory.alert_until:
         observed_rate = max(observed_rate, memory.alert_rate)
     lead = int(policy.boot_lead.total_seconds() // 60) + 20  # the planner sizes on the lead; the rest wakes the first host
-    forecast = build_forecast(history, local_time(policy, now), horizon_minutes=lead, observed_rate=observed_rate,
-                              incoming=incoming, holidays=policy.holidays)
+    forecast = build_forecast(
+        history,
+        local_time(policy, now),
+        horizon_minutes=lead,
+        observed_rate=observed_rate,
+        incoming=incoming,
+        holidays=policy.holidays,
+    )
     return replace(forecast, previous_rate=previous_rate)
 
 
@@ -313,9 +366,19 @@ def remember(memory: PoolMemory, decision: Decision, applied: list[Applied], now
     memory.started = {h: t for h, t in memory.started.items() if now - t < BOOT_ALLOWANCE}
 
 
-def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHistory, policy: AutoscalePolicy,
-         now: datetime, *, algorithm: Policy | None = None, dry_run: bool = False,
-         reserve: int = 0, leave: str = "") -> tuple[Decision, list[Applied]]:
+def step(
+    gateway: Any,
+    state: PoolState,
+    memory: PoolMemory,
+    history: ArrivalHistory,
+    policy: AutoscalePolicy,
+    now: datetime,
+    *,
+    algorithm: Policy | None = None,
+    dry_run: bool = False,
+    reserve: int = 0,
+    leave: str = "",
+) -> tuple[Decision, list[Applied]]:
     """One evaluation of one read pool: observe, forecast, plan, execute, remember. The service and the
     benchmark both run exactly this. `reserve` is the hosts a failover's target hold keeps serving; `leave` says
     why the pool is left to itself (it is still observed, so its history stays whole)."""
@@ -324,8 +387,12 @@ def step(gateway: Any, state: PoolState, memory: PoolMemory, history: ArrivalHis
     if leave:
         return Decision("left", 0, (), leave), []
     rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
-    decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now), rules,
-                    forecast_for(state, memory, history, policy, now, rate))
+    decision = plan(
+        algorithm or policy.algorithm,
+        snapshot_of(state, memory, policy, now),
+        rules,
+        forecast_for(state, memory, history, policy, now, rate),
+    )
     applied = execute(gateway, state, decision, rules, message=policy.logoff_message, dry_run=dry_run)
     remember(memory, decision, applied, now)
     return decision, applied
@@ -341,8 +408,15 @@ def announce_to(memory: PoolMemory, state: PoolState, sessions: int, now: dateti
 class Autoscaler:
     """Evaluates the topology's pools through the gateway; `now` is injectable for the local runtime."""
 
-    def __init__(self, topology: Topology, gateway: Any = None, store: AutoscaleStore | None = None, *,
-                 now: Callable[[], datetime] | None = None, max_workers: int = 8) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        gateway: Any = None,
+        store: AutoscaleStore | None = None,
+        *,
+        now: Callable[[], datetime] | None = None,
+        max_workers: int = 8,
+    ) -> None:
         from shared.azure.gateway import AzureGateway
 
         self.topology = topology
@@ -398,8 +472,15 @@ class Autoscaler:
                 return self.targets[key]
         return None
 
-    def run(self, pools: Iterable[Target] | None = None, *, dry_run: bool | None = None, wait_s: float = 0.0,
-            announce: int | None = None, alert_rate: float | None = None) -> list[Evaluation]:
+    def run(
+        self,
+        pools: Iterable[Target] | None = None,
+        *,
+        dry_run: bool | None = None,
+        wait_s: float = 0.0,
+        announce: int | None = None,
+        alert_rate: float | None = None,
+    ) -> list[Evaluation]:
         """Evaluate pools (default: all): the region holds, a lease per pool, one batched read, then per-pool
         planning and actions in parallel.
 
@@ -417,16 +498,17 @@ class Autoscaler:
             held = region_holds.read()
         except DependencyError as exc:  # an unreadable hold is no scale action, never "no hold"
             _holds_unreadable(chosen, str(exc))
-            return [Evaluation(t.ref.key, Decision("held", 0, (), "region holds unreadable: no scale action"), (),
-                               str(exc)) for t in chosen]
+            return [
+                Evaluation(t.ref.key, Decision("held", 0, (), "region holds unreadable: no scale action"), (), str(exc))
+                for t in chosen
+            ]
         results: list[Evaluation] = []
         leases: dict[str, Any] = {}
         try:
             for t in chosen:
                 lease = try_lease(f"autoscale/{t.ref.key}", wait_s=wait_s)
                 if lease is None:
-                    results.append(Evaluation(t.ref.key, Decision("none", 0, (), "another evaluation is running"),
-                                              (), "busy"))
+                    results.append(Evaluation(t.ref.key, Decision("none", 0, (), "another evaluation is running"), (), "busy"))
                     log_event(log, "autoscale.pool_busy", pool=t.ref.key)
                 else:
                     leases[t.ref.key] = lease
@@ -439,8 +521,11 @@ class Autoscaler:
                 log_event(log, "autoscale.read_failed", level=40, pool=key, error=str(error))
                 results.append(Evaluation(key, Decision("none", 0, (), "read failed"), (), str(error)))
             work = [t for t in chosen if t.ref.key in reads.states]
-            shares = {} if announce is None else _seated(split_by_hosts(
-                announce, {t.ref.key: len(reads.states[t.ref.key].hosts) for t in work}), reads.states)
+            shares = (
+                {}
+                if announce is None
+                else _seated(split_by_hosts(announce, {t.ref.key: len(reads.states[t.ref.key].hosts) for t in work}), reads.states)
+            )
             free: list[Target] = []
             for t in work:
                 hold = held.get(t.region.name)
@@ -449,9 +534,14 @@ class Autoscaler:
                 else:
                     results.append(self._held(t, reads.states[t.ref.key], hold, now))
             with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(free) or 1))) as pool:
-                results += list(pool.map(lambda t: self._evaluate(t, reads.states[t.ref.key], now, dry_run,
-                                                                  held.get(t.region.name), shares.get(t.ref.key),
-                                                                  alert_rate), free))
+                results += list(
+                    pool.map(
+                        lambda t: self._evaluate(
+                            t, reads.states[t.ref.key], now, dry_run, held.get(t.region.name), shares.get(t.ref.key), alert_rate
+                        ),
+                        free,
+                    )
+                )
             return results
         finally:
             for lease in leases.values():
@@ -464,14 +554,30 @@ class Autoscaler:
         if hold.kind == "fenced":
             steps = tuple(Step("drain", h.name, "region fenced by a failover") for h in state.hosts if h.allow_new_session)
         decision = Decision("held", 0, steps, reason)
-        applied = execute(self.gateway, state, decision, rules_for(target.policy, phase_at(target.policy, now)),
-                          message=target.policy.logoff_message) if steps else []
-        log_event(log, "autoscale.held", pool=target.ref.key, instance=hold.instance, kind=hold.kind,
-                  actions=len(applied))
+        applied = (
+            execute(
+                self.gateway,
+                state,
+                decision,
+                rules_for(target.policy, phase_at(target.policy, now)),
+                message=target.policy.logoff_message,
+            )
+            if steps
+            else []
+        )
+        log_event(log, "autoscale.held", pool=target.ref.key, instance=hold.instance, kind=hold.kind, actions=len(applied))
         return Evaluation(target.ref.key, decision, tuple(applied))
 
-    def _evaluate(self, target: Target, state: PoolState, now: datetime, dry_run: bool | None, hold: Any = None,
-                  announce: int | None = None, alert_rate: float | None = None) -> Evaluation:
+    def _evaluate(
+        self,
+        target: Target,
+        state: PoolState,
+        now: datetime,
+        dry_run: bool | None,
+        hold: Any = None,
+        announce: int | None = None,
+        alert_rate: float | None = None,
+    ) -> Evaluation:
         key, policy = target.ref.key, target.policy
         try:
             memory = self.store.load(key)
@@ -488,8 +594,7 @@ class Autoscaler:
             leave = "" if announce is not None or reserve else target.left_alone(state)  # a failover warms it anyway
             if state.scaling_plan and not leave and target.managed:
                 log_event(log, "autoscale.scaling_plan_taken_over", level=30, pool=key, scaling_plan=state.scaling_plan)
-            decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry,
-                                     reserve=reserve, leave=leave)
+            decision, applied = step(self.gateway, state, memory, history, policy, now, dry_run=dry, reserve=reserve, leave=leave)
             self.store.save(key, memory)
             self.store.save_day(key, today, history, base)
             if applied:
@@ -498,8 +603,16 @@ class Autoscaler:
             if leave:
                 log_event(log, "autoscale.left_alone", pool=key, reason=leave)
             else:
-                log_event(log, "autoscale.decision", pool=key, policy=policy.algorithm, target_hosts=decision.target_hosts,
-                          reason=decision.reason, actions=len(decision.actions), dry_run=dry)
+                log_event(
+                    log,
+                    "autoscale.decision",
+                    pool=key,
+                    policy=policy.algorithm,
+                    target_hosts=decision.target_hosts,
+                    reason=decision.reason,
+                    actions=len(decision.actions),
+                    dry_run=dry,
+                )
             return Evaluation(key, decision, tuple(applied))
         except Exception as exc:  # one pool failing never stops the others
             log_event(log, "autoscale.pool_failed", level=40, pool=key, error=f"{type(exc).__name__}: {exc}")
@@ -528,8 +641,12 @@ class Autoscaler:
         if leave:
             return target, Decision("left", 0, (), leave)
         rules = replace(rules_for(policy, phase_at(policy, now)), reserve_hosts=reserve)
-        decision = plan(algorithm or policy.algorithm, snapshot_of(state, memory, policy, now),
-                        rules, forecast_for(state, memory, history, policy, now, rate))
+        decision = plan(
+            algorithm or policy.algorithm,
+            snapshot_of(state, memory, policy, now),
+            rules,
+            forecast_for(state, memory, history, policy, now, rate),
+        )
         return target, decision
 
 
@@ -572,16 +689,34 @@ def _holds_unreadable(chosen: list[Target], error: str) -> None:
     events.publish("Tandem.Autoscale.HoldsUnreadable", "holds", {"regions": regions, "error": error[:300]})
 
 
-EVENT_TYPES = {"start": "Tandem.Autoscale.HostStarted", "deallocate": "Tandem.Autoscale.HostStopped",
-               "drain": "Tandem.Autoscale.HostDrained", "undrain": "Tandem.Autoscale.HostUndrained",
-               "logoff": "Tandem.Autoscale.UsersLoggedOff", "message": "Tandem.Autoscale.UsersWarned"}
+EVENT_TYPES = {
+    "start": "Tandem.Autoscale.HostStarted",
+    "deallocate": "Tandem.Autoscale.HostStopped",
+    "drain": "Tandem.Autoscale.HostDrained",
+    "undrain": "Tandem.Autoscale.HostUndrained",
+    "logoff": "Tandem.Autoscale.UsersLoggedOff",
+    "message": "Tandem.Autoscale.UsersWarned",
+}
 
 
 def _publish(target: Target, decision: Decision, applied: list[Applied]) -> None:
     from shared import events
 
-    batch = [(EVENT_TYPES[a.step.action], f"{target.ref.key}/{a.step.host}",
-              {"pool": target.pool.name, "region": target.region.name, "host": a.step.host, "action": a.step.action,
-               "reason": a.step.reason, "result": a.result, "target_hosts": decision.target_hosts})
-             for a in applied if a.ok and a.result != "dry_run"]
+    batch = [
+        (
+            EVENT_TYPES[a.step.action],
+            f"{target.ref.key}/{a.step.host}",
+            {
+                "pool": target.pool.name,
+                "region": target.region.name,
+                "host": a.step.host,
+                "action": a.step.action,
+                "reason": a.step.reason,
+                "result": a.result,
+                "target_hosts": decision.target_hosts,
+            },
+        )
+        for a in applied
+        if a.ok and a.result != "dry_run"
+    ]
     events.publish_many(batch)

@@ -18,8 +18,11 @@ from shared.errors import InputError
 from shared.payloads import HEALTH_CHANGED
 
 FAILOVER_STARTED = "Tandem.Failover.Started"
-_POOL_ID = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.desktopvirtualization/"
-                      r"hostpools/[^/]+$", re.I)
+_POOL_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.desktopvirtualization/"
+    r"hostpools/[^/]+$",
+    re.I,
+)
 
 
 @dataclass(frozen=True)

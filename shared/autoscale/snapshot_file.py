@@ -88,16 +88,37 @@ def parse_snapshot(doc: Any, file: str = "<snapshot>") -> tuple[PoolSnapshot, Ru
     names = [h.name for h in s.hosts]
     if len(set(names)) != len(names):
         raise InputError(f"{file}: hosts: names must be unique")
-    hosts = tuple(HostView(h.name, h.power, h.status, h.sessions,
-                           h.sessions if h.active_sessions is None else min(h.active_sessions, h.sessions),
-                           h.allow_new_session, h.excluded, h.booting, h.notified_at) for h in s.hosts)
+    hosts = tuple(
+        HostView(
+            h.name,
+            h.power,
+            h.status,
+            h.sessions,
+            h.sessions if h.active_sessions is None else min(h.active_sessions, h.sessions),
+            h.allow_new_session,
+            h.excluded,
+            h.booting,
+            h.notified_at,
+        )
+        for h in s.hosts
+    )
     p = s.policy
-    rules = Rules(capacity_threshold_pct=p.capacity_threshold_pct, minimum_hosts_pct=p.minimum_hosts_pct,
-                  min_hosts=p.min_hosts, max_hosts=p.max_hosts, force_logoff=p.force_logoff, logoff_wait=p.logoff_wait,
-                  stop_hosts_when=p.stop_hosts_when, exclude_tagged_from_minimum=p.exclude_tagged_from_minimum,
-                  cooldown=p.cooldown or timedelta(0), boot_lead=p.boot_lead,
-                  session_threshold_per_cpu=p.session_threshold_per_cpu, minimum_hosts=p.minimum_hosts,
-                  cores_per_host=p.cores_per_host, limit_seconds_to_force_logoff=p.limit_seconds_to_force_logoff)
+    rules = Rules(
+        capacity_threshold_pct=p.capacity_threshold_pct,
+        minimum_hosts_pct=p.minimum_hosts_pct,
+        min_hosts=p.min_hosts,
+        max_hosts=p.max_hosts,
+        force_logoff=p.force_logoff,
+        logoff_wait=p.logoff_wait,
+        stop_hosts_when=p.stop_hosts_when,
+        exclude_tagged_from_minimum=p.exclude_tagged_from_minimum,
+        cooldown=p.cooldown or timedelta(0),
+        boot_lead=p.boot_lead,
+        session_threshold_per_cpu=p.session_threshold_per_cpu,
+        minimum_hosts=p.minimum_hosts,
+        cores_per_host=p.cores_per_host,
+        limit_seconds_to_force_logoff=p.limit_seconds_to_force_logoff,
+    )
     f = s.forecast or ForecastFields()
     forecast = Forecast(tuple(f.net_per_minute), f.observed_rate, f.expected_rate, f.incoming)
     return PoolSnapshot(s.time, s.phase, s.max_session_limit, hosts, s.load_balancer, s.last_scale_out), rules, forecast

@@ -56,9 +56,12 @@ def partitions(pools: Sequence[tuple[str, str, Sequence[str]]], size: int) -> li
 
 def summary(results: Sequence[Any]) -> dict[str, int]:
     """What an evaluation of many pools did (a list of Evaluation): the timer's and each partition's log line."""
-    return {"pools": len(results), "failed": sum(1 for r in results if r.error),
-            "left_alone": sum(1 for r in results if r.decision.policy == "left"),
-            "actions": sum(len(r.applied) for r in results)}
+    return {
+        "pools": len(results),
+        "failed": sum(1 for r in results if r.error),
+        "left_alone": sum(1 for r in results if r.decision.policy == "left"),
+        "actions": sum(len(r.applied) for r in results),
+    }
 
 
 def running(status: Any) -> bool:

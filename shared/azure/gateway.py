@@ -41,6 +41,8 @@ def arm_scope(endpoint: str) -> str:
     https://management.chinacloudapi.cn) is its own audience; anything else (a local twin) takes the public one."""
     host = (urlsplit(endpoint).hostname or "").lower()
     return f"https://{host}/.default" if host.startswith("management.") else ARM_SCOPE
+
+
 DV_API = "2024-04-03"  # what azure-mgmt-desktopvirtualization 2.0.0 calls
 COMPUTE_API = "2026-04-01"  # what azure-mgmt-compute 39 calls
 AVD_PAGE = 1000  # items per page of the AVD lists (their documented pageSize): a 1,000-host pool in one page
@@ -101,9 +103,17 @@ class AzureGateway:
     `max_workers` bounds parallel calls.
     """
 
-    def __init__(self, credential: TokenCredential | None = None, *, endpoint: str | None = None,
-                 max_workers: int = 16, budget_s: float | None = None, connect_timeout_s: float = 5.0,
-                 read_timeout_s: float = 30.0, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential | None = None,
+        *,
+        endpoint: str | None = None,
+        max_workers: int = 16,
+        budget_s: float | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.endpoint = (endpoint or settings.get(settings.ARM_ENDPOINT) or "").rstrip("/")
         self._credential = credential
         self.max_workers = max_workers
@@ -149,9 +159,13 @@ class AzureGateway:
                 self._credential = default_credential()
             if self._transport is None:
                 self._transport = pooled_transport(self.max_workers, **self._timeouts)
-            options: dict[str, Any] = {"base_url": self.endpoint, "retry_policy": self._retry,
-                                       "transport": self._transport, "credential_scopes": [arm_scope(self.endpoint)],
-                                       "user_agent": USER_AGENT}
+            options: dict[str, Any] = {
+                "base_url": self.endpoint,
+                "retry_policy": self._retry,
+                "transport": self._transport,
+                "credential_scopes": [arm_scope(self.endpoint)],
+                "user_agent": USER_AGENT,
+            }
             if kind == "dv":
                 from azure.mgmt.desktopvirtualization import DesktopVirtualizationMgmtClient
 
@@ -213,14 +227,18 @@ class AzureGateway:
             for rg in ref.vm_resource_groups:
                 list_group(ref.subscription, rg)
         base = {ref.key: _pool_path(ref) for ref in refs}
-        parts: dict[str, list[Future[Any]]] = {ref.key: self._parallel([
-            partial(self._get_json, "dv", ref.subscription, base[ref.key], DV_API),
-            partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/sessionHosts", DV_API, page_size=AVD_PAGE),
-            partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/userSessions", DV_API, page_size=AVD_PAGE)])
-            for ref in refs}
+        parts: dict[str, list[Future[Any]]] = {
+            ref.key: self._parallel(
+                [
+                    partial(self._get_json, "dv", ref.subscription, base[ref.key], DV_API),
+                    partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/sessionHosts", DV_API, page_size=AVD_PAGE),
+                    partial(self._list_json, "dv", ref.subscription, f"{base[ref.key]}/userSessions", DV_API, page_size=AVD_PAGE),
+                ]
+            )
+            for ref in refs
+        }
         now = clock.now()
-        plans = {ref.key: self._parallel([partial(self._scaling_plan, ref)])[0] for ref in refs
-                 if not self._plan_fresh(ref.key, now)}
+        plans = {ref.key: self._parallel([partial(self._scaling_plan, ref)])[0] for ref in refs if not self._plan_fresh(ref.key, now)}
         reads = PoolReads()
         hosts_of: dict[str, list[dict[str, Any]]] = {}
         unsure: dict[str, Future[str]] = {}
@@ -296,8 +314,9 @@ class AzureGateway:
         body = self._send(kind, subscription, f"{path}?api-version={api_version}")
         return body if isinstance(body, dict) else {}
 
-    def _list_json(self, kind: str, subscription: str, path: str, api_version: str, *,
-                   page_size: int | None = None) -> list[dict[str, Any]]:
+    def _list_json(
+        self, kind: str, subscription: str, path: str, api_version: str, *, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
         """Every item of an ARM list, following `nextLink` (AVD's lists take a `pageSize`)."""
         items: list[dict[str, Any]] = []
         url: str | None = f"{path}?api-version={api_version}" + (f"&pageSize={page_size}" if page_size else "")
@@ -312,8 +331,10 @@ class AzureGateway:
     def _vm_tags(self, subscription: str, resource_group: str) -> dict[str, dict[str, str]]:
         """The tags of every VM in a resource group, from one listing (VirtualMachines_List, no expansion)."""
         path = f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/virtualMachines"
-        return {str(vm.get("id", "")).lower(): dict(vm.get("tags") or {})
-                for vm in self._list_json("compute", subscription, path, COMPUTE_API)}
+        return {
+            str(vm.get("id", "")).lower(): dict(vm.get("tags") or {})
+            for vm in self._list_json("compute", subscription, path, COMPUTE_API)
+        }
 
     def _instance_power(self, vm_id: str) -> str:
         """One VM's power state from its instance view (VirtualMachines_InstanceView): running, starting, ..."""
@@ -321,17 +342,28 @@ class AzureGateway:
         codes = [str(s.get("code", "")) for s in view.get("statuses") or [] if isinstance(s, dict)]
         return next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "unknown")
 
-    def _join(self, ref: PoolRef, pool: dict[str, Any], hosts: list[dict[str, Any]], sessions: list[dict[str, Any]],
-              vm_groups: dict[tuple[str, str], Future[dict[str, dict[str, str]]]], unsure: dict[str, Future[str]],
-              now: datetime) -> PoolState:
+    def _join(
+        self,
+        ref: PoolRef,
+        pool: dict[str, Any],
+        hosts: list[dict[str, Any]],
+        sessions: list[dict[str, Any]],
+        vm_groups: dict[tuple[str, str], Future[dict[str, dict[str, str]]]],
+        unsure: dict[str, Future[str]],
+        now: datetime,
+    ) -> PoolState:
         by_host: dict[str, list[UserSession]] = {}
         for s in sessions:
             props = s.get("properties") or {}
             host_name, session_id = _session_parts(str(s.get("id", "")))
             by_host.setdefault(host_name.lower(), []).append(
-                UserSession(session_id, str(props.get("userPrincipalName") or ""), str(props.get("sessionState") or
-                                                                                        "Unknown"),
-                            _time(props.get("createTime"))))
+                UserSession(
+                    session_id,
+                    str(props.get("userPrincipalName") or ""),
+                    str(props.get("sessionState") or "Unknown"),
+                    _time(props.get("createTime")),
+                )
+            )
         states = []
         for h in hosts:
             props = h.get("properties") or {}
@@ -344,12 +376,26 @@ class AzureGateway:
                     power = power_from_status(props, now) or unsure[vm_id.lower()].result()
                 except Exception as exc:
                     raise self._error(f"read VM {vm_id.rsplit('/', 1)[-1]}", exc) from exc
-            states.append(HostState(name, vm_id, str(props.get("status") or "Unknown"),
-                                    bool(props.get("allowNewSession")), power, tags,
-                                    tuple(by_host.get(name.lower(), ()))))
+            states.append(
+                HostState(
+                    name,
+                    vm_id,
+                    str(props.get("status") or "Unknown"),
+                    bool(props.get("allowNewSession")),
+                    power,
+                    tags,
+                    tuple(by_host.get(name.lower(), ())),
+                )
+            )
         pprops = pool.get("properties") or {}
-        return PoolState(ref, str(pprops.get("loadBalancerType") or "BreadthFirst"), int(pprops.get("maxSessionLimit") or 0),
-                         bool(pprops.get("startVMOnConnect")), tuple(states), dict(pool.get("tags") or {}))
+        return PoolState(
+            ref,
+            str(pprops.get("loadBalancerType") or "BreadthFirst"),
+            int(pprops.get("maxSessionLimit") or 0),
+            bool(pprops.get("startVMOnConnect")),
+            tuple(states),
+            dict(pool.get("tags") or {}),
+        )
 
     def host_sessions(self, ref: PoolRef, host: str) -> list[UserSession]:
         """The sessions on one host, read now (the re-read before any deallocation)."""
@@ -357,8 +403,10 @@ class AzureGateway:
             found = list(self._dv(ref).user_sessions.list(ref.resource_group, ref.name, host))
         except Exception as exc:
             raise self._error(f"list sessions on {host}", exc) from exc
-        return [UserSession(_session_parts(s.id)[1], s.user_principal_name or "", s.session_state or "Unknown",
-                            s.create_time) for s in found]
+        return [
+            UserSession(_session_parts(s.id)[1], s.user_principal_name or "", s.session_state or "Unknown", s.create_time)
+            for s in found
+        ]
 
     # ----------------------------------------------------------------- compute actions
 
@@ -377,8 +425,9 @@ class AzureGateway:
             ops = self._client("compute", vm.subscription).virtual_machines
             begin = ops.begin_start if action == "start" else ops.begin_deallocate
             try:
-                begin(vm.resource_group, vm.name, polling=False,
-                      raw_response_hook=lambda r: seen.append(r.http_response.status_code)).result()
+                begin(
+                    vm.resource_group, vm.name, polling=False, raw_response_hook=lambda r: seen.append(r.http_response.status_code)
+                ).result()
             except Exception as exc:
                 return self._outcome(vm_id, action, exc)
             return Outcome(vm_id, action, "already" if seen and seen[-1] == 200 else "done")
@@ -394,12 +443,16 @@ class AzureGateway:
         (not running, no agent) or the script wrote to standard error."""
         vm = ResourceId.parse(vm_id)
         try:
-            result = self._client("compute", vm.subscription).virtual_machines.begin_run_command(
-                vm.resource_group, vm.name, {"commandId": "RunPowerShellScript", "script": list(script)}).result()
+            result = (
+                self._client("compute", vm.subscription)
+                .virtual_machines.begin_run_command(
+                    vm.resource_group, vm.name, {"commandId": "RunPowerShellScript", "script": list(script)}
+                )
+                .result()
+            )
         except Exception as exc:
             raise self._error(f"run the FSLogix settings read on {vm.name}", exc) from exc
-        out = {(s.code or "").split("/")[1].lower(): s.message or "" for s in (result.value or [])
-               if (s.code or "").count("/") >= 2}
+        out = {(s.code or "").split("/")[1].lower(): s.message or "" for s in (result.value or []) if (s.code or "").count("/") >= 2}
         if out.get("stderr"):
             raise DependencyError(f"Run Command on {vm.name} wrote to standard error: {out['stderr'][:200]}")
         return out.get("stdout", "")
@@ -414,8 +467,9 @@ class AzureGateway:
 
         def one(host: str) -> Outcome:
             try:
-                self._dv(ref).session_hosts.update(ref.resource_group, ref.name, host,
-                                                   session_host=SessionHostPatch(allow_new_session=not drain))
+                self._dv(ref).session_hosts.update(
+                    ref.resource_group, ref.name, host, session_host=SessionHostPatch(allow_new_session=not drain)
+                )
             except Exception as exc:
                 return self._outcome(host, action, exc)
             return Outcome(host, action, "done")
@@ -430,8 +484,9 @@ class AzureGateway:
 
         target = f"{host}/{session_id}"
         try:
-            self._dv(ref).user_sessions.send_message(ref.resource_group, ref.name, host, session_id,
-                                                     send_message=SendMessage(message_title=title, message_body=body))
+            self._dv(ref).user_sessions.send_message(
+                ref.resource_group, ref.name, host, session_id, send_message=SendMessage(message_title=title, message_body=body)
+            )
         except Exception as exc:
             return self._outcome(target, "message", exc)
         return Outcome(target, "message", "done")
@@ -459,13 +514,15 @@ class AzureGateway:
         """Desktop Virtualization User assignments made directly at an application group."""
         group = ResourceId.parse(app_group_id)
         try:
-            found = list(self._client("auth", group.subscription).role_assignments.list_for_scope(
-                app_group_id, filter="atScope()"))
+            found = list(self._client("auth", group.subscription).role_assignments.list_for_scope(app_group_id, filter="atScope()"))
         except Exception as exc:
             raise self._error(f"list assignments of {group.name}", exc) from exc
-        return [Assignment(a.name, a.scope, a.principal_id, a.principal_type or "User", a.role_definition_id)
-                for a in found if (a.scope or "").lower() == app_group_id.lower()
-                and (a.role_definition_id or "").lower().endswith(DESKTOP_VIRTUALIZATION_USER)]
+        return [
+            Assignment(a.name, a.scope, a.principal_id, a.principal_type or "User", a.role_definition_id)
+            for a in found
+            if (a.scope or "").lower() == app_group_id.lower()
+            and (a.role_definition_id or "").lower().endswith(DESKTOP_VIRTUALIZATION_USER)
+        ]
 
     def assign(self, app_group_id: str, principal_id: str, principal_type: str = "Group") -> Outcome:
         """Grant Desktop Virtualization User at an application group; the name is derived, so a repeat is a no-op."""
@@ -473,15 +530,16 @@ class AzureGateway:
 
         group = ResourceId.parse(app_group_id)
         name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{app_group_id.lower()}|{principal_id}|{DESKTOP_VIRTUALIZATION_USER}"))
-        role = (f"/subscriptions/{group.subscription}/providers/Microsoft.Authorization/roleDefinitions/"
-                f"{DESKTOP_VIRTUALIZATION_USER}")
+        role = f"/subscriptions/{group.subscription}/providers/Microsoft.Authorization/roleDefinitions/{DESKTOP_VIRTUALIZATION_USER}"
         target = f"{group.name}:{principal_id}"
         seen: list[int] = []
         try:
             self._client("auth", group.subscription).role_assignments.create(
-                app_group_id, name, RoleAssignmentCreateParameters(
-                    role_definition_id=role, principal_id=principal_id, principal_type=principal_type),
-                raw_response_hook=lambda r: seen.append(r.http_response.status_code))
+                app_group_id,
+                name,
+                RoleAssignmentCreateParameters(role_definition_id=role, principal_id=principal_id, principal_type=principal_type),
+                raw_response_hook=lambda r: seen.append(r.http_response.status_code),
+            )
         except Exception as exc:
             from azure.core.exceptions import HttpResponseError
 
@@ -514,8 +572,9 @@ class AzureGateway:
         """
         held = {group: self.assignments(group) for group in from_groups}
         principals = {a.principal_id: a.principal_type for found in held.values() for a in found}
-        grants = [f.result() for f in self._parallel(
-            [partial(self.assign, g, p, t) for g in to_groups for p, t in principals.items()])]
+        grants = [
+            f.result() for f in self._parallel([partial(self.assign, g, p, t) for g in to_groups for p, t in principals.items()])
+        ]
         outcomes = list(grants)
         if all(o.ok for o in grants):
             for group, found in held.items():
@@ -546,13 +605,16 @@ class AzureGateway:
     @staticmethod
     def _log_outcomes(outcomes: Sequence[Outcome], **fields: Any) -> None:
         for o in outcomes:
-            log_event(log, f"arm.{o.action}", level=20 if o.ok else 30, target=o.target, result=o.result,
-                      detail=o.detail or None, **fields)
+            log_event(
+                log, f"arm.{o.action}", level=20 if o.ok else 30, target=o.target, result=o.result, detail=o.detail or None, **fields
+            )
 
 
 def _pool_path(ref: PoolRef) -> str:
-    return (f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}/providers/"
-            f"Microsoft.DesktopVirtualization/hostPools/{ref.name}")
+    return (
+        f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}/providers/"
+        f"Microsoft.DesktopVirtualization/hostPools/{ref.name}"
+    )
 
 
 def _time(value: Any) -> datetime | None:

@@ -27,8 +27,12 @@ class PoolRef:
     @classmethod
     def of(cls, region: Region, pool: HostPool) -> PoolRef:
         """A topology pool: in its own subscription or its region's; its VMs in the groups named, else its own."""
-        return cls(pool.subscription_id or region.subscription_id, pool.resource_group, pool.name,
-                   tuple(pool.vm_resource_groups or [pool.resource_group]))
+        return cls(
+            pool.subscription_id or region.subscription_id,
+            pool.resource_group,
+            pool.name,
+            tuple(pool.vm_resource_groups or [pool.resource_group]),
+        )
 
 
 INACTIVE_STATES = ("Disconnected", "LogOff")  # every other state (Active, Pending: signing in, Unknown) is a user at work

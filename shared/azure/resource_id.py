@@ -32,5 +32,7 @@ class ResourceId:
         return cls(sub, rg, namespace, type_, name)
 
     def __str__(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/{self.namespace}/{self.type}/{self.name}")
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.namespace}/{self.type}/{self.name}"
+        )

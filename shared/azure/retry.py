@@ -67,8 +67,15 @@ class ArmRetryPolicy(HTTPPolicy[Any, Any]):
     """Retry 429 always (within `budget_s`); 408/5xx, resets and timeouts only for idempotent requests, at most
     `max_attempts` times and within `budget_s`."""
 
-    def __init__(self, *, budget_s: float = 60.0, max_attempts: int = 10, backoff_s: float = 0.5,
-                 max_backoff_s: float = 16.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        budget_s: float = 60.0,
+        max_attempts: int = 10,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 16.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__()
         self.budget_s = budget_s
         self.max_attempts = max_attempts
@@ -98,10 +105,22 @@ class ArmRetryPolicy(HTTPPolicy[Any, Any]):
 
         def before_sleep(state: RetryCallState) -> None:
             outcome = state.outcome
-            what = (str(outcome.result().http_response.status_code) if outcome and not outcome.failed
-                    else type(outcome.exception()).__name__ if outcome else "?")
-            log_event(log, "arm.retry", method=http.method, path=urlsplit(http.url).path, outcome=what,
-                      attempt=state.attempt_number, wait_s=round(state.upcoming_sleep, 3))
+            what = (
+                str(outcome.result().http_response.status_code)
+                if outcome and not outcome.failed
+                else type(outcome.exception()).__name__
+                if outcome
+                else "?"
+            )
+            log_event(
+                log,
+                "arm.retry",
+                method=http.method,
+                path=urlsplit(http.url).path,
+                outcome=what,
+                attempt=state.attempt_number,
+                wait_s=round(state.upcoming_sleep, 3),
+            )
 
         within_budget = stop_before_delay(self.budget_s)
         out_of_attempts = stop_after_attempt(self.max_attempts)

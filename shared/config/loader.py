@@ -87,9 +87,8 @@ def load_topology(path: str | Path) -> Topology:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise TopologyError(file, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"]
-                            ) from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise TopologyError(file, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"]) from None
     try:
         data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
@@ -99,10 +98,8 @@ def load_topology(path: str | Path) -> Topology:
     except RecursionError:
         raise TopologyError(file, [f"(file): nested deeper than {MAX_DEPTH} levels"]) from None
     if depth(data) > MAX_DEPTH:
-        raise TopologyError(file, [f"(file): nested deeper than {MAX_DEPTH} levels, or aliases that repeat or contain "
-                                   "themselves"])
+        raise TopologyError(file, [f"(file): nested deeper than {MAX_DEPTH} levels, or aliases that repeat or contain themselves"])
     return parse_topology(data, file)
-
 
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # where function_app.py is: the deployed package's root

@@ -125,9 +125,7 @@ class SecretRef(_Model):
 
 def _secret_ref(value: object) -> object:
     if isinstance(value, str):
-        raise ValueError(
-            "secrets are references, never values: use {key_vault_secret: <uri>} or {app_setting: <NAME>}"
-        )
+        raise ValueError("secrets are references, never values: use {key_vault_secret: <uri>} or {app_setting: <NAME>}")
     return value
 
 
@@ -162,9 +160,11 @@ class AnqCluster(_Model):
     read_timeout: Duration = timedelta(seconds=30)
     retry_budget: Duration = Field(timedelta(seconds=30), description="how long safe calls are retried (5xx, resets)")
     smb_endpoints: list[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:]+$")]] = Field(
-        default_factory=list, max_length=32,
+        default_factory=list,
+        max_length=32,
         description="DNS names and IP addresses that reach this cluster over SMB (the server part of the UNC paths "
-                    "in the hosts' FSLogix settings); a failover into this region checks its hosts' paths against them")
+        "in the hosts' FSLogix settings); a failover into this region checks its hosts' paths against them",
+    )
 
     @field_validator("address")
     @classmethod
@@ -196,11 +196,16 @@ class HostPool(_Model):
     subscription_id: str | None = Field(None, description="Defaults to the region's subscription")
     vm_resource_groups: list[Name] = Field(default_factory=list, description="Defaults to [resource_group]")
     application_groups: list[Name] = Field(default_factory=list, description="Groups whose assignments move")
-    autoscale_policy: Name = Field("default", description="a policy of policies.autoscale, or none: Tandem does not "
-                                   "autoscale the pool (a failover still warms and drains it)")
+    autoscale_policy: Name = Field(
+        "default",
+        description="a policy of policies.autoscale, or none: Tandem does not "
+        "autoscale the pool (a failover still warms and drains it)",
+    )
     scaling_plan: Literal["defer", "take_over"] = Field(
-        "defer", description="an enabled native scaling plan on the pool: defer (Tandem leaves the pool to it) or "
-        "take_over (Tandem scales it anyway; disable the plan)")
+        "defer",
+        description="an enabled native scaling plan on the pool: defer (Tandem leaves the pool to it) or "
+        "take_over (Tandem scales it anyway; disable the plan)",
+    )
 
 
 class Region(_Model):
@@ -218,8 +223,10 @@ class Region(_Model):
         for sub in [self.subscription_id, *(p.subscription_id for p in self.host_pools if p.subscription_id)]:
             if not _GUID.match(sub):
                 raise ValueError(f"subscription id {sub!r} is not a GUID")
-        _unique("host_pools", [((p.subscription_id or self.subscription_id).lower(), p.resource_group.lower(), p.name.lower())
-                               for p in self.host_pools])
+        _unique(
+            "host_pools",
+            [((p.subscription_id or self.subscription_id).lower(), p.resource_group.lower(), p.name.lower()) for p in self.host_pools],
+        )
         _unique("profile_directories", [d.path for d in self.profile_directories])
         return self
 
@@ -322,8 +329,14 @@ class SnapshotPolicy(_Model):
 
 
 # The services an AVD estate on ANQ runs on, as Service Health names them.
-WATCHED_SERVICES = ("Virtual Machines", "Azure Virtual Desktop", "Windows Virtual Desktop", "Virtual Network",
-                    "Storage", "Azure Native Qumulo Scalable File Service")
+WATCHED_SERVICES = (
+    "Virtual Machines",
+    "Azure Virtual Desktop",
+    "Windows Virtual Desktop",
+    "Virtual Network",
+    "Storage",
+    "Azure Native Qumulo Scalable File Service",
+)
 
 
 class FailoverPolicy(_Model):
@@ -336,22 +349,38 @@ class FailoverPolicy(_Model):
     warning_message: str = "This region is failing over. Please save your work and sign out; sign in again shortly."
     unhealthy_hosts_pct: int = Field(50, ge=1, le=100)
     debounce: Duration = timedelta(minutes=5)
-    detach_wait: Duration = Field(timedelta(minutes=5), description="how long a planned failover waits for FSLogix to "
-                                  "close every profile container after sign-out before it gives up and rolls back")
-    replication_deadline: Duration = Field(timedelta(hours=2), description="how long a planned failover waits for the "
-                                           "replication job after the fence before it rolls back")
-    propose_only: bool = Field(False, description="alerts' proposals are logged and published "
-                               "(Tandem.Failover.Proposed) but start no failover: for a deployment's first weeks")
+    detach_wait: Duration = Field(
+        timedelta(minutes=5),
+        description="how long a planned failover waits for FSLogix to "
+        "close every profile container after sign-out before it gives up and rolls back",
+    )
+    replication_deadline: Duration = Field(
+        timedelta(hours=2),
+        description="how long a planned failover waits for the replication job after the fence before it rolls back",
+    )
+    propose_only: bool = Field(
+        False,
+        description="alerts' proposals are logged and published "
+        "(Tandem.Failover.Proposed) but start no failover: for a deployment's first weeks",
+    )
     watched_services: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(
-        default_factory=lambda: list(WATCHED_SERVICES), min_length=1,
-        description="Service Health service names whose incidents in a paired region propose a failover")
+        default_factory=lambda: list(WATCHED_SERVICES),
+        min_length=1,
+        description="Service Health service names whose incidents in a paired region propose a failover",
+    )
     test_alerts_propose: bool = Field(False, description="may a synthetic (test action) Service Health alert propose")
-    watch_window: Duration = Field(timedelta(minutes=5), description="how long an ANQ cluster must fail Tandem's own "
-                                   "probe before a failover is proposed")
-    signin_sample: int = Field(20, ge=0, le=200, description="how many moved users' first sign-ins the verify step "
-                               "checks for their own profile container (0: none)")
-    signin_window: Duration = Field(timedelta(minutes=10), description="how long the verify step waits for that many "
-                                    "first sign-ins before it reports what it saw")
+    watch_window: Duration = Field(
+        timedelta(minutes=5), description="how long an ANQ cluster must fail Tandem's own probe before a failover is proposed"
+    )
+    signin_sample: int = Field(
+        20,
+        ge=0,
+        le=200,
+        description="how many moved users' first sign-ins the verify step checks for their own profile container (0: none)",
+    )
+    signin_window: Duration = Field(
+        timedelta(minutes=10), description="how long the verify step waits for that many first sign-ins before it reports what it saw"
+    )
 
 
 class Policies(_Model):
@@ -365,6 +394,7 @@ class Policies(_Model):
         if NO_AUTOSCALE in value:
             raise ValueError(f"{NO_AUTOSCALE!r} is reserved: a pool with autoscale_policy: none is not autoscaled")
         return value
+
     snapshots: SnapshotPolicy
     failover: FailoverPolicy = FailoverPolicy()
 
@@ -435,8 +465,9 @@ class Topology(_Model):
                 for rg in pool.vm_resource_groups or [pool.resource_group]:
                     vms[(sub, rg)] = None
         return {
-            "avdResourceGroups": [{"subscriptionId": s, "resourceGroup": rg, "applicationGroups": groups}
-                                  for (s, rg), groups in avd.items()],
+            "avdResourceGroups": [
+                {"subscriptionId": s, "resourceGroup": rg, "applicationGroups": groups} for (s, rg), groups in avd.items()
+            ],
             "vmResourceGroups": [{"subscriptionId": s, "resourceGroup": rg} for s, rg in vms],
             "anqResourceIds": [r.anq.resource_id for r in self.regions if r.anq.resource_id],
             "hostPools": [{"subscriptionId": s, "resourceGroup": rg, "names": names} for (s, rg), names in pools.items()],

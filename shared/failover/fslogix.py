@@ -74,8 +74,7 @@ class Settings:
     @classmethod
     def from_values(cls, host: str, read_at: str, values: dict[str, Any]) -> Settings:
         """From the registry values the script printed."""
-        ccd = [m["unc"].strip().strip('"') for entry in _strings(values.get("CCDLocations"))
-               for m in _CONNECTION.finditer(entry)]
+        ccd = [m["unc"].strip().strip('"') for entry in _strings(values.get("CCDLocations")) for m in _CONNECTION.finditer(entry)]
         if ccd:
             kind, locations = "CCDLocations", ccd
         else:
@@ -85,8 +84,9 @@ class Settings:
             flip_flop = int(values.get("FlipFlopProfileDirectoryName", 0)) == 1
         except (TypeError, ValueError) as exc:
             raise ValueError(f"unexpected FSLogix values on {host}: {exc}") from exc
-        return cls(host, read_at, enabled, kind, tuple(locations), profile_type, flip_flop,
-                   {k: values[k] for k in VALUES if k in values})
+        return cls(
+            host, read_at, enabled, kind, tuple(locations), profile_type, flip_flop, {k: values[k] for k in VALUES if k in values}
+        )
 
     @classmethod
     def from_output(cls, host: str, read_at: str, stdout: str) -> Settings:
@@ -135,14 +135,13 @@ def expected(target_dir: str, names: Sequence[str], shares: Sequence[Share]) -> 
     for share in shares:
         root = "/" + share.fs_path.strip("/")
         if target_dir == root or target_dir.startswith(root.rstrip("/") + "/"):
-            rest = target_dir[len(root.rstrip("/")):].strip("/").replace("/", "\\")
+            rest = target_dir[len(root.rstrip("/")) :].strip("/").replace("/", "\\")
             if best is None or len(root) > best[0]:
                 best = (len(root), f"\\\\{names[0] if names else '<smb name>'}\\{share.name}" + (f"\\{rest}" if rest else ""))
     return best[1] if best else None
 
 
-def check(pool: str, settings: Settings, target_dir: str, cluster: str, names: Sequence[str],
-          shares: Sequence[Share]) -> str | None:
+def check(pool: str, settings: Settings, target_dir: str, cluster: str, names: Sequence[str], shares: Sequence[Share]) -> str | None:
     """Why users moved to `pool` would not find their containers in `target_dir` on `cluster`; None when they would."""
     if not names:
         return f"the topology names no SMB endpoint (anq.smb_endpoints) for {cluster}: no UNC path can be checked"
@@ -154,8 +153,10 @@ def check(pool: str, settings: Settings, target_dir: str, cluster: str, names: S
     if any(resolve(location, names, shares) == target_dir for location in settings.locations):
         return None
     looked = ", ".join(settings.locations) or "no location"
-    return (f"pool {pool}: host {settings.host} looks for profiles in {looked} ({settings.kind}); none leads to "
-            f"{unc} ({target_dir} on {cluster}), so moved users would get new, empty profiles")
+    return (
+        f"pool {pool}: host {settings.host} looks for profiles in {looked} ({settings.kind}); none leads to "
+        f"{unc} ({target_dir} on {cluster}), so moved users would get new, empty profiles"
+    )
 
 
 def container_name(upn: str) -> str:

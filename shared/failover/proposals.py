@@ -16,8 +16,9 @@ RECORD_TTL = timedelta(hours=1)  # a VM's health record older than this no longe
 HEALTH = "failoverhealth"
 
 
-def vm_share(topology: Topology, gateway: Any, signal: signals.VmHealth | signals.VmAnnotation, now: datetime
-             ) -> signals.Proposal | signals.Ignored:
+def vm_share(
+    topology: Topology, gateway: Any, signal: signals.VmHealth | signals.VmAnnotation, now: datetime
+) -> signals.Proposal | signals.Ignored:
     """Record what Resource Health said of a session host VM; propose when more than the policy's share of its
     region is unplanned-unavailable. Not counted: a VM the customer (or Tandem) stopped on purpose (annotated
     Customer Initiated, or deallocated in the pool's own read), and records older than RECORD_TTL."""
@@ -38,8 +39,11 @@ def vm_share(topology: Topology, gateway: Any, signal: signals.VmHealth | signal
             entity = {"customer": signal.customer, "annotated_at": now.isoformat(), "what": signal.what}
         records.upsert_entity({"PartitionKey": region.name, "RowKey": key, **entity}, mode=UpdateMode.MERGE)
         stopped = {safe_key(v) for v, h in hosts.items() if h.power in ("deallocated", "stopped")}
-        down = sum(1 for e in records.query_entities("PartitionKey eq @r", parameters={"r": region.name})
-                   if counts_down(e, now) and e["RowKey"] not in stopped)
+        down = sum(
+            1
+            for e in records.query_entities("PartitionKey eq @r", parameters={"r": region.name})
+            if counts_down(e, now) and e["RowKey"] not in stopped
+        )
         share = 100 * down / max(1, len(hosts))
         if share > topology.policies.failover.unhealthy_hosts_pct:
             return signals.Proposal(region.name, f"{down} of {len(hosts)} session host VMs unavailable ({share:.0f}%)")
@@ -59,8 +63,9 @@ def counts_down(entity: dict[str, Any], now: datetime) -> bool:
     if now - at > RECORD_TTL:
         return False
     annotated = entity.get("annotated_at")
-    explained = bool(entity.get("customer")) and bool(annotated) and \
-        abs(datetime.fromisoformat(str(annotated)) - at) <= ANNOTATION_SPAN
+    explained = (
+        bool(entity.get("customer")) and bool(annotated) and abs(datetime.fromisoformat(str(annotated)) - at) <= ANNOTATION_SPAN
+    )
     return not explained
 
 
@@ -108,11 +113,19 @@ def debounced(topology: Topology, last_updated: datetime | None, now: datetime) 
 def policy(topology: Topology) -> dict[str, Any]:
     """The failover policy as the orchestration reads it (its `admit` activity builds it from the topology)."""
     f = topology.policies.failover
-    return {"drain_wait_s": f.drain_wait.total_seconds(), "warning_message": f.warning_message,
-            "auto_approve": f.auto_approve_unplanned, "max_rpo_s": f.max_rpo.total_seconds(),
-            "approval_timeout_s": f.approval_timeout.total_seconds(), "detach_wait_s": f.detach_wait.total_seconds(),
-            "job_deadline_s": f.replication_deadline.total_seconds(), "job_s": 120.0, "revert_s": 30.0,
-            "signin_sample": f.signin_sample, "signin_window_s": f.signin_window.total_seconds()}
+    return {
+        "drain_wait_s": f.drain_wait.total_seconds(),
+        "warning_message": f.warning_message,
+        "auto_approve": f.auto_approve_unplanned,
+        "max_rpo_s": f.max_rpo.total_seconds(),
+        "approval_timeout_s": f.approval_timeout.total_seconds(),
+        "detach_wait_s": f.detach_wait.total_seconds(),
+        "job_deadline_s": f.replication_deadline.total_seconds(),
+        "job_s": 120.0,
+        "revert_s": 30.0,
+        "signin_sample": f.signin_sample,
+        "signin_window_s": f.signin_window.total_seconds(),
+    }
 
 
 def proposal_request(region: str, reason: str, target: str) -> dict[str, Any]:

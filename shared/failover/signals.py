@@ -54,7 +54,8 @@ class Ignored:
 def check_topic(topology: Topology, topic: str | None) -> None:
     """Events must come from a topic under one of the estate's subscriptions."""
     subscriptions = {r.subscription_id.lower() for r in topology.regions} | {
-        (p.subscription_id or "").lower() for r in topology.regions for p in r.host_pools}
+        (p.subscription_id or "").lower() for r in topology.regions for p in r.host_pools
+    }
     match = re.match(r"^/subscriptions/([0-9a-fA-F-]{36})", topic or "")
     if match is None or match.group(1).lower() not in subscriptions:
         raise InputError(f"event from unknown topic {topic!r}")
@@ -72,6 +73,9 @@ def parse(topology: Topology, event_type: str, topic: str | None, data: Any) -> 
         note = payloads.validate(payloads.HealthAnnotated, data, "ResourceAnnotated").properties
         if note.targetResourceType.lower() != "microsoft.compute/virtualmachines":
             return Ignored(f"annotation of {note.targetResourceType}, not a session host VM")
-        return VmAnnotation(note.targetResourceId, (note.context or "").lower() == "customer initiated",
-                            f"{note.annotationName}: {note.reason or ''}"[:200])
+        return VmAnnotation(
+            note.targetResourceId,
+            (note.context or "").lower() == "customer initiated",
+            f"{note.annotationName}: {note.reason or ''}"[:200],
+        )
     raise InputError(f"unknown event type {event_type!r}"[:200])

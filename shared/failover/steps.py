@@ -50,8 +50,14 @@ def links(topology: Topology, source: str, target: str) -> list[Link]:
     """The replicated directories, oriented from `source` to `target` (failback runs them backwards)."""
     pairing = pairing_of(topology, source, target)
     forward = pairing.primary == source
-    return [Link(r.source_directory if forward else r.target_directory,
-                 r.target_directory if forward else r.source_directory, r.relationship_id) for r in pairing.replication]
+    return [
+        Link(
+            r.source_directory if forward else r.target_directory,
+            r.target_directory if forward else r.source_directory,
+            r.relationship_id,
+        )
+        for r in pairing.replication
+    ]
 
 
 def pool_refs(reg: Region) -> list[PoolRef]:
@@ -61,8 +67,12 @@ def pool_refs(reg: Region) -> list[PoolRef]:
 
 def app_groups(reg: Region) -> list[str]:
     """The ARM ids of the region's application groups whose assignments move."""
-    return [f"/subscriptions/{p.subscription_id or reg.subscription_id}/resourceGroups/{p.resource_group}/providers/"
-            f"Microsoft.DesktopVirtualization/applicationGroups/{g}" for p in reg.host_pools for g in p.application_groups]
+    return [
+        f"/subscriptions/{p.subscription_id or reg.subscription_id}/resourceGroups/{p.resource_group}/providers/"
+        f"Microsoft.DesktopVirtualization/applicationGroups/{g}"
+        for p in reg.host_pools
+        for g in p.application_groups
+    ]
 
 
 class Steps:
@@ -122,8 +132,14 @@ class Steps:
                 elif side == "target":
                     rid = self._relationship(reg, link)
                     status = client.target_status(rid)
-                    relationships.append({"id": rid, "state": status.state, "recovery_point": iso(status.recovery_point),
-                                          "read_only": status.target_root_read_only})
+                    relationships.append(
+                        {
+                            "id": rid,
+                            "state": status.state,
+                            "recovery_point": iso(status.recovery_point),
+                            "read_only": status.target_root_read_only,
+                        }
+                    )
                     if status.state != "ESTABLISHED":
                         problems.append(f"relationship {rid} into {link.target_path} is {status.state}")
                 else:
@@ -133,23 +149,38 @@ class Steps:
         except Exception as exc:  # a side that cannot be read is a finding, not a crash
             problems.append(f"{reg.anq.name}: {exc}")
         into = [link.target_path for link in links(self.topology, other.name, reg.name)] if side == "target" else []
-        paths, profile_problems = ([], []) if side == "source" and req.get("mode") == "unplanned" else \
-            self.profile_paths(reg, reads, into)
-        return {"region": reg.name, "side": side, "ok": not problems, "problems": problems, "sessions": sessions,
-                "read_ok": read_ok, "recorded_sessions": recorded, "hosts": hosts, "available": available,
-                "relationships": relationships, "profile_paths": paths, "profile_problems": profile_problems,
-                "profile_unread": [p["pool"] for p in paths if p["source"] == "none"]}
+        paths, profile_problems = (
+            ([], []) if side == "source" and req.get("mode") == "unplanned" else self.profile_paths(reg, reads, into)
+        )
+        return {
+            "region": reg.name,
+            "side": side,
+            "ok": not problems,
+            "problems": problems,
+            "sessions": sessions,
+            "read_ok": read_ok,
+            "recorded_sessions": recorded,
+            "hosts": hosts,
+            "available": available,
+            "relationships": relationships,
+            "profile_paths": paths,
+            "profile_problems": profile_problems,
+            "profile_unread": [p["pool"] for p in paths if p["source"] == "none"],
+        }
 
     def profile_check(self, req: dict[str, Any]) -> dict[str, Any]:
         """The profile-path check of the region `region` receiving users from `other`, once its hosts run: done
         when every pool could be read (a host booting is not done yet), with the problems found."""
         reg, other = region(self.topology, req["region"]), region(self.topology, req["other"])
         reads = self.gateway.read_pools(pool_refs(reg))
-        paths, problems = self.profile_paths(reg, reads, [link.target_path for link in links(self.topology, other.name,
-                                                                                                reg.name)])
+        paths, problems = self.profile_paths(reg, reads, [link.target_path for link in links(self.topology, other.name, reg.name)])
         unread = [p["pool"] for p in paths if p["source"] == "none"]
-        return {"done": not unread, "problems": problems, "profile_paths": paths,
-                "detail": f"waiting for a running host in {', '.join(unread)}" if unread else ""}
+        return {
+            "done": not unread,
+            "problems": problems,
+            "profile_paths": paths,
+            "detail": f"waiting for a running host in {', '.join(unread)}" if unread else "",
+        }
 
     def profile_paths(self, reg: Region, reads: Any, into: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         """Where each pool's FSLogix looks, read from one running host through Run Command (the cached reading
@@ -187,25 +218,40 @@ class Steps:
                     why = why or "no running host to read"
             entry: dict[str, Any] = {"pool": ref.name, "source": source if settings else "none", "problems": []}
             if settings is not None:
-                entry.update(host=settings.host, read_at=settings.read_at, kind=settings.kind,
-                             locations=list(settings.locations), enabled=settings.enabled, flip_flop=settings.flip_flop)
+                entry.update(
+                    host=settings.host,
+                    read_at=settings.read_at,
+                    kind=settings.kind,
+                    locations=list(settings.locations),
+                    enabled=settings.enabled,
+                    flip_flop=settings.flip_flop,
+                )
             for target_dir in into:
                 if share_error:
                     problem: str | None = share_error
                 elif settings is None:
-                    problem = (f"pool {ref.name}: cannot read where its FSLogix looks for profiles ({why}) and no "
-                               "earlier reading is cached: start one host of the pool and try again")
+                    problem = (
+                        f"pool {ref.name}: cannot read where its FSLogix looks for profiles ({why}) and no "
+                        "earlier reading is cached: start one host of the pool and try again"
+                    )
                 else:
-                    problem = fslogix.check(ref.name, settings, target_dir, reg.anq.name, reg.anq.smb_endpoints,
-                                            shares or [])
+                    problem = fslogix.check(ref.name, settings, target_dir, reg.anq.name, reg.anq.smb_endpoints, shares or [])
                 if problem:
                     entry["problems"].append(problem)
             problems += entry["problems"]
             found.append(entry)
             if settings is not None:  # what was read, and what the last check of it found: /api/health shows it
-                cache.upsert_entity({"PartitionKey": tables.safe_key(reg.name), "RowKey": tables.safe_key(ref.name),
-                                     "region": reg.name, "pool": ref.name, "settings": json.dumps(settings.to_json()),
-                                     "problems": json.dumps(entry["problems"]), "checked_at": now_iso()})
+                cache.upsert_entity(
+                    {
+                        "PartitionKey": tables.safe_key(reg.name),
+                        "RowKey": tables.safe_key(ref.name),
+                        "region": reg.name,
+                        "pool": ref.name,
+                        "settings": json.dumps(settings.to_json()),
+                        "problems": json.dumps(entry["problems"]),
+                        "checked_at": now_iso(),
+                    }
+                )
         log_event(log, "failover.profile_paths", region=reg.name, pools=len(found), problems=len(problems))
         return found, list(dict.fromkeys(problems))
 
@@ -219,13 +265,17 @@ class Steps:
         if not config.replication_enabled:
             problems.append(f"replication is disabled on {rid} ({link.source_path})")
         if config.replication_mode == "REPLICATION_SNAPSHOT_POLICY":
-            problems.append(f"{rid} ({link.source_path}) replicates policy snapshots only: a job would not carry the "
-                            "latest writes; set it to REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS first")
+            problems.append(
+                f"{rid} ({link.source_path}) replicates policy snapshots only: a job would not carry the "
+                "latest writes; set it to REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS first"
+            )
         window = config.blackout_at(clock.now())
         if window is not None:
-            problems.append(f"a blackout window is in force on {rid} ({window.start_hour:02d}:{window.start_minute:02d}-"
-                            f"{window.end_hour:02d}:{window.end_minute:02d} {config.blackout_window_timezone}): "
-                            "no job can run now")
+            problems.append(
+                f"a blackout window is in force on {rid} ({window.start_hour:02d}:{window.start_minute:02d}-"
+                f"{window.end_hour:02d}:{window.end_minute:02d} {config.blackout_window_timezone}): "
+                "no job can run now"
+            )
         return problems
 
     # ----------------------------------------------------------------- hosts and users
@@ -253,8 +303,7 @@ class Steps:
             drained += sum(o.ok for o in outcomes)
             if req.get("message"):
                 active = [(h.name, s.id) for h in state.hosts for s in h.sessions if s.state == "Active"]
-                warned += sum(o.ok for o in self.gateway.send_messages(state.ref, active, "Regional failover",
-                                                                       req["message"]))
+                warned += sum(o.ok for o in self.gateway.send_messages(state.ref, active, "Regional failover", req["message"]))
         return {"drained": drained, "warned": warned}
 
     def undrain(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -286,8 +335,12 @@ class Steps:
         roots = [link.source_path.rstrip("/") + "/" for link in links(self.topology, source.name, target.name)]
         open_ = [h for h in self.qumulo(source).open_files() if any(h.path.startswith(r) for r in roots)]
         users = sorted({h.owner for h in open_})
-        return {"done": not open_, "open": len(open_), "users": users[:20],
-                "detail": f"{len(open_)} profile containers still open ({', '.join(users[:3])})" if open_ else ""}
+        return {
+            "done": not open_,
+            "open": len(open_),
+            "users": users[:20],
+            "detail": f"{len(open_)} profile containers still open ({', '.join(users[:3])})" if open_ else "",
+        }
 
     def move_assignments(self, req: dict[str, Any]) -> dict[str, Any]:
         """Grant the source's users on the target's application groups, then revoke them at the source."""
@@ -306,8 +359,7 @@ class Steps:
 
         source, target = region(self.topology, req["source"]), region(self.topology, req["target"])
         client = self.qumulo(source)
-        ids = req.get("relationships") or [self._relationship(target, link)
-                                           for link in links(self.topology, source.name, target.name)]
+        ids = req.get("relationships") or [self._relationship(target, link) for link in links(self.topology, source.name, target.name)]
         for rid in ids:
             client.set_source_read_only(rid, bool(req["read_only"]))
         return {"relationships": ids, "at": clock.now().isoformat()}
@@ -339,8 +391,10 @@ class Steps:
     def snapshot_target(self, req: dict[str, Any]) -> dict[str, Any]:
         """A labelled snapshot of every target directory before it is made writable."""
         target, source = region(self.topology, req["target"]), req["source"]
-        ids = {link.target_path: self.snapshots.take_now(target.name, link.target_path, req["label"])
-               for link in links(self.topology, source, target.name)}
+        ids = {
+            link.target_path: self.snapshots.take_now(target.name, link.target_path, req["label"])
+            for link in links(self.topology, source, target.name)
+        }
         return {"snapshots": ids}
 
     def make_writable(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -365,8 +419,10 @@ class Steps:
 
         reg = region(self.topology, req["target"])
         reads = self.gateway.read_pools(pool_refs(reg))
-        seats = sum(s.max_session_limit * sum(1 for h in s.hosts if h.status == "Available" and h.allow_new_session)
-                    for s in reads.states.values())
+        seats = sum(
+            s.max_session_limit * sum(1 for h in s.hosts if h.status == "Available" and h.allow_new_session)
+            for s in reads.states.values()
+        )
         answer: dict[str, Any] = {"seats": seats, "needed": int(req["sessions"])}
         if seats < int(req["sessions"]):
             return {**answer, "ok": False, "detail": f"{seats} seats for {req['sessions']} sessions"}
@@ -379,8 +435,7 @@ class Steps:
         counts = self.first_sign_ins(reg, reads, since, into, want)
         waited = (clock.now() - since).total_seconds() >= float(req.get("window_s", 0))
         done = sum(counts.values()) >= want or waited
-        return {**answer, "ok": done, "profiles": counts,
-                "detail": f"{sum(counts.values())} of {want} first sign-ins seen"}
+        return {**answer, "ok": done, "profiles": counts, "detail": f"{sum(counts.values())} of {want} first sign-ins seen"}
 
     def first_sign_ins(self, reg: Region, reads: Any, since: datetime, into: list[str], want: int) -> dict[str, int]:
         """Classify up to `want` users who signed in to the region's pools since `since` (the broker's sessions)
@@ -392,8 +447,16 @@ class Steps:
         counts = {"own_profile": 0, "new_profile": 0, "failed_signin": 0}
         if want <= 0:
             return counts
-        sessions = sorted(((s.created or since, s.upn) for state in reads.states.values() for h in state.hosts
-                           for s in h.sessions if s.created is None or s.created >= since), key=lambda t: t[0])
+        sessions = sorted(
+            (
+                (s.created or since, s.upn)
+                for state in reads.states.values()
+                for h in state.hosts
+                for s in h.sessions
+                if s.created is None or s.created >= since
+            ),
+            key=lambda t: t[0],
+        )
         users = list(dict.fromkeys(upn.lower() for _, upn in sessions if upn))[:want]
         if not users:
             return counts
@@ -420,8 +483,12 @@ class Steps:
             if link.relationship_id:
                 ids.append(link.relationship_id)
                 continue
-            found = [s.id for reg in (target, source) for s in self.qumulo(reg).target_statuses()
-                     if s.target_root_path.rstrip("/") in (link.target_path, link.source_path)]
+            found = [
+                s.id
+                for reg in (target, source)
+                for s in self.qumulo(reg).target_statuses()
+                if s.target_root_path.rstrip("/") in (link.target_path, link.source_path)
+            ]
             if not found:
                 raise InputError(f"no replication relationship between {link.source_path} and {link.target_path}")
             ids.append(found[0])
@@ -474,8 +541,9 @@ class Steps:
                 reads = self.gateway.read_pools(refs)
                 hosts = {k: len(state.hosts) for k, state in reads.states.items()}
                 split = split_by_hosts(seats, hosts if not reads.errors else {r.key: 0 for r in refs})  # unread: even
-            holds.place(holds.Hold(reg.name, req["instance"], item["kind"], seats, clock.now().isoformat(),
-                                   str(item.get("reason", "")), split))
+            holds.place(
+                holds.Hold(reg.name, req["instance"], item["kind"], seats, clock.now().isoformat(), str(item.get("reason", "")), split)
+            )
             placed.append({"region": reg.name, "kind": item["kind"], "seats": seats})
         return {"placed": placed}
 
@@ -499,8 +567,9 @@ class Steps:
         from shared import events
         from shared.state.tables import safe_key, table
 
-        table("failoveraudit").upsert_entity({"PartitionKey": safe_key(req["instance"]),
-                                              "RowKey": f"{req['seq']:03d}-{req['step']}", **req["row"]})
+        table("failoveraudit").upsert_entity(
+            {"PartitionKey": safe_key(req["instance"]), "RowKey": f"{req['seq']:03d}-{req['step']}", **req["row"]}
+        )
         if req.get("event"):
             events.publish(req["event"], req["instance"], req["row"])
         log_event(log, "failover.step", instance=req["instance"], step=req["step"], status=req["row"].get("status"))
@@ -524,5 +593,3 @@ def _check(outcomes: list[Any], what: str) -> None:
 
 def _host(address: str) -> str:
     return address.split("://", 1)[-1].split(":", 1)[0].rstrip("/")
-
-

@@ -49,23 +49,47 @@ def probe_all(topology: Topology, client_for: Callable[[Region], Any], now: date
         except ResourceNotFoundError:
             known = {}
         since = datetime.fromisoformat(known["failing_since"]) if known.get("failing_since") else None
-        row = {"PartitionKey": "watch", "RowKey": region.name, "last_ok": known.get("last_ok", ""),
-               "failing_since": "", "last_error": error, "proposed_for": ""}
+        row = {
+            "PartitionKey": "watch",
+            "RowKey": region.name,
+            "last_ok": known.get("last_ok", ""),
+            "failing_since": "",
+            "last_error": error,
+            "proposed_for": "",
+        }
         if not error:
             if since is not None:
-                log_event(log, "failover.anq_answering", region=region.name, cluster=region.anq.name,
-                          down_s=(now - since).total_seconds())
+                log_event(
+                    log, "failover.anq_answering", region=region.name, cluster=region.anq.name, down_s=(now - since).total_seconds()
+                )
             rows.upsert_entity({**row, "last_ok": now.isoformat()})
             continue
         since = since or now
         down_for = now - since
-        log_event(log, "failover.anq_not_answering", level=30, region=region.name, cluster=region.anq.name,
-                  down_s=down_for.total_seconds(), error=error)
+        log_event(
+            log,
+            "failover.anq_not_answering",
+            level=30,
+            region=region.name,
+            cluster=region.anq.name,
+            down_s=down_for.total_seconds(),
+            error=error,
+        )
         propose = down_for >= window and known.get("proposed_for") != since.isoformat()  # once per outage
-        rows.upsert_entity({**row, "failing_since": since.isoformat(),
-                            "proposed_for": since.isoformat() if propose else known.get("proposed_for", "")})
+        rows.upsert_entity(
+            {
+                **row,
+                "failing_since": since.isoformat(),
+                "proposed_for": since.isoformat() if propose else known.get("proposed_for", ""),
+            }
+        )
         if propose:
             minutes = int(down_for.total_seconds() // 60)
-            proposals.append(signals.Proposal(region.name, f"{region.anq.name} has not answered Tandem for {minutes} "
-                                              f"min ({error.split(':')[0]}); {vm_down_summary(region, now)}"[:200]))
+            proposals.append(
+                signals.Proposal(
+                    region.name,
+                    f"{region.anq.name} has not answered Tandem for {minutes} "
+                    f"min ({error.split(':')[0]}); {vm_down_summary(region, now)}"[:200],
+                )
+            )
     return proposals

@@ -54,10 +54,20 @@ class QumuloClient:
     `.established`) with durable timers.
     """
 
-    def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
-                 access_token: str | None = None, ca_bundle: str | None = None, name: str = "",
-                 connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0, retry_budget_s: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        access_token: str | None = None,
+        ca_bundle: str | None = None,
+        name: str = "",
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        retry_budget_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not base_url.startswith("https://"):
             raise ValueError("the Qumulo address must be https:// (TLS is always verified)")
         if (access_token is None) == (password is None):
@@ -68,8 +78,9 @@ class QumuloClient:
         self._budget = retry_budget_s
         # ANQ's own CA when given, else the public roots; verification is never off
         verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), verify=verify,
-                                  timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s))
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), verify=verify, timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        )
 
     @classmethod
     def for_cluster(cls, anq: AnqCluster, secrets: SecretResolver, **options: Any) -> QumuloClient:
@@ -80,9 +91,15 @@ class QumuloClient:
         else:
             assert creds.password is not None  # the model requires one of the two
             options.update(username=creds.username, password=secrets.resolve(creds.password, field=f"{where}.password"))
-        return cls(anq.address, ca_bundle=anq.ca_bundle, name=anq.name,
-                   connect_timeout_s=anq.connect_timeout.total_seconds(), read_timeout_s=anq.read_timeout.total_seconds(),
-                   retry_budget_s=anq.retry_budget.total_seconds(), **options)
+        return cls(
+            anq.address,
+            ca_bundle=anq.ca_bundle,
+            name=anq.name,
+            connect_timeout_s=anq.connect_timeout.total_seconds(),
+            read_timeout_s=anq.read_timeout.total_seconds(),
+            retry_budget_s=anq.retry_budget.total_seconds(),
+            **options,
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -100,21 +117,18 @@ class QumuloClient:
         """Get a session bearer token (access tokens need no login)."""
         if self._password is None:
             return
-        answer = self._send("POST", "/v1/session/login", json={"username": self._username, "password": self._password},
-                            auth=False)
+        answer = self._send("POST", "/v1/session/login", json={"username": self._username, "password": self._password}, auth=False)
         self._token = str(answer["bearer_token"])
         log_event(log, "qumulo.login", cluster=self.name)
 
-    def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-              auth: bool = True) -> Any:
+    def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None, auth: bool = True) -> Any:
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
         try:
             response = self._http.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             raise QumuloTransportError(f"Qumulo {self.name}: {method} {path} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise QumuloTransportError(f"Qumulo {self.name}: {method} {path} failed: {type(exc).__name__}: "
-                                       f"{exc}") from exc
+            raise QumuloTransportError(f"Qumulo {self.name}: {method} {path} failed: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise self._error(response)
         if not response.content:
@@ -122,24 +136,32 @@ class QumuloClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise QumuloTransportError(f"Qumulo {self.name}: {method} {path} answered {response.status_code} "
-                                       "with a body that is not JSON") from exc
+            raise QumuloTransportError(
+                f"Qumulo {self.name}: {method} {path} answered {response.status_code} with a body that is not JSON"
+            ) from exc
 
     def _error(self, response: httpx.Response) -> Exception:
         kind = response.headers.get("content-type", "")
         if "json" not in kind:
             # a proxy or load balancer's HTML page, not Qumulo speaking
-            return QumuloTransportError(f"Qumulo {self.name}: {response.status_code} from something in front of "
-                                        f"the cluster ({kind or 'no content type'}), not from Qumulo")
+            return QumuloTransportError(
+                f"Qumulo {self.name}: {response.status_code} from something in front of "
+                f"the cluster ({kind or 'no content type'}), not from Qumulo"
+            )
         try:
             body = response.json()
         except ValueError:
             body = {}
-        return QumuloApiError(response.status_code, str(body.get("error_class") or "unknown"),
-                              str(body.get("description") or response.reason_phrase), cluster=self.name)
+        return QumuloApiError(
+            response.status_code,
+            str(body.get("error_class") or "unknown"),
+            str(body.get("description") or response.reason_phrase),
+            cluster=self.name,
+        )
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-                idempotent: bool = True) -> Any:
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None, idempotent: bool = True
+    ) -> Any:
         """Call the API: log in if needed, re-login once on 401, retry idempotent calls on 5xx and transport errors."""
         if self._token is None:
             self.login()
@@ -156,11 +178,14 @@ class QumuloClient:
 
         if not idempotent:
             return attempt()
-        retrying = Retrying(retry=retry_if_exception(_retryable), reraise=True, sleep=self._sleep,
-                            stop=stop_before_delay(self._budget) | stop_after_attempt(6),
-                            wait=wait_random_exponential(multiplier=0.5, max=8),
-                            before_sleep=lambda s: log_event(log, "qumulo.retry", cluster=self.name, path=path,
-                                                             attempt=s.attempt_number))
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+            sleep=self._sleep,
+            stop=stop_before_delay(self._budget) | stop_after_attempt(6),
+            wait=wait_random_exponential(multiplier=0.5, max=8),
+            before_sleep=lambda s: log_event(log, "qumulo.retry", cluster=self.name, path=path, attempt=s.attempt_number),
+        )
         return retrying(attempt)
 
     # ----------------------------------------------------------------- files and snapshots
@@ -180,14 +205,12 @@ class QumuloClient:
 
     def create_snapshot(self, directory_id: str, name_suffix: str, expiration: datetime | None) -> Snapshot:
         """Snapshot a directory. Not idempotent: callers pick a deterministic suffix and list first."""
-        body = {"name_suffix": name_suffix, "expiration": _rfc3339(expiration) if expiration else "",
-                "source_file_id": directory_id}
+        body = {"name_suffix": name_suffix, "expiration": _rfc3339(expiration) if expiration else "", "source_file_id": directory_id}
         return Snapshot.model_validate(self.request("POST", "/v3/snapshots/", json=body, idempotent=False))
 
     def list_snapshots(self, *, include_in_delete: bool = False) -> list[Snapshot]:
         """Every snapshot on the cluster (the list is not paged)."""
-        answer = self.request("GET", "/v3/snapshots/",
-                              params={"filter": "all" if include_in_delete else "exclude_in_delete"})
+        answer = self.request("GET", "/v3/snapshots/", params={"filter": "all" if include_in_delete else "exclude_in_delete"})
         return [Snapshot.model_validate(e) for e in answer["entries"]]
 
     def snapshot_statuses(self) -> list[SnapshotStatus]:
@@ -222,16 +245,21 @@ class QumuloClient:
             answer = self.request("GET", path, params=params)
             for entry in answer.get("file_handles") or []:
                 info = entry.get("handle_info") or {}
-                found.append(FileHandle(file_number=str(entry.get("file_number", "")), location=str(info.get("location", "")),
-                                        owner=str(info.get("owner", "")), path=str(info.get("path", ""))))
+                found.append(
+                    FileHandle(
+                        file_number=str(entry.get("file_number", "")),
+                        location=str(info.get("location", "")),
+                        owner=str(info.get("owner", "")),
+                        path=str(info.get("path", "")),
+                    )
+                )
             path, params = (answer.get("paging") or {}).get("next") or None, None
         raise QumuloTransportError(f"Qumulo {self.name}: open file listing did not end")
 
     # ----------------------------------------------------------------- replication
 
     def _status(self, side: str, relationship_id: str) -> RelationshipStatus:
-        return RelationshipStatus.model_validate(
-            self.request("GET", f"{REPLICATION}/{side}-relationships/{relationship_id}/status"))
+        return RelationshipStatus.model_validate(self.request("GET", f"{REPLICATION}/{side}-relationships/{relationship_id}/status"))
 
     def _statuses(self, side: str) -> list[RelationshipStatus]:
         return [RelationshipStatus.model_validate(e) for e in self.request("GET", f"{REPLICATION}/{side}-relationships/status/")]
@@ -258,8 +286,7 @@ class QumuloClient:
 
     def set_source_read_only(self, relationship_id: str, read_only: bool) -> None:
         """Fence (or unfence) the source directory: no client may write it while it is read-only."""
-        self.request("PATCH", f"{REPLICATION}/source-relationships/{relationship_id}",
-                     json={"source_root_read_only": read_only})
+        self.request("PATCH", f"{REPLICATION}/source-relationships/{relationship_id}", json={"source_root_read_only": read_only})
 
     def replicate(self, relationship_id: str) -> None:
         """Start a replication job now (202); poll the status for its end."""
@@ -270,16 +297,16 @@ class QumuloClient:
         current = self.target_status(relationship_id)
         if current.state in ("DISCONNECTING", "DISCONNECTED"):
             return current
-        return RelationshipStatus.model_validate(self.request(
-            "POST", f"{REPLICATION}/target-relationships/{relationship_id}/make-writable", idempotent=False))
+        return RelationshipStatus.model_validate(
+            self.request("POST", f"{REPLICATION}/target-relationships/{relationship_id}/make-writable", idempotent=False)
+        )
 
     def reverse(self, relationship_id: str, source_address: str, source_port: int = 3712) -> RelationshipStatus:
         """On the old target: become the source of the relationship (done already is done)."""
         if any(s.id == relationship_id for s in self.source_statuses()):
             return self.source_status(relationship_id)
         body = {"target_relationship_id": relationship_id, "source_address": source_address, "source_port": source_port}
-        self.request("POST", f"{REPLICATION}/source-relationships/reverse-target-relationship", json=body,
-                     idempotent=False)
+        self.request("POST", f"{REPLICATION}/source-relationships/reverse-target-relationship", json=body, idempotent=False)
         return self.source_status(relationship_id)
 
     def reconnect(self, relationship_id: str) -> RelationshipStatus:
@@ -287,5 +314,6 @@ class QumuloClient:
         current = self.target_status(relationship_id)
         if current.state in ("RECONNECTING", "ESTABLISHED"):
             return current
-        return RelationshipStatus.model_validate(self.request(
-            "POST", f"{REPLICATION}/target-relationships/{relationship_id}/reconnect", idempotent=False))
+        return RelationshipStatus.model_validate(
+            self.request("POST", f"{REPLICATION}/target-relationships/{relationship_id}/reconnect", idempotent=False)
+        )

@@ -15,7 +15,7 @@ def _time(value: Any) -> Any:
     if isinstance(value, str) and "." in value:
         head, _, rest = value.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):]
+        zone = rest[len(digits) :]
         return f"{head}.{digits[:6]}{zone}"
     return value
 

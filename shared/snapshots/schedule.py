@@ -88,8 +88,11 @@ def suffix_for(policy: SnapshotPolicy, slot: datetime, tier: str, label: str = "
 
 def parse_ours(policy: SnapshotPolicy, snapshot_id: int, suffix: str) -> Ours | None:
     """Tandem's reading of a snapshot suffix; None for anyone else's snapshot."""
-    match = re.fullmatch(rf"{re.escape(policy.name_prefix)}-(\d{{8}}T\d{{4}}Z)-(hourly|daily|weekly|monthly|ondemand)"
-                         r"(?:-([a-z0-9-]{1,40}))?", suffix)
+    match = re.fullmatch(
+        rf"{re.escape(policy.name_prefix)}-(\d{{8}}T\d{{4}}Z)-(hourly|daily|weekly|monthly|ondemand)"
+        r"(?:-([a-z0-9-]{1,40}))?",
+        suffix,
+    )
     if match is None:
         return None
     slot = datetime.strptime(match.group(1), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)

@@ -116,21 +116,27 @@ class Snapshotter:
             client = self.client(region)
             listing = client.list_snapshots()
         except (DependencyError, ConfigError) as exc:
-            _alert("snapshots.cluster_unreachable", "Tandem.Snapshots.ClusterUnreachable", region.name, "",
-                   f"{region.anq.name}: {exc}")
-            return [DirectoryRun(region.name, d.path, "failed", f"cluster unreachable: {exc}", stale=True)
-                    for d in region.profile_directories]
+            _alert(
+                "snapshots.cluster_unreachable", "Tandem.Snapshots.ClusterUnreachable", region.name, "", f"{region.anq.name}: {exc}"
+            )
+            return [
+                DirectoryRun(region.name, d.path, "failed", f"cluster unreachable: {exc}", stale=True)
+                for d in region.profile_directories
+            ]
         return [self._directory(region, client, listing, d, now) for d in region.profile_directories]
 
-    def _directory(self, region: Region, client: QumuloClient, listing: list[Snapshot], directory: ProfileDirectory,
-                   now: datetime) -> DirectoryRun:
+    def _directory(
+        self, region: Region, client: QumuloClient, listing: list[Snapshot], directory: ProfileDirectory, now: datetime
+    ) -> DirectoryRun:
         path = directory.path
         try:
             file_id = self._file_id(region, client, path)
         except QumuloApiError as exc:
             if exc.status == 404:
-                detail = f"profile directory {path} does not exist on {region.anq.name} (regions[{region.name}]." \
-                         f"profile_directories in the topology)"
+                detail = (
+                    f"profile directory {path} does not exist on {region.anq.name} (regions[{region.name}]."
+                    f"profile_directories in the topology)"
+                )
                 _alert("snapshots.directory_missing", "Tandem.Snapshots.DirectoryMissing", region.name, path, detail)
                 return DirectoryRun(region.name, path, "failed", detail, stale=True)
             return self._failed(region, path, exc)
@@ -146,16 +152,22 @@ class Snapshotter:
                 outcome = self._failed(region, path, exc)  # and still check how old the last good one is
             else:
                 self._settle_duplicates(client, file_id, wanted.slot)
-                outcome = DirectoryRun(region.name, path, "taken", snapshot_id=made.id, name=made.name,
-                                  expiration=wanted.expiration, tiers=wanted.tiers)
+                outcome = DirectoryRun(
+                    region.name, path, "taken", snapshot_id=made.id, name=made.name, expiration=wanted.expiration, tiers=wanted.tiers
+                )
                 listing = [*listing, made]
         newest = self._newest(listing, file_id)
         bound = directory.freshness or self.policy.freshness
         stale = newest is None or now - newest > bound
         if stale:
             age = "none" if newest is None else f"{int((now - newest).total_seconds() // 60)} min old"
-            _alert("snapshots.stale", "Tandem.Snapshots.Stale", region.name, path,
-                   f"newest recovery point of {path} on {region.anq.name} is {age}; the bound is {bound}")
+            _alert(
+                "snapshots.stale",
+                "Tandem.Snapshots.Stale",
+                region.name,
+                path,
+                f"newest recovery point of {path} on {region.anq.name} is {age}; the bound is {bound}",
+            )
         return DirectoryRun(**{**outcome.__dict__, "stale": stale, "newest": newest})
 
     def _failed(self, region: Region, path: str, exc: Exception) -> DirectoryRun:
@@ -173,8 +185,11 @@ class Snapshotter:
 
     def _newest(self, listing: list[Snapshot], file_id: str) -> datetime | None:
         """The newest of Tandem's recovery points of a directory (its taking time)."""
-        times = [s.timestamp for s in listing if s.source_file_id == file_id and not s.in_delete and s.timestamp
-                 and parse_ours(self.policy, s.id, s.suffix) is not None]
+        times = [
+            s.timestamp
+            for s in listing
+            if s.source_file_id == file_id and not s.in_delete and s.timestamp and parse_ours(self.policy, s.id, s.suffix) is not None
+        ]
         return max(times) if times else None
 
     def _settle_duplicates(self, client: QumuloClient, file_id: str, slot: datetime) -> None:
@@ -205,15 +220,31 @@ class Snapshotter:
                 except DependencyError as exc:
                     dirs.append({"path": d.path, "error": str(exc)})
                     continue
-                points = sorted(((s, parse_ours(self.policy, s.id, s.suffix)) for s in listing
-                                 if s.source_file_id == file_id), key=lambda p: p[0].id, reverse=True)
+                points = sorted(
+                    ((s, parse_ours(self.policy, s.id, s.suffix)) for s in listing if s.source_file_id == file_id),
+                    key=lambda p: p[0].id,
+                    reverse=True,
+                )
                 newest = self._newest(listing, file_id)
                 bound = d.freshness or self.policy.freshness
-                dirs.append({"path": d.path, "fresh": newest is not None and now - newest <= bound,
-                             "newest": newest.isoformat() if newest else None,
-                             "recovery_points": [{"id": s.id, "name": s.name, "taken": iso(s.timestamp),
-                                                  "expires": iso(s.expiration), "tier": o.tier if o else None,
-                                                  "tandem": o is not None} for s, o in points]})
+                dirs.append(
+                    {
+                        "path": d.path,
+                        "fresh": newest is not None and now - newest <= bound,
+                        "newest": newest.isoformat() if newest else None,
+                        "recovery_points": [
+                            {
+                                "id": s.id,
+                                "name": s.name,
+                                "taken": iso(s.timestamp),
+                                "expires": iso(s.expiration),
+                                "tier": o.tier if o else None,
+                                "tandem": o is not None,
+                            }
+                            for s, o in points
+                        ],
+                    }
+                )
             return {**entry, "directories": dirs}
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(self.topology.regions)))) as pool:
@@ -257,8 +288,18 @@ def _ledger(results: list[DirectoryRun], now: datetime) -> None:
         return
     run = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
     for o in results:
-        ledger.upsert_entity({"PartitionKey": safe_key(f"{o.region}|{o.path}"), "RowKey": f"{run}",
-                              "time": now.isoformat(), "slot": stamp(slot_of(now)),
-                              "result": o.result, "detail": o.detail[:1000], "snapshot_id": o.snapshot_id or 0,
-                              "name": o.name, "expiration": iso(o.expiration) or "", "tiers": ",".join(o.tiers),
-                              "stale": o.stale})
+        ledger.upsert_entity(
+            {
+                "PartitionKey": safe_key(f"{o.region}|{o.path}"),
+                "RowKey": f"{run}",
+                "time": now.isoformat(),
+                "slot": stamp(slot_of(now)),
+                "result": o.result,
+                "detail": o.detail[:1000],
+                "snapshot_id": o.snapshot_id or 0,
+                "name": o.name,
+                "expiration": iso(o.expiration) or "",
+                "tiers": ",".join(o.tiers),
+                "stale": o.stale,
+            }
+        )

@@ -45,9 +45,16 @@ class Hold:
 
     def to_entity(self) -> dict[str, Any]:
         """Table columns."""
-        return {"PartitionKey": PARTITION, "RowKey": self.region, "instance": self.instance, "kind": self.kind,
-                "seats": int(self.seats), "since": self.since, "reason": self.reason[:500],
-                "pool_seats": json.dumps(self.pool_seats)}
+        return {
+            "PartitionKey": PARTITION,
+            "RowKey": self.region,
+            "instance": self.instance,
+            "kind": self.kind,
+            "seats": int(self.seats),
+            "since": self.since,
+            "reason": self.reason[:500],
+            "pool_seats": json.dumps(self.pool_seats),
+        }
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> Hold:
@@ -57,8 +64,15 @@ class Hold:
             split = {str(k): int(v) for k, v in json.loads(str(entity.get("pool_seats") or "{}")).items()}
         except (ValueError, AttributeError, TypeError):
             split = {}
-        return cls(str(entity["RowKey"]), str(entity.get("instance", "")), kind if kind in KINDS else "source",
-                   int(entity.get("seats") or 0), str(entity.get("since", "")), str(entity.get("reason", "")), split)
+        return cls(
+            str(entity["RowKey"]),
+            str(entity.get("instance", "")),
+            kind if kind in KINDS else "source",
+            int(entity.get("seats") or 0),
+            str(entity.get("since", "")),
+            str(entity.get("reason", "")),
+            split,
+        )
 
 
 def _table() -> Any:

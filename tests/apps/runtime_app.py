@@ -29,8 +29,12 @@ def on_event(event: func.EventGridEvent) -> None:
 
 @bp.route(route="echo/{name}", methods=["POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
-    body = {"name": req.route_params["name"], "query": dict(req.params), "body": req.get_json(),
-            "principal": req.headers.get("x-ms-client-principal")}
+    body = {
+        "name": req.route_params["name"],
+        "query": dict(req.params),
+        "body": req.get_json(),
+        "principal": req.headers.get("x-ms-client-principal"),
+    }
     return func.HttpResponse(json.dumps(body), mimetype="application/json", status_code=201)
 
 
@@ -44,8 +48,10 @@ def open_route(req: func.HttpRequest) -> func.HttpResponse:
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.params.get("id")
     existing = await client.get_status(instance_id) if instance_id else None
-    if existing is not None and existing.runtime_status in (df.OrchestrationRuntimeStatus.Running,
-                                                           df.OrchestrationRuntimeStatus.Pending):
+    if existing is not None and existing.runtime_status in (
+        df.OrchestrationRuntimeStatus.Running,
+        df.OrchestrationRuntimeStatus.Pending,
+    ):
         return client.create_check_status_response(req, instance_id)
     instance_id = await client.start_new(req.route_params["name"], instance_id, req.get_json())
     return client.create_check_status_response(req, instance_id)

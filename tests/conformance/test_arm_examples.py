@@ -30,8 +30,10 @@ def _clients(twin: Any, subscription: str) -> tuple[Any, Any]:
 
     options = {"base_url": twin.base_url, "retry_policy": ArmRetryPolicy(budget_s=5)}
     credential = ManagedIdentityCredential()
-    return (DesktopVirtualizationMgmtClient(credential, subscription, **options),
-            ComputeManagementClient(credential, subscription, **options))
+    return (
+        DesktopVirtualizationMgmtClient(credential, subscription, **options),
+        ComputeManagementClient(credential, subscription, **options),
+    )
 
 
 def _serve(arm: Any, *documents: dict[str, Any], subscription: str = EX_SUB) -> tuple[Any, Any, Any]:
@@ -68,8 +70,9 @@ def test_host_pool_get(arm: Any) -> None:
     twin, dv, _ = _serve(arm, body)
     _same(dv.host_pools.get(p["resourceGroupName"], p["hostPoolName"]), body, HostPool)
     call = _request(twin, "GET")
-    assert call.path.endswith(f"/resourceGroups/{p['resourceGroupName']}/providers/Microsoft.DesktopVirtualization"
-                              f"/hostPools/{p['hostPoolName']}")
+    assert call.path.endswith(
+        f"/resourceGroups/{p['resourceGroupName']}/providers/Microsoft.DesktopVirtualization/hostPools/{p['hostPoolName']}"
+    )
     _query_matches(call, p)
 
 
@@ -81,11 +84,19 @@ def test_session_host_get_and_list_with_paging_parameters(arm: Any) -> None:
     items = listing["responses"]["200"]["body"]["value"]
     twin, dv, _ = _serve(arm, *items)
     p = listing["parameters"]
-    got = list(dv.session_hosts.list(p["resourceGroupName"], p["hostPoolName"], page_size=p["pageSize"],
-                                     is_descending=p["isDescending"], initial_skip=p["initialSkip"]))
+    got = list(
+        dv.session_hosts.list(
+            p["resourceGroupName"],
+            p["hostPoolName"],
+            page_size=p["pageSize"],
+            is_descending=p["isDescending"],
+            initial_skip=p["initialSkip"],
+        )
+    )
     # the example does not say what isDescending sorts by, so compare as sets of values
     assert sorted(json.dumps(h.as_dict(), sort_keys=True) for h in got) == sorted(
-        json.dumps(SessionHost.deserialize(i).as_dict(), sort_keys=True) for i in items)
+        json.dumps(SessionHost.deserialize(i).as_dict(), sort_keys=True) for i in items
+    )
     _query_matches(_request(twin, "GET"), p, "pageSize", "isDescending", "initialSkip")
     body = single["responses"]["200"]["body"]
     twin, dv, _ = _serve(arm, body)
@@ -102,8 +113,9 @@ def test_session_host_update_is_the_drain_call(arm: Any) -> None:
     before["properties"].update(allowNewSession=False, friendlyName="old", assignedUser=None)
     twin, dv, _ = _serve(arm, before)
     patch = SessionHostPatch.deserialize(p["sessionHost"])
-    updated = dv.session_hosts.update(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"],
-                                      force=p["force"], session_host=patch)
+    updated = dv.session_hosts.update(
+        p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"], force=p["force"], session_host=patch
+    )
     _same(updated, body, SessionHost)
     call = _request(twin, "PATCH")
     _query_matches(call, p, "force")
@@ -115,11 +127,19 @@ def test_user_sessions_list_by_host_and_by_pool_with_filter(arm: Any) -> None:
     by_host = _example("avd_2024-04-03_UserSession_List")
     p, items = by_host["parameters"], by_host["responses"]["200"]["body"]["value"]
     twin, dv, _ = _serve(arm, *items)
-    got = list(dv.user_sessions.list(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"],
-                                     page_size=p["pageSize"], is_descending=p["isDescending"],
-                                     initial_skip=p["initialSkip"]))
+    got = list(
+        dv.user_sessions.list(
+            p["resourceGroupName"],
+            p["hostPoolName"],
+            p["sessionHostName"],
+            page_size=p["pageSize"],
+            is_descending=p["isDescending"],
+            initial_skip=p["initialSkip"],
+        )
+    )
     assert sorted(json.dumps(s.as_dict(), sort_keys=True) for s in got) == sorted(
-        json.dumps(UserSession.deserialize(i).as_dict(), sort_keys=True) for i in items)
+        json.dumps(UserSession.deserialize(i).as_dict(), sort_keys=True) for i in items
+    )
     _query_matches(_request(twin, "GET"), p, "pageSize", "isDescending", "initialSkip")
 
     by_pool = _example("avd_2024-04-03_UserSession_ListByHostPool")
@@ -128,12 +148,20 @@ def test_user_sessions_list_by_host_and_by_pool_with_filter(arm: Any) -> None:
     other["id"] = other["id"].rsplit("/", 1)[0] + "/9"
     other["properties"]["userPrincipalName"] = "someone.else@microsoft.com"
     twin, dv, _ = _serve(arm, *items, other)
-    got = list(dv.user_sessions.list_by_host_pool(p["resourceGroupName"], p["hostPoolName"], filter=p["$filter"],
-                                                  page_size=p["pageSize"], is_descending=p["isDescending"],
-                                                  initial_skip=p["initialSkip"]))
+    got = list(
+        dv.user_sessions.list_by_host_pool(
+            p["resourceGroupName"],
+            p["hostPoolName"],
+            filter=p["$filter"],
+            page_size=p["pageSize"],
+            is_descending=p["isDescending"],
+            initial_skip=p["initialSkip"],
+        )
+    )
     assert sorted(s.name for s in got) == ["1", "2"]  # the filter left the other user out
     assert sorted(json.dumps(s.as_dict(), sort_keys=True) for s in got) == sorted(
-        json.dumps(UserSession.deserialize(i).as_dict(), sort_keys=True) for i in items)
+        json.dumps(UserSession.deserialize(i).as_dict(), sort_keys=True) for i in items
+    )
     _query_matches(_request(twin, "GET"), p, "$filter", "pageSize", "isDescending", "initialSkip")
 
 
@@ -144,26 +172,34 @@ def test_user_session_get_delete_disconnect_and_send_message(arm: Any) -> None:
     body = get["responses"]["200"]["body"]
     twin, dv, _ = _serve(arm, body)
     p = get["parameters"]
-    _same(dv.user_sessions.get(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"], p["userSessionId"]),
-          body, UserSession)
+    _same(dv.user_sessions.get(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"], p["userSessionId"]), body, UserSession)
 
     disconnect = _example("avd_2024-04-03_UserSession_Disconnect_Post")["parameters"]
-    dv.user_sessions.disconnect(disconnect["resourceGroupName"], disconnect["hostPoolName"],
-                                disconnect["sessionHostName"], disconnect["userSessionId"])
+    dv.user_sessions.disconnect(
+        disconnect["resourceGroupName"], disconnect["hostPoolName"], disconnect["sessionHostName"], disconnect["userSessionId"]
+    )
     assert twin.server.log("POST")[-1].path.endswith(
-        f"/sessionHosts/{disconnect['sessionHostName']}/userSessions/{disconnect['userSessionId']}/disconnect")
-    assert dv.user_sessions.get(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"],
-                                p["userSessionId"]).session_state == "Disconnected"
+        f"/sessionHosts/{disconnect['sessionHostName']}/userSessions/{disconnect['userSessionId']}/disconnect"
+    )
+    assert (
+        dv.user_sessions.get(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"], p["userSessionId"]).session_state
+        == "Disconnected"
+    )
 
     message = _example("avd_2024-04-03_UserSession_SendMessage_Post")["parameters"]
-    dv.user_sessions.send_message(message["resourceGroupName"], message["hostPoolName"], message["sessionHostName"],
-                                  message["userSessionId"], send_message=SendMessage.deserialize(message["sendMessage"]))
-    assert twin.estate.messages[-1][3:] == (message["sendMessage"]["messageTitle"],
-                                           message["sendMessage"]["messageBody"])
+    dv.user_sessions.send_message(
+        message["resourceGroupName"],
+        message["hostPoolName"],
+        message["sessionHostName"],
+        message["userSessionId"],
+        send_message=SendMessage.deserialize(message["sendMessage"]),
+    )
+    assert twin.estate.messages[-1][3:] == (message["sendMessage"]["messageTitle"], message["sendMessage"]["messageBody"])
 
     delete = _example("avd_2024-04-03_UserSession_Delete")["parameters"]
-    dv.user_sessions.delete(delete["resourceGroupName"], delete["hostPoolName"], delete["sessionHostName"],
-                            delete["userSessionId"], force=delete["force"])
+    dv.user_sessions.delete(
+        delete["resourceGroupName"], delete["hostPoolName"], delete["sessionHostName"], delete["userSessionId"], force=delete["force"]
+    )
     _query_matches(_request(twin, "DELETE"), delete, "force")
     assert list(dv.user_sessions.list(p["resourceGroupName"], p["hostPoolName"], p["sessionHostName"])) == []
 
@@ -189,16 +225,14 @@ def test_virtual_machine_get_and_instance_view(arm: Any) -> None:
     p, body = ex["parameters"], ex["responses"]["200"]["body"]
     sub = body["id"].split("/")[2]
     twin, _, compute = _serve(arm, body, subscription=sub)
-    got = compute.virtual_machines.get(p["resourceGroupName"], p["vmName"], expand=p.get("$expand"),
-                                       api_version=p["api-version"])
+    got = compute.virtual_machines.get(p["resourceGroupName"], p["vmName"], expand=p.get("$expand"), api_version=p["api-version"])
     _same(got, body, VirtualMachine)
     _query_matches(_request(twin, "GET"), p, "$expand")
 
     view = _example("compute_2024-07-01_VirtualMachine_Get_InstanceView")
     vp, vbody = view["parameters"], view["responses"]["200"]["body"]
     sub = "00000000-0000-4000-8000-000000000c01"
-    document = {"id": _vm_id(sub, vp["resourceGroupName"], vp["vmName"]), "location": "westus",
-                "properties": {"instanceView": vbody}}
+    document = {"id": _vm_id(sub, vp["resourceGroupName"], vp["vmName"]), "location": "westus", "properties": {"instanceView": vbody}}
     twin, _, compute = _serve(arm, document, subscription=sub)
     got_view = compute.virtual_machines.instance_view(vp["resourceGroupName"], vp["vmName"], api_version=vp["api-version"])
     _same(got_view, vbody, VirtualMachineInstanceView)
@@ -211,28 +245,33 @@ def test_virtual_machine_list_all_serves_minimal_items(arm: Any) -> None:
     ex = _example("compute_2024-07-01_VirtualMachine_ListAll_MinimumSet_Gen")
     sub = "00000000-0000-4000-8000-000000000c02"
     # the published ids are templates; give each item a real, distinct id and keep its published shape
-    items = [{**item, "id": _vm_id(sub, "rg-minimal", f"vm{i}")}
-             for i, item in enumerate(ex["responses"]["200"]["body"]["value"])]
+    items = [{**item, "id": _vm_id(sub, "rg-minimal", f"vm{i}")} for i, item in enumerate(ex["responses"]["200"]["body"]["value"])]
     twin, _, compute = _serve(arm, *items, subscription=sub)
     got = list(compute.virtual_machines.list_all(api_version=ex["parameters"]["api-version"]))
     assert [v.as_dict() for v in got] == [_model(VirtualMachine, i).as_dict() for i in items]
     assert _request(twin, "GET").path == f"/subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines"
 
 
-@pytest.mark.parametrize(("name", "action"), [
-    ("compute_2024-11-01_VirtualMachine_Start_MinimumSet_Gen", "start"),
-    ("compute_2024-11-01_VirtualMachine_Start_MaximumSet_Gen", "start"),
-    ("compute_2024-07-01_VirtualMachine_Deallocate_MinimumSet_Gen", "deallocate"),
-    ("compute_2024-07-01_VirtualMachine_Deallocate_MaximumSet_Gen", "deallocate"),
-])
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("compute_2024-11-01_VirtualMachine_Start_MinimumSet_Gen", "start"),
+        ("compute_2024-11-01_VirtualMachine_Start_MaximumSet_Gen", "start"),
+        ("compute_2024-07-01_VirtualMachine_Deallocate_MinimumSet_Gen", "deallocate"),
+        ("compute_2024-07-01_VirtualMachine_Deallocate_MaximumSet_Gen", "deallocate"),
+    ],
+)
 def test_start_and_deallocate_are_long_running_operations(arm: Any, name: str, action: str) -> None:
     ex = _example(name)
     p = ex["parameters"]
     assert set(ex["responses"]) == {"200", "202"} and "location" in ex["responses"]["202"]["headers"]
     sub = "00000000-0000-4000-8000-000000000c03"
     power = "deallocated" if action == "start" else "running"
-    document = {"id": _vm_id(sub, p["resourceGroupName"], p["vmName"]), "location": "eastus",
-                "properties": {"instanceView": {"statuses": [{"code": f"PowerState/{power}"}]}}}
+    document = {
+        "id": _vm_id(sub, p["resourceGroupName"], p["vmName"]),
+        "location": "eastus",
+        "properties": {"instanceView": {"statuses": [{"code": f"PowerState/{power}"}]}},
+    }
     twin, _, compute = _serve(arm, document, subscription=sub)
     begin = getattr(compute.virtual_machines, f"begin_{action}")
     extra = {"hibernate": p["hibernate"]} if "hibernate" in p else {}
@@ -246,7 +285,8 @@ def test_start_and_deallocate_are_long_running_operations(arm: Any, name: str, a
     assert poller.status() == "Succeeded"
     view = compute.virtual_machines.instance_view(p["resourceGroupName"], p["vmName"], api_version=p["api-version"])
     assert [s.code for s in view.statuses if s.code.startswith("PowerState/")] == [
-        "PowerState/running" if action == "start" else "PowerState/deallocated"]
+        "PowerState/running" if action == "start" else "PowerState/deallocated"
+    ]
     # a repeat on a VM already in that state completes at once with the published 200
     begin(p["resourceGroupName"], p["vmName"], api_version=p["api-version"], polling_interval=0.01, **extra).result(timeout=10)
     assert twin.server.log("POST")[-1].status == 200
@@ -280,19 +320,22 @@ def test_run_command_answers_the_fslogix_read_from_the_hosts_modelled_settings(a
     twin.estate.set_fslogix(pool, {"Enabled": 1, "VHDLocations": [r"\\anq.contoso.local\profiles"], "ProfileType": 0})
     _, compute = _clients(twin, SUB)
     result = compute.virtual_machines.begin_run_command(
-        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}).result(timeout=10)
+        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}
+    ).result(timeout=10)
     out = {s.code: s.message for s in result.value}
     assert set(out) == {"ComponentStatus/StdOut/succeeded", "ComponentStatus/StdErr/succeeded"}
     settings = Settings.from_output("hp0-vm-001", "now", out["ComponentStatus/StdOut/succeeded"])
     assert (settings.enabled, settings.locations) == (True, (r"\\anq.contoso.local\profiles",))
     other = compute.virtual_machines.begin_run_command(
-        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": ["Restart-Computer"]}).result(timeout=10)
+        "rg-hosts", "hp0-vm-001", {"commandId": "RunPowerShellScript", "script": ["Restart-Computer"]}
+    ).result(timeout=10)
     assert {s.code: s.message for s in other.value}["ComponentStatus/StdErr/succeeded"]
     from azure.core.exceptions import HttpResponseError
 
     with pytest.raises(HttpResponseError) as refused:
         compute.virtual_machines.begin_run_command(
-            "rg-hosts", "hp0-vm-002", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}).result(timeout=10)
+            "rg-hosts", "hp0-vm-002", {"commandId": "RunPowerShellScript", "script": list(SCRIPT)}
+        ).result(timeout=10)
     assert refused.value.status_code == 409
 
 
@@ -308,8 +351,10 @@ def test_a_vm_list_with_instance_view_needs_the_documented_scale_set_filter(arm:
         list(compute.virtual_machines.list("rg-hosts", expand="instanceView"))
     assert refused.value.status_code == 400 and refused.value.error.code == "InvalidParameter"
     scale_set = f"/subscriptions/{SUB}/resourceGroups/rg-hosts/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
-    assert list(compute.virtual_machines.list("rg-hosts", expand="instanceView",
-                                              filter=f"virtualMachineScaleSet/id eq '{scale_set}'")) == []
+    assert (
+        list(compute.virtual_machines.list("rg-hosts", expand="instanceView", filter=f"virtualMachineScaleSet/id eq '{scale_set}'"))
+        == []
+    )
 
 
 def _published() -> list[tuple[dict[str, Any], re.Pattern[str]]]:
@@ -368,10 +413,22 @@ def test_every_call_the_gateway_makes_is_a_published_operation_with_documented_p
         if op["operationId"] == "VirtualMachines_List":
             assert "$expand" not in call.query or "$filter" in call.query
         seen.add(op["operationId"])
-    assert seen >= {"HostPools_Get", "SessionHosts_List", "UserSessions_ListByHostPool", "UserSessions_List",
-                    "UserSessions_SendMessage", "SessionHosts_Update", "UserSessions_Delete", "VirtualMachines_List",
-                    "VirtualMachines_InstanceView", "VirtualMachines_Start", "VirtualMachines_Deallocate",
-                    "VirtualMachines_RunCommand", "RoleAssignments_Create", "RoleAssignments_Delete"}, seen
+    assert seen >= {
+        "HostPools_Get",
+        "SessionHosts_List",
+        "UserSessions_ListByHostPool",
+        "UserSessions_List",
+        "UserSessions_SendMessage",
+        "SessionHosts_Update",
+        "UserSessions_Delete",
+        "VirtualMachines_List",
+        "VirtualMachines_InstanceView",
+        "VirtualMachines_Start",
+        "VirtualMachines_Deallocate",
+        "VirtualMachines_RunCommand",
+        "RoleAssignments_Create",
+        "RoleAssignments_Delete",
+    }, seen
     # an application group's assignments are listed at its scope: the spec's ListForScope, or ListForResource's
     # more specific template for the same path
     assert seen & {"RoleAssignments_ListForScope", "RoleAssignments_ListForResource"}

@@ -56,8 +56,7 @@ def test_login_path_lookup_and_snapshot_lifecycle(sdk_pair: Any) -> None:
     assert attrs["file_number"] == attrs["id"] == twin.cluster.directory("/profiles/fslogix").id
     assert attrs["type"] == "FS_FILE_TYPE_DIRECTORY"
 
-    made = rc.snapshot.create_snapshot(name="tandem-daily", expiration="2030-01-01T00:00:00Z",
-                                       source_file_id=attrs["file_number"])
+    made = rc.snapshot.create_snapshot(name="tandem-daily", expiration="2030-01-01T00:00:00Z", source_file_id=attrs["file_number"])
     assert made["name"] == f"{made['id']}_tandem-daily" and made["source_file_id"] == attrs["file_number"]
     assert made["expiration"].startswith("2030-01-01T00:00:00") and made["in_delete"] is False
     unnamed = rc.snapshot.create_snapshot(path="/profiles/fslogix")
@@ -93,8 +92,7 @@ def test_replication_status_make_writable_reverse_and_reconnect(sdk_pair: Any) -
     source = east_rc.replication.list_source_relationship_statuses()
     target = central_rc.replication.get_target_relationship_status("r1")
     assert [s["id"] for s in source] == ["r1"] and source[0]["state"] == "ESTABLISHED"
-    assert (target["state"], target["target_root_read_only"], target["job_state"]) == (
-        "ESTABLISHED", True, "REPLICATION_NOT_RUNNING")
+    assert (target["state"], target["target_root_read_only"], target["job_state"]) == ("ESTABLISHED", True, "REPLICATION_NOT_RUNNING")
     assert target["recovery_point"] and target["error_from_last_job"] == ""
 
     # failover: the target is made writable; the revert runs in the background

@@ -37,23 +37,39 @@ def preflights(estate: Estate) -> int:
     return [e["type"] for e in estate.host.received].count("Tandem.Failover.Preflight")
 
 
-def service_health(*, stage: str = "Active", incident: str = "Incident", service: str = "Virtual Machines",
-                   region: str = EAST_SVC_REGION, synthetic: bool = False, condition: str = "Fired",
-                   alert_id: str = "sh-1") -> dict[str, Any]:
+def service_health(
+    *,
+    stage: str = "Active",
+    incident: str = "Incident",
+    service: str = "Virtual Machines",
+    region: str = EAST_SVC_REGION,
+    synthetic: bool = False,
+    condition: str = "Fired",
+    alert_id: str = "sh-1",
+) -> dict[str, Any]:
     """A Service Health activity-log alert in the common schema: the published essentials of the test-action
     sample with the published Service Health alertContext (maintenance sample), set to an incident."""
     doc = copy.deepcopy(load_event("monitor_commonalert_testaction_metric_static.json"))
     context = load_event("monitor_alertContext_fragment_servicehealth_maintenance.json")["alertContext"]
     props = context["properties"]
-    props.update(incidentType=incident, stage=stage, title=f"{service} degraded in {region}", service=service,
-                 region=region, impactedServices=json.dumps([{"ImpactedRegions": [{"RegionName": region}],
-                                                               "ServiceName": service}]))
+    props.update(
+        incidentType=incident,
+        stage=stage,
+        title=f"{service} degraded in {region}",
+        service=service,
+        region=region,
+        impactedServices=json.dumps([{"ImpactedRegions": [{"RegionName": region}], "ServiceName": service}]),
+    )
     if synthetic:
         props["IsSynthetic"] = "True"
-    doc["data"]["essentials"].update(monitoringService="ServiceHealth", signalType="Activity Log",
-                                     monitorCondition=condition, alertRule="ala-tandem-service-health",
-                                     alertId=f"/subscriptions/{EAST_SUB}/providers/Microsoft.AlertsManagement/alerts/"
-                                             f"{alert_id}", alertTargetIDs=[f"/subscriptions/{EAST_SUB}"])
+    doc["data"]["essentials"].update(
+        monitoringService="ServiceHealth",
+        signalType="Activity Log",
+        monitorCondition=condition,
+        alertRule="ala-tandem-service-health",
+        alertId=f"/subscriptions/{EAST_SUB}/providers/Microsoft.AlertsManagement/alerts/{alert_id}",
+        alertTargetIDs=[f"/subscriptions/{EAST_SUB}"],
+    )
     doc["data"]["alertContext"] = context
     return doc
 
@@ -85,8 +101,7 @@ def test_published_alerts_are_routed_as_documented_and_only_an_active_incident_p
     answers = [post_alert(estate, service_health(alert_id="incident-1")) for _ in range(5)]
     assert [a[0] for a in answers] == [202, 200, 200, 200, 200], answers
     assert answers[0][1]["outcome"] == "proposed" and {a[1]["status"] for a in answers[1:]} == {"repeat"}
-    waiting = run_to_end(estate, INSTANCE, until=lambda s: (s.get("customStatus") or {}).get("state")
-                         == "awaiting approval")
+    waiting = run_to_end(estate, INSTANCE, until=lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval")
     assert waiting["input"]["requested_by"] == "alert" and "Virtual Machines degraded" in waiting["input"]["reason"]
     assert preflights(estate) == 1 and estate.anq["central"].cluster.directory("/profiles-dr/fslogix").read_only
     # the incident resolves while the proposal waits: the proposal is withdrawn, nothing moved
@@ -100,8 +115,7 @@ def test_published_alerts_are_routed_as_documented_and_only_an_active_incident_p
 # ----------------------------------------------------------------------------------------------- the ANQ watch
 
 
-def test_an_anq_cluster_that_stops_answering_for_the_window_is_proposed_once_and_a_blip_is_not(estate: Estate,
-                                                                                               caplog: Any) -> None:
+def test_an_anq_cluster_that_stops_answering_for_the_window_is_proposed_once_and_a_blip_is_not(estate: Estate, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="tandem.failover")
     host, east = estate.host, estate.anq["east"]
     east.outage(True)  # a blip: three minutes
@@ -132,8 +146,11 @@ def test_an_anq_cluster_that_stops_answering_for_the_window_is_proposed_once_and
 
 
 def _vm_event(kind: str, vm: Any, n: int, **props: Any) -> dict[str, Any]:
-    event = load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json" if kind == "status" else
-                      "eg_HealthResources_ResourceAnnotated_eventgridschema.json")
+    event = load_event(
+        "eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json"
+        if kind == "status"
+        else "eg_HealthResources_ResourceAnnotated_eventgridschema.json"
+    )
     event.update(id=f"{kind}-{n}", topic=f"/subscriptions/{EAST_SUB}", subject=vm.id)
     event["data"]["resourceInfo"]["properties"].update(targetResourceId=vm.id, **props)
     return event
@@ -144,10 +161,13 @@ def test_evening_deallocations_propose_nothing_and_an_unplanned_loss_of_most_hos
     pool = arm.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
     vms = [h.vm for h in pool.hosts.values() if h.vm is not None]
     for n, vm in enumerate(vms[:15]):  # the evening: an administrator's (or Tandem's) deallocations
-        host.deliver_event("failover_events", _vm_event("annotation", vm, n, annotationName=
-                                                        "VirtualMachineDeallocationInitiated", context="Customer Initiated"))
-        host.deliver_event("failover_events", _vm_event("status", vm, n, availabilityState="Unavailable",
-                                                        previousAvailabilityState="Available"))
+        host.deliver_event(
+            "failover_events",
+            _vm_event("annotation", vm, n, annotationName="VirtualMachineDeallocationInitiated", context="Customer Initiated"),
+        )
+        host.deliver_event(
+            "failover_events", _vm_event("status", vm, n, availabilityState="Unavailable", previousAvailabilityState="Available")
+        )
     host.wait_idle()
     assert host.durable.status(INSTANCE) is None and preflights(estate) == 0
     host.advance(timedelta(minutes=30))
@@ -162,16 +182,18 @@ def test_evening_deallocations_propose_nothing_and_an_unplanned_loss_of_most_hos
     host.wait_idle()
     status = host.durable.status(INSTANCE)
     assert status is not None and "11 of 20 session host VMs unavailable" in status["input"]["reason"]
-    host.deliver_event("failover_events", _vm_event("status", vms[0], 999, availabilityState="Unavailable") |
-                       {"topic": "/subscriptions/99999999-0000-4000-8000-000000000000"})  # not the estate's: rejected
+    host.deliver_event(
+        "failover_events",
+        _vm_event("status", vms[0], 999, availabilityState="Unavailable")
+        | {"topic": "/subscriptions/99999999-0000-4000-8000-000000000000"},
+    )  # not the estate's: rejected
     host.wait_idle()
     assert preflights(estate) == 1
 
 
 def test_propose_only_logs_and_publishes_a_proposal_and_starts_nothing(storage: str, hub: str) -> None:
     """A deployment's first weeks: the same incident, delivered as Azure delivers it, only says what it would do."""
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, hang_s=0.3,
-                 failover={"propose_only": True}) as estate:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, hang_s=0.3, failover={"propose_only": True}) as estate:
         status, answer = post_alert(estate, service_health(alert_id="incident-dry"))
         assert status == 202 and answer["outcome"] == "proposed_only"
         estate.host.advance(timedelta(minutes=2))

@@ -72,7 +72,11 @@ def test_power_comes_from_documented_calls_and_only_unsettled_hosts_ask_their_vm
         assert not [c for c in _arm_calls(twin) if "$expand" in c.query]
         power = {h.name.split(".")[0]: h.power for h in state.hosts}
         assert (power["hp0-vm-001"], power["hp0-vm-006"], power["hp0-vm-002"], power["hp0-vm-010"]) == (
-            "deallocating", "starting", "running", "deallocated")
+            "deallocating",
+            "starting",
+            "running",
+            "deallocated",
+        )
         twin.clock.advance(timedelta(minutes=10))  # both settle: the status alone says it again
         twin.server.clear_log()
         later = {h.name.split(".")[0]: h.power for h in gateway.read_pool(REF).hosts}
@@ -154,16 +158,17 @@ def test_an_unreachable_arm_is_a_clear_error_not_a_hang(arm: Any) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with AzureGateway(endpoint=f"https://127.0.0.1:{port}", budget_s=1.0) as gateway, \
-            pytest.raises(DependencyError, match="unreachable"):
+    with (
+        AzureGateway(endpoint=f"https://127.0.0.1:{port}", budget_s=1.0) as gateway,
+        pytest.raises(DependencyError, match="unreachable"),
+    ):
         gateway.read_pool(REF)
 
 
 def test_a_twin_that_stops_answering_times_out_with_a_clear_error(arm: Any) -> None:
     twin = arm(pool_seed(1), hang_s=5)
     twin.server.inject("timeout", pattern="sessionHosts")
-    with _gateway(twin, budget_s=1.0, read_timeout_s=0.3) as gateway, \
-            pytest.raises(DependencyError, match="no complete answer"):
+    with _gateway(twin, budget_s=1.0, read_timeout_s=0.3) as gateway, pytest.raises(DependencyError, match="no complete answer"):
         gateway.read_pool(REF)
 
 
@@ -180,8 +185,7 @@ def test_a_reset_retries_a_logoff_but_never_a_message(arm: Any) -> None:
     assert len(twin.server.log("POST", "sendMessage$")) == 1
     assert [c.fault for c in twin.server.log("DELETE")] == ["reset", None, None]
     assert twin.estate.messages == []
-    assert [s.upn for s in twin.estate.pool(SUB, "rg-avd", "hp0").hosts[host.lower()].sessions.values()] == [
-        "user002@contoso.com"]
+    assert [s.upn for s in twin.estate.pool(SUB, "rg-avd", "hp0").hosts[host.lower()].sessions.values()] == ["user002@contoso.com"]
 
 
 def test_drain_and_undrain_steer_the_broker(arm: Any) -> None:
@@ -243,8 +247,9 @@ def test_default_azure_credential_works_unchanged_against_the_twin(arm: Any) -> 
     from azure.identity import DefaultAzureCredential
 
     twin = arm(pool_seed(2, running=1))
-    credential = DefaultAzureCredential(exclude_cli_credential=True, exclude_powershell_credential=True,
-                                        exclude_developer_cli_credential=True)
+    credential = DefaultAzureCredential(
+        exclude_cli_credential=True, exclude_powershell_credential=True, exclude_developer_cli_credential=True
+    )
     with AzureGateway(credential, endpoint=twin.base_url) as gateway:
         assert len(gateway.read_pool(REF).hosts) == 2
     assert [r.status for r in twin.server.log(pattern="/msi/token")] == [200]
@@ -254,8 +259,13 @@ def test_the_twin_refuses_a_missing_or_forged_token(arm: Any) -> None:
     twin = arm(pool_seed(1))
     url = f"{twin.base_url}/subscriptions/{SUB}/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization/hostPools/hp0"
     missing = requests.get(url, params={"api-version": "2024-04-03"}, verify=twin.ca.ca_path, timeout=5)
-    forged = requests.get(url, params={"api-version": "2024-04-03"}, verify=twin.ca.ca_path, timeout=5,
-                          headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."})
+    forged = requests.get(
+        url,
+        params={"api-version": "2024-04-03"},
+        verify=twin.ca.ca_path,
+        timeout=5,
+        headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."},
+    )
     assert (missing.status_code, missing.json()["error"]["code"]) == (401, "AuthenticationFailed")
     assert (forged.status_code, forged.json()["error"]["code"]) == (401, "InvalidAuthenticationToken")
 
@@ -271,8 +281,7 @@ def test_tls_is_verified_so_an_untrusted_twin_is_refused(arm: Any, monkeypatch: 
             return AccessToken(token, 4102444800)
 
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    with AzureGateway(Fixed(), endpoint=twin.base_url, budget_s=1.0) as gateway, \
-            pytest.raises(DependencyError, match="unreachable"):
+    with AzureGateway(Fixed(), endpoint=twin.base_url, budget_s=1.0) as gateway, pytest.raises(DependencyError, match="unreachable"):
         gateway.read_pool(REF)
     assert twin.server.log() == []
 
@@ -283,8 +292,13 @@ def test_unknown_pools_and_api_versions_get_arm_errors(arm: Any) -> None:
         gateway.read_pool(PoolRef(SUB, "rg-avd", "nope"))
     token = twin.identity.issue("https://management.azure.com")[0]
     url = f"{twin.base_url}/subscriptions/{SUB}/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization/hostPools/hp0"
-    old = requests.get(url, params={"api-version": "2019-01-23-preview"}, verify=twin.ca.ca_path, timeout=5,
-                       headers={"Authorization": f"Bearer {token}"})
+    old = requests.get(
+        url,
+        params={"api-version": "2019-01-23-preview"},
+        verify=twin.ca.ca_path,
+        timeout=5,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert (old.status_code, old.json()["error"]["code"]) == (400, "InvalidApiVersionParameter")
 
 
@@ -292,8 +306,7 @@ def test_the_standalone_twin_prints_ready_and_serves_the_demo_estate() -> None:
     import subprocess
     import sys
 
-    with subprocess.Popen([sys.executable, "-m", "local.twins.arm", "--port", "0"], stdout=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen([sys.executable, "-m", "local.twins.arm", "--port", "0"], stdout=subprocess.PIPE, text=True) as proc:
         try:
             _use_standalone(proc)
         finally:
@@ -305,13 +318,21 @@ def _use_standalone(proc: Any) -> None:
     line = proc.stdout.readline() if proc.stdout else ""
     fields = dict(part.split("=", 1) for part in line.split()[1:])
     assert line.startswith("READY ") and fields["subscription"] == "00000000-0000-4000-8000-0000000000e1"
-    token = requests.get(fields["identity_endpoint"], params={"api-version": "2019-08-01",
-                                                             "resource": "https://management.azure.com"},
-                         headers={"X-IDENTITY-HEADER": fields["identity_header"]}, verify=fields["ca"], timeout=5)
-    pools = requests.get(f"{fields['base_url']}/subscriptions/{fields['subscription']}/resourceGroups/rg-avd-east"
-                         "/providers/Microsoft.DesktopVirtualization/hostPools", params={"api-version": "2024-04-03"},
-                         headers={"Authorization": f"Bearer {token.json()['access_token']}"}, verify=fields["ca"],
-                         timeout=5)
+    token = requests.get(
+        fields["identity_endpoint"],
+        params={"api-version": "2019-08-01", "resource": "https://management.azure.com"},
+        headers={"X-IDENTITY-HEADER": fields["identity_header"]},
+        verify=fields["ca"],
+        timeout=5,
+    )
+    pools = requests.get(
+        f"{fields['base_url']}/subscriptions/{fields['subscription']}/resourceGroups/rg-avd-east"
+        "/providers/Microsoft.DesktopVirtualization/hostPools",
+        params={"api-version": "2024-04-03"},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        verify=fields["ca"],
+        timeout=5,
+    )
     assert [p["name"] for p in pools.json()["value"]] == ["hp-east-pooled"]
 
 
@@ -329,7 +350,9 @@ def test_the_twin_throttles_as_arm_documents_and_the_gateway_stays_inside(arm: A
     assert refused is not None and refused.status == 429 and refused.headers["Retry-After"] == "1"
     assert refused.body["error"]["code"] == "SubscriptionRequestsThrottled"
     assert bucket.take(f"/subscriptions/{SUB}/x", "GET", "Bearer b") == (
-        None, {"x-ms-ratelimit-remaining-subscription-reads": "249"})  # another principal has its own bucket
+        None,
+        {"x-ms-ratelimit-remaining-subscription-reads": "249"},
+    )  # another principal has its own bucket
     assert bucket.take(f"/subscriptions/{SUB}/x", "POST", "Bearer a")[0] is None  # writes have their own bucket
     now[0] += 1.0  # 25 tokens back
     assert [bucket.take(f"/subscriptions/{SUB}/x", "GET", "Bearer a")[0] is None for _ in range(26)].count(True) == 25

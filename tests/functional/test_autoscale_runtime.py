@@ -25,27 +25,45 @@ from shared.settings import schedule_defaults
 from tests.conftest import load_event
 
 START = datetime(2026, 11, 30, 6, 55, tzinfo=UTC)  # a Monday
-POOL_ID = (f"/subscriptions/{GENERATED_SUBSCRIPTION}/resourceGroups/rg-avd/providers/"
-           "Microsoft.DesktopVirtualization/hostPools/hp0")
+POOL_ID = f"/subscriptions/{GENERATED_SUBSCRIPTION}/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization/hostPools/hp0"
 
 
 def _topology(tmp_path: Path, **policy: Any) -> Path:
     doc = {
         "version": 1,
         "regions": [
-            {"name": "east", "location": "eastus2", "subscription_id": GENERATED_SUBSCRIPTION,
-             "host_pools": [{"name": "hp0", "resource_group": "rg-avd", "vm_resource_groups": ["rg-hosts"],
-                             "autoscale_policy": "storm"}],
-             "anq": {"name": "anq-east", "address": "https://127.0.0.1:9",
-                     "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}}},
-             "profile_directories": [{"path": "/profiles/fslogix"}]}],
+            {
+                "name": "east",
+                "location": "eastus2",
+                "subscription_id": GENERATED_SUBSCRIPTION,
+                "host_pools": [
+                    {"name": "hp0", "resource_group": "rg-avd", "vm_resource_groups": ["rg-hosts"], "autoscale_policy": "storm"}
+                ],
+                "anq": {
+                    "name": "anq-east",
+                    "address": "https://127.0.0.1:9",
+                    "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}},
+                },
+                "profile_directories": [{"path": "/profiles/fslogix"}],
+            }
+        ],
         "policies": {
-            "autoscale": {"storm": {"algorithm": "tandem", "time_zone": "UTC", "cooldown": "5m", **policy, "phases": [
-                {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 20},
-                {"phase": "peak", "start": "09:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 20},
-                {"phase": "ramp_down", "start": "17:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
-                {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10}]}},
-            "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]}},
+            "autoscale": {
+                "storm": {
+                    "algorithm": "tandem",
+                    "time_zone": "UTC",
+                    "cooldown": "5m",
+                    **policy,
+                    "phases": [
+                        {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 20},
+                        {"phase": "peak", "start": "09:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 20},
+                        {"phase": "ramp_down", "start": "17:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
+                        {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 10},
+                    ],
+                }
+            },
+            "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]},
+        },
     }
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -58,8 +76,14 @@ def estate(arm: Any, storage: str, hub: str, tmp_path: Path, request: Any) -> It
     clock = VirtualClock(START)
     twin = arm(pool_seed(10, running=2, users=60, max_sessions=5, agent_ready="90s"), clock=clock)
     policy = getattr(request, "param", {})
-    settings = schedule_defaults({**twin.identity_settings, "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, **policy)),
-                                  "AUTOSCALE_SCHEDULE": "0 */5 * * * *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *"})
+    settings = schedule_defaults(
+        {
+            **twin.identity_settings,
+            "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, **policy)),
+            "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
+            "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *",
+        }
+    )
     services.reset()
     host = LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings, identity=twin.identity)
     with host:
@@ -141,10 +165,18 @@ def test_lost_capacity_and_an_announced_failover_are_acted_on_at_once(estate: An
     assert len([r for r in _writes(twin) if r.path.endswith("/start")]) == 1  # the lost capacity is replaced
 
     twin.server.clear_log()
-    host.deliver_event("autoscale_events", {
-        "id": "f1", "type": "Tandem.Failover.Started", "source": "/tandem", "specversion": "1.0",
-        "subject": "east", "time": host.clock.now().isoformat(),
-        "data": {"source": "central", "target": "east", "sessions": 30}})
+    host.deliver_event(
+        "autoscale_events",
+        {
+            "id": "f1",
+            "type": "Tandem.Failover.Started",
+            "source": "/tandem",
+            "specversion": "1.0",
+            "subject": "east",
+            "time": host.clock.now().isoformat(),
+            "data": {"source": "central", "target": "east", "sessions": 30},
+        },
+    )
     # 9 + 30 sessions at 4.5 a host need 9 hosts: all but the broken one; one serves and one boots already
     assert len([r for r in _writes(twin) if r.path.endswith("/start")]) == 7
 
@@ -153,14 +185,33 @@ def test_malformed_and_unknown_events_are_rejected_with_a_log_line_and_no_action
     host, twin = estate
     caplog.set_level(logging.INFO, logger="tandem.autoscale")
     twin.server.clear_log()
-    host.deliver_event("autoscale_events", {"id": "x1", "eventType": "Microsoft.Storage.BlobCreated", "subject": "s",
-                                            "eventTime": START.isoformat(), "dataVersion": "1", "data": {}})
-    host.deliver_event("autoscale_events", {"id": "x2", "type": "Tandem.Failover.Started", "source": "/t",
-                                            "specversion": "1.0", "data": {"target": "east"}})
+    host.deliver_event(
+        "autoscale_events",
+        {
+            "id": "x1",
+            "eventType": "Microsoft.Storage.BlobCreated",
+            "subject": "s",
+            "eventTime": START.isoformat(),
+            "dataVersion": "1",
+            "data": {},
+        },
+    )
+    host.deliver_event(
+        "autoscale_events",
+        {"id": "x2", "type": "Tandem.Failover.Started", "source": "/t", "specversion": "1.0", "data": {"target": "east"}},
+    )
     alert = load_event("monitor_commonalert_log_logonrate.json")  # an alert does not come by Event Grid
-    host.deliver_event("autoscale_events", {"id": "x3", "eventType": "Microsoft.AlertsManagement.Alert.Activated",
-                                            "subject": "s", "eventTime": START.isoformat(), "dataVersion": "1",
-                                            "data": alert})
+    host.deliver_event(
+        "autoscale_events",
+        {
+            "id": "x3",
+            "eventType": "Microsoft.AlertsManagement.Alert.Activated",
+            "subject": "s",
+            "eventTime": START.isoformat(),
+            "dataVersion": "1",
+            "data": alert,
+        },
+    )
     rejected = [json.loads(r.message) for r in caplog.records if "autoscale.event_rejected" in r.message]
     assert [r["id"] for r in rejected] == ["x1", "x2", "x3"]
     status, answer = host.http("POST", "alerts", body=alert, function="alerts_webhook")  # a pool Tandem does not manage
@@ -173,6 +224,7 @@ def test_what_if_answers_without_acting_and_dry_run_changes_nothing(estate: Any)
     host, twin = estate
     host.advance(timedelta(minutes=10))
     _storm(twin, range(1, 11))  # both running hosts full
+
     def whatif(query: str) -> tuple[int, dict[str, Any]]:
         return host.http("GET", f"autoscale/whatif?{query}", function="autoscale_whatif")
 

@@ -36,19 +36,44 @@ def _topology(tmp_path: Path, pools: dict[str, dict[str, Any]] | None = None) ->
     doc = {
         "version": 1,
         "regions": [
-            {"name": "east", "location": "eastus2", "subscription_id": GENERATED_SUBSCRIPTION,
-             "host_pools": [{"name": f"hp{p}", "resource_group": "rg-avd", "subscription_id": sub,
-                             "vm_resource_groups": [f"rg-hosts-{p}"], "autoscale_policy": "storm",
-                             **extra.get(f"{sub}/hp{p}", {})}
-                            for sub in SUBSCRIPTIONS for p in range(POOLS)],
-             "anq": {"name": "anq-east", "address": "https://127.0.0.1:9",
-                     "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}}},
-             "profile_directories": [{"path": "/profiles/fslogix"}]}],
+            {
+                "name": "east",
+                "location": "eastus2",
+                "subscription_id": GENERATED_SUBSCRIPTION,
+                "host_pools": [
+                    {
+                        "name": f"hp{p}",
+                        "resource_group": "rg-avd",
+                        "subscription_id": sub,
+                        "vm_resource_groups": [f"rg-hosts-{p}"],
+                        "autoscale_policy": "storm",
+                        **extra.get(f"{sub}/hp{p}", {}),
+                    }
+                    for sub in SUBSCRIPTIONS
+                    for p in range(POOLS)
+                ],
+                "anq": {
+                    "name": "anq-east",
+                    "address": "https://127.0.0.1:9",
+                    "credentials": {"username": "svc", "password": {"app_setting": "UNUSED"}},
+                },
+                "profile_directories": [{"path": "/profiles/fslogix"}],
+            }
+        ],
         "policies": {
-            "autoscale": {"storm": {"algorithm": "tandem", "time_zone": "UTC", "cooldown": "5m", "phases": [
-                {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 50},
-                {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 0}]}},
-            "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]}},
+            "autoscale": {
+                "storm": {
+                    "algorithm": "tandem",
+                    "time_zone": "UTC",
+                    "cooldown": "5m",
+                    "phases": [
+                        {"phase": "ramp_up", "start": "07:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 50},
+                        {"phase": "off_peak", "start": "20:00", "capacity_threshold_pct": 90, "minimum_hosts_pct": 0},
+                    ],
+                }
+            },
+            "snapshots": {"tiers": [{"name": "hourly", "keep": "1d"}]},
+        },
     }
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -59,12 +84,18 @@ def _topology(tmp_path: Path, pools: dict[str, dict[str, Any]] | None = None) ->
 def sweep_estate(arm: Any, storage: str, hub: str, tmp_path: Path, request: Any) -> Iterator[tuple[LocalHost, Any]]:
     """Six 4-host pools in two subscriptions, all stopped; partitions of two pools; one shared virtual clock."""
     clock = VirtualClock(START)
-    twin = arm(estate_seed(SUBSCRIPTIONS, hosts=4, pools=POOLS, vm_groups=POOLS, users=20, max_sessions=5,
-                           agent_ready="60s"), clock=clock)
+    twin = arm(
+        estate_seed(SUBSCRIPTIONS, hosts=4, pools=POOLS, vm_groups=POOLS, users=20, max_sessions=5, agent_ready="60s"), clock=clock
+    )
     pools, partition = getattr(request, "param", ({}, "2"))
-    settings = {**twin.identity_settings, "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, pools)),
-                "TANDEM_AUTOSCALE_PARTITION_POOLS": partition,
-                "AUTOSCALE_SCHEDULE": "0 */5 * * * *", "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *", "ANQ_WATCH_SCHEDULE": "0 0 0 1 1 *"}
+    settings = {
+        **twin.identity_settings,
+        "TANDEM_TOPOLOGY_PATH": str(_topology(tmp_path, pools)),
+        "TANDEM_AUTOSCALE_PARTITION_POOLS": partition,
+        "AUTOSCALE_SCHEDULE": "0 */5 * * * *",
+        "SNAPSHOT_SCHEDULE": "0 0 0 1 1 *",
+        "ANQ_WATCH_SCHEDULE": "0 0 0 1 1 *",
+    }
     services.reset()
     host = LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings, identity=twin.identity)
     with host:
@@ -102,10 +133,14 @@ def test_a_large_estate_is_swept_in_partitions_each_pool_once(sweep_estate: Any,
     reads = [r.path.lower() for r in twin.server.log("GET")]
     for sub in SUBSCRIPTIONS:  # one session host listing per pool, one VM listing per VM resource group
         for p in range(POOLS):
-            assert reads.count(f"/subscriptions/{sub}/resourcegroups/rg-avd/providers/microsoft.desktopvirtualization"
-                               f"/hostpools/hp{p}/sessionhosts") == 1
-            assert reads.count(f"/subscriptions/{sub}/resourcegroups/rg-hosts-{p}/providers/microsoft.compute"
-                               "/virtualmachines") == 1
+            assert (
+                reads.count(
+                    f"/subscriptions/{sub}/resourcegroups/rg-avd/providers/microsoft.desktopvirtualization"
+                    f"/hostpools/hp{p}/sessionhosts"
+                )
+                == 1
+            )
+            assert reads.count(f"/subscriptions/{sub}/resourcegroups/rg-hosts-{p}/providers/microsoft.compute/virtualmachines") == 1
 
 
 def test_a_timer_that_finds_the_sweep_running_starts_no_second_one(sweep_estate: Any, caplog: Any) -> None:
@@ -137,9 +172,11 @@ def test_a_small_estate_is_evaluated_in_the_timers_process(sweep_estate: Any, ca
     assert len(run) == 1 and run[0]["pools"] == 6 and run[0]["actions"] == 12
 
 
-LEFT = {f"{GENERATED_SUBSCRIPTION}/hp0": {"scaling_plan": "defer"},
-        f"{GENERATED_SUBSCRIPTION}/hp1": {"scaling_plan": "take_over"},
-        f"{OTHER}/hp0": {"autoscale_policy": "none"}}
+LEFT = {
+    f"{GENERATED_SUBSCRIPTION}/hp0": {"scaling_plan": "defer"},
+    f"{GENERATED_SUBSCRIPTION}/hp1": {"scaling_plan": "take_over"},
+    f"{OTHER}/hp0": {"autoscale_policy": "none"},
+}
 
 
 @pytest.mark.parametrize("sweep_estate", [(LEFT, "25")], indirect=True)
@@ -151,8 +188,7 @@ def test_pools_with_another_scaler_or_none_are_left_alone_but_warmed_by_a_failov
     twin.server.clear_log()
     host.advance(timedelta(minutes=2))
     assert host.wait_idle(60)
-    deferred, taken, none = (_pool(twin, GENERATED_SUBSCRIPTION, 0), _pool(twin, GENERATED_SUBSCRIPTION, 1),
-                             _pool(twin, OTHER, 0))
+    deferred, taken, none = (_pool(twin, GENERATED_SUBSCRIPTION, 0), _pool(twin, GENERATED_SUBSCRIPTION, 1), _pool(twin, OTHER, 0))
     assert _running(twin, deferred) == 0 and _running(twin, none) == 0  # no action on either
     assert _running(twin, taken) == 2 and _running(twin, _pool(twin, OTHER, 1)) == 2  # taken over; a disabled plan
     writes = [r.path.lower() for r in twin.server.log() if r.method != "GET" and r.path != "/msi/token"]
@@ -164,7 +200,8 @@ def test_pools_with_another_scaler_or_none_are_left_alone_but_warmed_by_a_failov
     assert status == 200
     assert health["autoscale_left_alone"] == [
         {"pool": f"{GENERATED_SUBSCRIPTION}/rg-avd/hp0", "reason": "scaling plan sp-weekdays is enabled on the pool"},
-        {"pool": f"{OTHER}/rg-avd/hp0", "reason": "autoscale_policy is none"}]
+        {"pool": f"{OTHER}/rg-avd/hp0", "reason": "autoscale_policy is none"},
+    ]
     plans = [r for r in twin.server.log("GET") if r.path.lower().endswith("/scalingplans")]
     host.advance(timedelta(minutes=5))  # the next sweep remembers the plans for ten minutes: no second read
     assert host.wait_idle(60)

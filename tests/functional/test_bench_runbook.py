@@ -29,6 +29,7 @@ def _advance(t: Twins, clock: VirtualClock) -> Callable[[timedelta], None]:
     def advance(by: timedelta) -> None:
         clock.advance(by)
         _settle(t)
+
     return advance
 
 
@@ -43,9 +44,21 @@ def test_the_planned_runbook_moves_everyone_with_nothing_lost_in_the_documented_
     assert {u: p.version for u, p in target.items()} == {u: p.version for u, p in source.items()}
     assert len(east.detach_writes) == 16 and not east.lost_writes  # every container closed before the fence
     names = [s["step"] for s in book.steps]
-    assert names == ["drain source hosts", "message users", "drain wait", "log off users", "profiles closed",
-                     "source read-only", "replicate", "replication caught up", "make writable", "target writable",
-                     "start target hosts", "target hosts available", "move assignments"]
+    assert names == [
+        "drain source hosts",
+        "message users",
+        "drain wait",
+        "log off users",
+        "profiles closed",
+        "source read-only",
+        "replicate",
+        "replication caught up",
+        "make writable",
+        "target writable",
+        "start target hosts",
+        "target hosts available",
+        "move assignments",
+    ]
     ends = [s["end_s"] for s in book.steps]
     assert ends == sorted(ends) and book.steps[2]["end_s"] - book.steps[2]["start_s"] >= 600  # one after another
     fenced = next(r for r in t.anq["east"].server.log() if r.method == "PATCH")

@@ -12,8 +12,7 @@ EXAMPLE = ROOT / "local" / "demo" / "topology.yaml"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "local.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "local.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_example_topology_validates() -> None:
@@ -31,8 +30,9 @@ def test_invalid_topology_exits_non_zero_naming_file_and_field(tmp_path: Path) -
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "invalid topology:"
-    assert lines[1:] == [f"{broken}: regions[0].host_pools[0].resource_group: String should match pattern "
-                         f"'^[A-Za-z0-9][A-Za-z0-9._-]{{0,79}}$'"]
+    assert lines[1:] == [
+        f"{broken}: regions[0].host_pools[0].resource_group: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{{0,79}}$'"
+    ]
 
 
 def test_schema_is_written_for_editors(tmp_path: Path) -> None:
@@ -42,16 +42,51 @@ def test_schema_is_written_for_editors(tmp_path: Path) -> None:
 
 
 def test_plan_prints_each_policys_decision_for_a_snapshot(tmp_path: Path) -> None:
-    snapshot = {"time": "2026-11-30T07:45:00Z", "phase": "ramp_up", "max_session_limit": 10,
-                "load_balancer": "breadth_first", "policy": {"capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
-                "hosts": [{"name": "h1", "power": "running", "status": "Available", "sessions": 8, "active_sessions": 8,
-                           "allow_new_session": True, "excluded": False},
-                          {"name": "h2", "power": "running", "status": "Available", "sessions": 7, "active_sessions": 6,
-                           "allow_new_session": True, "excluded": False},
-                          {"name": "h3", "power": "deallocated", "status": "Shutdown", "sessions": 0,
-                           "active_sessions": 0, "allow_new_session": True, "excluded": False},
-                          {"name": "h4", "power": "deallocated", "status": "Shutdown", "sessions": 0,
-                           "active_sessions": 0, "allow_new_session": True, "excluded": True}]}
+    snapshot = {
+        "time": "2026-11-30T07:45:00Z",
+        "phase": "ramp_up",
+        "max_session_limit": 10,
+        "load_balancer": "breadth_first",
+        "policy": {"capacity_threshold_pct": 60, "minimum_hosts_pct": 20},
+        "hosts": [
+            {
+                "name": "h1",
+                "power": "running",
+                "status": "Available",
+                "sessions": 8,
+                "active_sessions": 8,
+                "allow_new_session": True,
+                "excluded": False,
+            },
+            {
+                "name": "h2",
+                "power": "running",
+                "status": "Available",
+                "sessions": 7,
+                "active_sessions": 6,
+                "allow_new_session": True,
+                "excluded": False,
+            },
+            {
+                "name": "h3",
+                "power": "deallocated",
+                "status": "Shutdown",
+                "sessions": 0,
+                "active_sessions": 0,
+                "allow_new_session": True,
+                "excluded": False,
+            },
+            {
+                "name": "h4",
+                "power": "deallocated",
+                "status": "Shutdown",
+                "sessions": 0,
+                "active_sessions": 0,
+                "allow_new_session": True,
+                "excluded": True,
+            },
+        ],
+    }
     file = tmp_path / "pool.json"
     file.write_text(json.dumps(snapshot))
     native = _cli("plan", "--policy", "native", "--snapshot", str(file), "--json")
@@ -68,16 +103,23 @@ def test_plan_prints_each_policys_decision_for_a_snapshot(tmp_path: Path) -> Non
 
 def test_plan_rejects_a_bad_snapshot_naming_the_field(tmp_path: Path) -> None:
     file = tmp_path / "pool.json"
-    file.write_text(json.dumps({"time": "2026-11-30T07:45:00Z", "phase": "lunch", "max_session_limit": 10,
-                                "hosts": [{"name": "h1", "power": "running"}]}))
+    file.write_text(
+        json.dumps(
+            {"time": "2026-11-30T07:45:00Z", "phase": "lunch", "max_session_limit": 10, "hosts": [{"name": "h1", "power": "running"}]}
+        )
+    )
     result = _cli("plan", "--policy", "native", "--snapshot", str(file), "--json")
     assert result.returncode == 1 and "pool.json: phase: Input should be" in result.stderr
 
 
 def test_a_reader_that_goes_away_early_gets_no_traceback() -> None:
     """`scripts/tandem params FILE | head`: the pipe closes before the CLI writes; it exits quietly."""
-    proc = subprocess.Popen([sys.executable, "-m", "local.cli", "params", str(ROOT / "local/demo/topology.yaml")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local.cli", "params", str(ROOT / "local/demo/topology.yaml")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before the interpreter has even imported the CLI
     with proc.stderr:

@@ -28,8 +28,15 @@ def estate(storage: str, hub: str) -> Iterator[Estate]:
         yield running_estate
 
 
-def call(estate: Estate, method: str, path: str, body: Any = None, roles: tuple[str, ...] = (),
-         function: str = "failover_start", name: str = "ana@contoso.com") -> tuple[int, dict[str, Any]]:
+def call(
+    estate: Estate,
+    method: str,
+    path: str,
+    body: Any = None,
+    roles: tuple[str, ...] = (),
+    function: str = "failover_start",
+    name: str = "ana@contoso.com",
+) -> tuple[int, dict[str, Any]]:
     """An HTTP call as `name` (ana, the operator, unless told: an approver is someone else)."""
     return estate.host.http(method, path, body=body, function=function, roles=roles, name=name)
 
@@ -41,8 +48,7 @@ def sign_in(estate: Estate, users: range) -> None:
         estate.arm.estate.logon(pool, f"user{i:03d}@contoso.com")
 
 
-def run_to_end(estate: Estate, instance: str, limit: timedelta = timedelta(hours=1),
-               until: Any = None) -> dict[str, Any]:
+def run_to_end(estate: Estate, instance: str, limit: timedelta = timedelta(hours=1), until: Any = None) -> dict[str, Any]:
     """Advance the clock until the instance finishes (or `until(status)` holds)."""
     host = estate.host
     end = host.clock.now() + limit
@@ -61,8 +67,13 @@ def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Est
     pool = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
     for i in range(1, 21):  # a morning's work: every container written again just before the failover
         east.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
-    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                                        "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))
+    status, started = call(
+        estate,
+        "POST",
+        "failover",
+        {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"},
+        roles=("Tandem.Failover.Operator",),
+    )
     assert status == 202 and started["instance"] == "failover-central-east"
     final = run_to_end(estate, "failover-central-east")
     assert final["runtimeStatus"] == "Completed", final
@@ -74,16 +85,14 @@ def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Est
     assert all(not h.sessions for h in pool.hosts.values())  # everyone was signed out of east
     central_group = estate.arm.estate.app_group(CENTRAL_SUB, "rg-avd-central", "dag-central-desktop")
     east_group = estate.arm.estate.app_group(EAST_SUB, "rg-avd-east", "dag-east-desktop")
-    assert [a.principal_id for a in estate.arm.estate.assignments_at(central_group.id)] == [
-        "6a3f1c2e-0b7d-4e58-9c41-5d2a7e9b1f00"]
+    assert [a.principal_id for a in estate.arm.estate.assignments_at(central_group.id)] == ["6a3f1c2e-0b7d-4e58-9c41-5d2a7e9b1f00"]
     assert estate.arm.estate.assignments_at(east_group.id) == []
     central_pool = estate.arm.estate.pool(CENTRAL_SUB, "rg-avd-central", "hp-central-pooled")
     landed = [estate.arm.estate.logon(central_pool, f"user{i:03d}@contoso.com").outcome for i in range(1, 21)]
     assert landed.count("connected") == 20  # the moved users can work in central at once
     steps = [s["step"] for s in final["customStatus"]["steps"]]
     assert steps.index("fence source") < steps.index("replication caught up") < steps.index("make writable")
-    assert [e["type"] for e in estate.host.received if e["type"].startswith("Tandem.Failover.")][-1] == \
-        "Tandem.Failover.Completed"
+    assert [e["type"] for e in estate.host.received if e["type"].startswith("Tandem.Failover.")][-1] == "Tandem.Failover.Completed"
     assert DESKTOP_VIRTUALIZATION_USER in estate.arm.estate.assignments_at(central_group.id)[0].role_definition_id
 
 
@@ -97,22 +106,34 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
         east_twin.cluster.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
     east_twin.server.hang_s = 1
     east_twin.outage()
-    status, _ = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "unplanned",
-                                                  "reason": "east is down"}, roles=("Tandem.Failover.Operator",))
+    status, _ = call(
+        estate,
+        "POST",
+        "failover",
+        {"source": "east", "target": "central", "mode": "unplanned", "reason": "east is down"},
+        roles=("Tandem.Failover.Operator",),
+    )
     assert status == 202
     estate.host.advance(timedelta(minutes=5))
     estate.host.wait_idle()
     waiting = estate.host.durable.status("failover-central-east")
     assert waiting["customStatus"]["state"] == "awaiting approval"
     assert central.directory("/profiles-dr/fslogix").read_only  # never writable without approval
-    denied, body = call(estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Operator",),
-                        function="failover_decide")
+    denied, body = call(
+        estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Operator",), function="failover_decide"
+    )
     assert denied == 403 and body["title"] == "Missing role"
-    ok, _ = call(estate, "POST", "failover/failover-central-east/approve", {}, roles=("Tandem.Failover.Approver",),
-                 function="failover_decide", name="ben@contoso.com")
+    ok, _ = call(
+        estate,
+        "POST",
+        "failover/failover-central-east/approve",
+        {},
+        roles=("Tandem.Failover.Approver",),
+        function="failover_decide",
+        name="ben@contoso.com",
+    )
     assert ok == 202
-    watching = run_to_end(estate, "failover-central-east",
-                          until=lambda s: s["customStatus"]["state"] == "fence returning region")
+    watching = run_to_end(estate, "failover-central-east", until=lambda s: s["customStatus"]["state"] == "fence returning region")
     assert watching["runtimeStatus"] == "Running"  # users are in central; the failed region is watched
     assert not central.directory("/profiles-dr/fslogix").read_only
     source = east_twin.cluster.directory("/profiles/fslogix").profiles
@@ -143,20 +164,26 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
         estate.arm.estate.deallocate_vm(vm)
     estate.host.advance(timedelta(minutes=2))
     mark = len(estate.arm.server.log())
-    status, _ = call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
-                                                  "reason": "east is healthy"}, roles=("Tandem.Failover.Operator",))
+    status, _ = call(
+        estate,
+        "POST",
+        "failover",
+        {"source": "central", "target": "east", "mode": "failback", "reason": "east is healthy"},
+        roles=("Tandem.Failover.Operator",),
+    )
     assert status == 202
     back = run_to_end(estate, "failover-central-east", limit=timedelta(hours=2))
     assert back["output"]["outcome"] == "completed", back["customStatus"]
     during = [f"{r.method} {r.path}" for r in estate.arm.server.log()[mark:] if 0 < r.status < 400]
-    east_starts = [i for i, w in enumerate(during) if w.startswith("POST ") and "/rg-avd-east-hosts/" in w
-                   and w.endswith("/start")]
+    east_starts = [i for i, w in enumerate(during) if w.startswith("POST ") and "/rg-avd-east-hosts/" in w and w.endswith("/start")]
     grant = next(i for i, w in enumerate(during) if w.startswith("PUT ") and "/dag-east-desktop/" in w)
     assert east_starts and east_starts[0] < grant, (east_starts, grant)  # east warms before anyone moves back
     east_dir, standby = east_twin.cluster.directory("/profiles/fslogix"), central.directory("/profiles-dr/fslogix")
     assert not east_dir.read_only and standby.read_only  # the original direction
-    assert east_dir.profiles["user005@contoso.com"].version == central.directory(
-        "/profiles-dr/fslogix").profiles["user005@contoso.com"].version  # central's work came home
+    assert (
+        east_dir.profiles["user005@contoso.com"].version
+        == central.directory("/profiles-dr/fslogix").profiles["user005@contoso.com"].version
+    )  # central's work came home
     estate.host.fire_timer("autoscale_timer")
     assert any(h.allow_new_session for h in east_pool.hosts.values())  # the fence is lifted
 
@@ -164,14 +191,28 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
 def test_bad_requests_are_refused_and_concurrent_starts_yield_one_instance(estate: Estate) -> None:
     operator = ("Tandem.Failover.Operator",)
     assert call(estate, "POST", "failover", {"source": "east"}, roles=operator)[0] == 400
-    assert call(estate, "POST", "failover", {"source": "east", "target": "mars", "mode": "planned", "reason": "x"},
-                roles=operator)[1]["title"] == "Unknown region pair"
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "sideways",
-                                             "reason": "x"}, roles=operator)[1]["detail"].startswith("body: mode:")
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "x"})[0] \
-        == 401  # not signed in
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "x"},
-                roles=("Tandem.Failover.Approver",))[0] == 403
+    assert (
+        call(estate, "POST", "failover", {"source": "east", "target": "mars", "mode": "planned", "reason": "x"}, roles=operator)[1][
+            "title"
+        ]
+        == "Unknown region pair"
+    )
+    assert call(
+        estate, "POST", "failover", {"source": "east", "target": "central", "mode": "sideways", "reason": "x"}, roles=operator
+    )[1]["detail"].startswith("body: mode:")
+    assert (
+        call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "x"})[0] == 401
+    )  # not signed in
+    assert (
+        call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": "drill", "reason": "x"},
+            roles=("Tandem.Failover.Approver",),
+        )[0]
+        == 403
+    )
     body = {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"}
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda _: call(estate, "POST", "failover", body, roles=operator), range(10)))
@@ -180,8 +221,7 @@ def test_bad_requests_are_refused_and_concurrent_starts_yield_one_instance(estat
     assert [e["type"] for e in estate.host.received].count("Tandem.Failover.Preflight") == 1  # one instance ran
     pool_ = estate.arm.estate.pool(EAST_SUB, "rg-avd-east", "hp-east-pooled")
     assert not any(h.allow_new_session for h in pool_.hosts.values())  # draining, in the drain wait
-    cancelled, _ = call(estate, "POST", "failover/failover-central-east/cancel", {}, roles=operator,
-                        function="failover_decide")
+    cancelled, _ = call(estate, "POST", "failover/failover-central-east/cancel", {}, roles=operator, function="failover_decide")
     assert cancelled == 202
     final = run_to_end(estate, "failover-central-east")
     assert final["output"]["outcome"] == "cancelled"
@@ -200,22 +240,35 @@ def test_a_drill_rehearses_every_step_and_changes_nothing(estate: Estate) -> Non
     writes = [r for r in estate.arm.server.log() if r.method in ("POST", "PATCH", "PUT", "DELETE")]
     # the one POST a drill sends is Run Command with the read-only FSLogix settings script, once per pool
     assert {r.path.rsplit("/", 1)[-1] for r in writes} == {"runCommand"} and len(writes) == 2
-    assert [r for r in estate.anq["central"].server.log() if r.method != "GET" and r.path != "/v1/session/login"
-            and not r.path.startswith("/v3/snapshots")] == []  # the snapshot schedule's own work aside, nothing written
+    assert [
+        r
+        for r in estate.anq["central"].server.log()
+        if r.method != "GET" and r.path != "/v1/session/login" and not r.path.startswith("/v3/snapshots")
+    ] == []  # the snapshot schedule's own work aside, nothing written
     assert not [r for c in ("east", "central") for r in estate.anq[c].cluster.created if "failover" in r.suffix]
 
 
-
 def _writes(twin: Any) -> list[str]:
-    return [f"{r.method} {r.path}" for r in twin.server.log() if r.method in ("POST", "PATCH", "PUT", "DELETE")
-            and r.status < 400 and r.path not in ("/msi/token", "/v1/session/login")]
+    return [
+        f"{r.method} {r.path}"
+        for r in twin.server.log()
+        if r.method in ("POST", "PATCH", "PUT", "DELETE") and r.status < 400 and r.path not in ("/msi/token", "/v1/session/login")
+    ]
 
 
 def test_restarting_the_runtime_at_every_step_boundary_still_does_each_side_effect_once(estate: Estate) -> None:
     sign_in(estate, range(1, 11))
     estate.host.durable.hold_activities = True  # every scheduled step waits: the worker dies before running it
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"},
+            roles=("Tandem.Failover.Operator",),
+        )[0]
+        == 202
+    )
     restarts = 0
     end = estate.host.clock.now() + timedelta(hours=1)
     while estate.host.clock.now() < end:
@@ -234,10 +287,13 @@ def test_restarting_the_runtime_at_every_step_boundary_still_does_each_side_effe
     assert final["runtimeStatus"] == "Completed"
     assert restarts >= len(final["customStatus"]["steps"])  # at least one restart before every step
     qumulo = _writes(estate.anq["east"]) + _writes(estate.anq["central"])
-    assert sorted(w for w in qumulo if "/v3/snapshots" not in w) == sorted([
-        "PATCH /v2/replication/source-relationships/5c1e0d7a-east-central",  # fence
-        "POST /v2/replication/source-relationships/5c1e0d7a-east-central/replicate",
-        "POST /v2/replication/target-relationships/5c1e0d7a-east-central/make-writable"])
+    assert sorted(w for w in qumulo if "/v3/snapshots" not in w) == sorted(
+        [
+            "PATCH /v2/replication/source-relationships/5c1e0d7a-east-central",  # fence
+            "POST /v2/replication/source-relationships/5c1e0d7a-east-central/replicate",
+            "POST /v2/replication/target-relationships/5c1e0d7a-east-central/make-writable",
+        ]
+    )
     labelled = [r.suffix for c in ("east", "central") for r in estate.anq[c].cluster.created if "failover" in r.suffix]
     assert len(labelled) == 1  # the one pre-writable snapshot (the schedule's own ones run alongside)
     assignments = [w.split()[0] for w in _writes(estate.arm) if "roleassignments" in w.lower()]
@@ -250,18 +306,28 @@ def test_ten_percent_faults_on_both_twins_still_converge(estate: Estate) -> None
     sign_in(estate, range(1, 11))
     for twin in (estate.arm, estate.anq["east"], estate.anq["central"]):
         twin.server.inject("error", rate=0.1, pattern=r"^(?!GET /msi/token)")
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"},
+            roles=("Tandem.Failover.Operator",),
+        )[0]
+        == 202
+    )
     final = run_to_end(estate, "failover-central-east", limit=timedelta(hours=2))
     assert final["output"]["outcome"] == "completed", final["customStatus"]
     east, central = estate.anq["east"].cluster, estate.anq["central"].cluster
     assert {u: p.version for u, p in central.directory("/profiles-dr/fslogix").profiles.items()} == {
-        u: p.version for u, p in east.directory("/profiles/fslogix").profiles.items()}
+        u: p.version for u, p in east.directory("/profiles/fslogix").profiles.items()
+    }
     assert not central.directory("/profiles-dr/fslogix").read_only
     group = estate.arm.estate.app_group(CENTRAL_SUB, "rg-avd-central", "dag-central-desktop")
     assert len(estate.arm.estate.assignments_at(group.id)) == 1
-    assert sum(r.fault == "error" for t in (estate.arm, estate.anq["east"], estate.anq["central"])
-               for r in t.server.log()) > 0  # the faults did happen
+    assert (
+        sum(r.fault == "error" for t in (estate.arm, estate.anq["east"], estate.anq["central"]) for r in t.server.log()) > 0
+    )  # the faults did happen
 
 
 def test_a_failback_in_a_quiet_hour_catches_up_on_the_job_the_reconnect_starts(estate: Estate) -> None:
@@ -270,12 +336,28 @@ def test_a_failback_in_a_quiet_hour_catches_up_on_the_job_the_reconnect_starts(e
     sign_in(estate, range(1, 5))
     estate.anq["east"].cluster.settle()
     estate.host.advance(timedelta(minutes=3))
-    assert call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                             "reason": "maintenance"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"},
+            roles=("Tandem.Failover.Operator",),
+        )[0]
+        == 202
+    )
     assert run_to_end(estate, "failover-central-east")["output"]["outcome"] == "completed"
     estate.host.advance(timedelta(minutes=30))  # a quiet half hour: no sign-in, no profile write in central
-    assert call(estate, "POST", "failover", {"source": "central", "target": "east", "mode": "failback",
-                                             "reason": "east is healthy"}, roles=("Tandem.Failover.Operator",))[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "central", "target": "east", "mode": "failback", "reason": "east is healthy"},
+            roles=("Tandem.Failover.Operator",),
+        )[0]
+        == 202
+    )
     back = run_to_end(estate, "failover-central-east", limit=timedelta(hours=1))
     assert back["output"]["outcome"] == "completed", back["customStatus"]
     steps = {s["step"]: s for s in back["customStatus"]["steps"]}

@@ -94,8 +94,18 @@ def _fail_over_and_fence(estate: Estate) -> None:
     estate.anq["east"].outage()
     start(estate, "unplanned")
     _rest(estate, lambda s: state_of(s) == "awaiting approval")
-    assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                function="failover_decide", name="ben@contoso.com")[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            f"failover/{INSTANCE}/approve",
+            {},
+            roles=("Tandem.Failover.Approver",),
+            function="failover_decide",
+            name="ben@contoso.com",
+        )[0]
+        == 202
+    )
     _rest(estate, lambda s: state_of(s) == "fence returning region")
     estate.anq["east"].outage(False)
     assert _rest(estate, lambda s: False)["output"]["outcome"] == "completed"
@@ -156,10 +166,8 @@ def _serves(estate: Estate, region: str, users: list[str]) -> bool:
     return taking or (bool(users) and set(users) <= present)
 
 
-@pytest.mark.parametrize(("mode", "activity", "fault", "expected"), CASES,
-                         ids=[f"{m}-{a}-{f}" for m, a, f, _ in CASES])
-def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, activity: str, fault: str,
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(("mode", "activity", "fault", "expected"), CASES, ids=[f"{m}-{a}-{f}" for m, a, f, _ in CASES])
+def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, activity: str, fault: str, expected: str) -> None:
     if mode == "failback":
         _fail_over_and_fence(estate)
         users, source, target = [f"user{i:03d}@contoso.com" for i in range(1, 9)], "central", "east"
@@ -173,13 +181,24 @@ def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, act
         if mode == "unplanned":
             estate.anq["east"].server.hang_s = 1
             estate.anq["east"].outage()
-    status, body = call(estate, "POST", "failover", {"source": source, "target": target, "mode": mode,
-                                                     "reason": "fault matrix"}, roles=OPERATOR)
+    status, body = call(
+        estate, "POST", "failover", {"source": source, "target": target, "mode": mode, "reason": "fault matrix"}, roles=OPERATOR
+    )
     assert status == 202, body
     if mode == "unplanned":
         _rest(estate, lambda s: state_of(s) == "awaiting approval")
-        assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                    function="failover_decide", name="ben@contoso.com")[0] == 202
+        assert (
+            call(
+                estate,
+                "POST",
+                f"failover/{INSTANCE}/approve",
+                {},
+                roles=("Tandem.Failover.Approver",),
+                function="failover_decide",
+                name="ben@contoso.com",
+            )[0]
+            == 202
+        )
     _inject(estate, activity, fault, source, target)
     final = _rest(estate, lambda s: state_of(s) in ("needs operator", "fence returning region"))
     outcome = (final.get("output") or {}).get("outcome") or state_of(final)
@@ -211,6 +230,7 @@ def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, act
             continue
         pool = east_pool(estate) if region == "east" else central_pool(estate)
         now = estate.host.clock.now()
-        drained = [h.name for h in pool.hosts.values() if not h.allow_new_session and h.vm and h.vm.power(now) == "running"
-                   and not h.sessions]
+        drained = [
+            h.name for h in pool.hosts.values() if not h.allow_new_session and h.vm and h.vm.power(now) == "running" and not h.sessions
+        ]
         assert drained == [], f"{region}: drained outside a hold: {drained}"

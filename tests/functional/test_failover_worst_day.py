@@ -48,8 +48,9 @@ def sign_in(estate: Estate, users: range) -> list[str]:
 
 
 def start(estate: Estate, mode: str) -> None:
-    status, body = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": mode,
-                                                     "reason": "worst day"}, roles=OPERATOR)
+    status, body = call(
+        estate, "POST", "failover", {"source": "east", "target": "central", "mode": mode, "reason": "worst day"}, roles=OPERATOR
+    )
     assert status == 202, body
 
 
@@ -139,15 +140,29 @@ def test_an_unplanned_failover_with_the_source_unreadable_sizes_the_target_from_
     users = sign_in(estate, range(1, 25))
     estate.host.advance(timedelta(minutes=2))  # the timer records what east holds, as on any morning
     # east's region is gone: its pools and VMs cannot be read (ARM itself, global, still answers elsewhere)
-    estate.arm.server.inject("error", rate=1.0, pattern=r"^GET .*/resourceGroups/rg-avd-east(-hosts)?/providers/"
-                                                       r"Microsoft\.(DesktopVirtualization/hostPools|Compute)")
+    estate.arm.server.inject(
+        "error",
+        rate=1.0,
+        pattern=r"^GET .*/resourceGroups/rg-avd-east(-hosts)?/providers/"
+        r"Microsoft\.(DesktopVirtualization/hostPools|Compute)",
+    )
     estate.anq["east"].server.hang_s = 1
     estate.anq["east"].outage()
     start(estate, "unplanned")
     waiting = run_to_end(estate, INSTANCE, until=lambda s: state_of(s) == "awaiting approval")
     assert waiting["runtimeStatus"] == "Running"
-    assert call(estate, "POST", f"failover/{INSTANCE}/approve", {}, roles=("Tandem.Failover.Approver",),
-                function="failover_decide", name="ben@contoso.com")[0] == 202
+    assert (
+        call(
+            estate,
+            "POST",
+            f"failover/{INSTANCE}/approve",
+            {},
+            roles=("Tandem.Failover.Approver",),
+            function="failover_decide",
+            name="ben@contoso.com",
+        )[0]
+        == 202
+    )
     done = run_to_end(estate, INSTANCE, until=lambda s: state_of(s) == "fence returning region")
     verify = step(done, "verify")
     assert verify["status"] == "done"
@@ -169,16 +184,21 @@ def test_timer_event_and_warm_on_one_pool_evaluate_one_at_a_time_and_keep_histor
     sign_in(estate, range(1, 13))  # twelve logons in the next minute
     host.clock.set(host.clock.now() + timedelta(seconds=50))
     alert = load_event("monitor_commonalert_log_logonrate.json")
-    calls = [lambda: host.fire_timer("autoscale_timer"),
-             lambda: host.http("POST", "alerts", body=alert, function="alerts_webhook"),  # the action group's call
-             lambda: host.invoke("failover_warm", request={"region": "east", "sessions": 0})]
+    calls = [
+        lambda: host.fire_timer("autoscale_timer"),
+        lambda: host.http("POST", "alerts", body=alert, function="alerts_webhook"),  # the action group's call
+        lambda: host.invoke("failover_warm", request={"region": "east", "sessions": 0}),
+    ]
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(lambda f: f(), calls * 2))  # each path twice, all at once
     from shared.autoscale.forecast import from_entity
     from shared.state.tables import safe_key, table
 
-    rows = list(table("logonhistory").query_entities("PartitionKey eq @p",
-                                                     parameters={"p": safe_key(f"{EAST_SUB}/rg-avd-east/hp-east-pooled")}))
+    rows = list(
+        table("logonhistory").query_entities(
+            "PartitionKey eq @p", parameters={"p": safe_key(f"{EAST_SUB}/rg-avd-east/hp-east-pooled")}
+        )
+    )
     assert sum(sum(from_entity(r).arrivals) for r in rows) == 12  # each logon counted once, none overwritten
     starts = [r.path for r in estate.arm.server.log() if r.method == "POST" and r.path.endswith("/start")]
     assert len(starts) == len(set(starts))  # no VM asked to start twice by racing evaluations
@@ -214,5 +234,7 @@ def test_two_instances_writing_one_day_of_history_merge_their_counts(estate: Est
     second.save_day(key, when.date(), theirs, base)
     first.save_day(key, when.date(), mine, base)  # its ETag is stale now: it merges instead of overwriting
     day = AutoscaleStore().history(key, when.date()).days[when.date()]
-    assert (sum(day.arrivals), sum(day.departures)) == (3 + 5 + (sum(base.arrivals) if base else 0),
-                                                         1 + (sum(base.departures) if base else 0))
+    assert (sum(day.arrivals), sum(day.departures)) == (
+        3 + 5 + (sum(base.arrivals) if base else 0),
+        1 + (sum(base.departures) if base else 0),
+    )

@@ -43,22 +43,29 @@ def central_pool(estate: Estate) -> Any:
 def world(estate: Estate) -> dict[str, Any]:
     """Everything a failover could change: assignments, drain flags, power, read-only flags, relationships."""
     arm = estate.arm.estate
-    return {"assignments": sorted((a.scope, a.principal_id) for a in arm.assignments.values()),
-            "drain": sorted((h.name, h.allow_new_session) for p in arm.pools.values() for h in p.hosts.values()),
-            "power": sorted((v.name, v.target) for v in arm.vms.values()),
-            "read_only": sorted((c.cluster.name, d.path, d.read_only) for c in estate.anq.values()
-                                for d in c.cluster.directories.values()),
-            "relationships": sorted((r.id, r.state) for c in estate.anq.values() for r in c.cluster.relationships.values())}
+    return {
+        "assignments": sorted((a.scope, a.principal_id) for a in arm.assignments.values()),
+        "drain": sorted((h.name, h.allow_new_session) for p in arm.pools.values() for h in p.hosts.values()),
+        "power": sorted((v.name, v.target) for v in arm.vms.values()),
+        "read_only": sorted(
+            (c.cluster.name, d.path, d.read_only) for c in estate.anq.values() for d in c.cluster.directories.values()
+        ),
+        "relationships": sorted((r.id, r.state) for c in estate.anq.values() for r in c.cluster.relationships.values()),
+    }
 
 
-def test_the_seeded_estate_is_refused_by_the_drill_and_a_planned_failover_naming_pool_host_and_path(
-        misconfigured: Estate) -> None:
+def test_the_seeded_estate_is_refused_by_the_drill_and_a_planned_failover_naming_pool_host_and_path(misconfigured: Estate) -> None:
     estate = misconfigured
     sign_in(estate, USERS)
     before = world(estate)
     for mode in ("drill", "planned"):
-        status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": mode,
-                                                            "reason": "quarterly test"}, roles=OPERATOR)
+        status, started = call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": mode, "reason": "quarterly test"},
+            roles=OPERATOR,
+        )
         assert status == 202, started
         final = run_to_end(estate, started["instance"])
         out = final["output"]
@@ -69,7 +76,8 @@ def test_the_seeded_estate_is_refused_by_the_drill_and_a_planned_failover_naming
         assert r"\\anq-central.contoso.local\profiles-dr" in problem and REPLICA in problem  # what is missing
         paths = out["profile_paths"]
         assert [(p["pool"], p["source"], p["locations"]) for p in paths] == [
-            ("hp-central-pooled", "read", [r"\\anq-central.contoso.local\profiles"])]
+            ("hp-central-pooled", "read", [r"\\anq-central.contoso.local\profiles"])
+        ]
         steps = {s["step"]: s for s in final["customStatus"]["steps"]}
         assert steps["profile paths"]["status"] == "failed" and "hp-central-pooled" in steps["profile paths"]["detail"]
         estate.host.advance(timedelta(minutes=1))
@@ -94,8 +102,9 @@ def test_after_the_fix_every_moved_user_attaches_their_own_container_with_their_
     sign_in(estate, USERS)
     for i in USERS:
         east.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
-    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                                        "reason": "maintenance"}, roles=OPERATOR)
+    status, started = call(
+        estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"}, roles=OPERATOR
+    )
     assert status == 202
     moved = run_to_end(estate, started["instance"], until=lambda s: (s.get("customStatus") or {}).get("state") == "verify")
     last = {u: p.version for u, p in east.directory("/profiles/fslogix").profiles.items()}
@@ -125,14 +134,26 @@ def test_an_unplanned_failover_gives_each_user_exactly_the_writes_up_to_the_reco
         east_twin.cluster.write_profile("/profiles/fslogix", f"user{i:03d}@contoso.com")
     east_twin.server.hang_s = 1
     east_twin.outage()
-    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "unplanned",
-                                                        "reason": "east is down"}, roles=OPERATOR)
+    status, started = call(
+        estate,
+        "POST",
+        "failover",
+        {"source": "east", "target": "central", "mode": "unplanned", "reason": "east is down"},
+        roles=OPERATOR,
+    )
     assert status == 202
     run_to_end(estate, started["instance"], until=lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval")
     approval = [s for s in estate.host.durable.status(started["instance"])["customStatus"]["steps"] if s["step"] == "approval"]
     assert "PROFILE PATHS" not in approval[-1]["detail"]  # the fixed estate has nothing to warn about
-    ok, _ = call(estate, "POST", f"failover/{started['instance']}/approve", {}, roles=("Tandem.Failover.Approver",),
-                 function="failover_decide", name="ben@contoso.com")
+    ok, _ = call(
+        estate,
+        "POST",
+        f"failover/{started['instance']}/approve",
+        {},
+        roles=("Tandem.Failover.Approver",),
+        function="failover_decide",
+        name="ben@contoso.com",
+    )
     assert ok == 202
     run_to_end(estate, started["instance"], until=lambda s: (s.get("customStatus") or {}).get("state") == "verify")
     recovered = {u: p.version for u, p in central.directory(REPLICA).profiles.items()}
@@ -148,17 +169,33 @@ def test_an_unplanned_failover_gives_each_user_exactly_the_writes_up_to_the_reco
 
 
 def test_an_unplanned_failover_into_a_misconfigured_pool_is_shown_to_the_approver_and_never_auto_approved(
-        storage: str, hub: str) -> None:
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, replica_first=False,
-                 failover={"auto_approve_unplanned": True, "max_rpo": "1d"}) as estate:
+    storage: str, hub: str
+) -> None:
+    with running(
+        storage,
+        VirtualClock(MORNING),
+        hub=hub,
+        settings=BUSY,
+        replica_first=False,
+        failover={"auto_approve_unplanned": True, "max_rpo": "1d"},
+    ) as estate:
         sign_in(estate, range(1, 6))
         estate.anq["east"].server.hang_s = 1
         estate.anq["east"].outage()
-        status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "unplanned",
-                                                            "reason": "east is down"}, roles=OPERATOR)
+        status, started = call(
+            estate,
+            "POST",
+            "failover",
+            {"source": "east", "target": "central", "mode": "unplanned", "reason": "east is down"},
+            roles=OPERATOR,
+        )
         assert status == 202
-        waiting = run_to_end(estate, started["instance"], limit=timedelta(minutes=20),
-                             until=lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval")
+        waiting = run_to_end(
+            estate,
+            started["instance"],
+            limit=timedelta(minutes=20),
+            until=lambda s: (s.get("customStatus") or {}).get("state") == "awaiting approval",
+        )
         approval = [s for s in waiting["customStatus"]["steps"] if s["step"] == "approval"][-1]
         assert "PROFILE PATHS" in approval["detail"] and "hp-central-pooled" in approval["detail"]
         assert estate.anq["central"].cluster.directory(REPLICA).read_only  # nothing made writable without a person
@@ -166,16 +203,20 @@ def test_an_unplanned_failover_into_a_misconfigured_pool_is_shown_to_the_approve
         assert estate.arm.estate.assignments_at(central_group.id) == []
 
 
-def test_a_container_on_a_read_only_replica_fails_sign_in_and_assignments_move_only_once_it_is_writable(
-        estate: Estate) -> None:
+def test_a_container_on_a_read_only_replica_fails_sign_in_and_assignments_move_only_once_it_is_writable(estate: Estate) -> None:
     central = estate.anq["central"].cluster
     pool = central_pool(estate)
     assert central.directory(REPLICA).read_only
     # a user assigned to central too early (by hand) while the replica is still read-only
     estate.arm.estate.add_user("early@contoso.com", {"early-oid"})
     group = estate.arm.estate.app_group(CENTRAL_SUB, "rg-avd-central", "dag-central-desktop")
-    estate.arm.estate.create_assignment(group.id, "early", f"/subscriptions/{CENTRAL_SUB}/providers/Microsoft.Authorization/"
-                                        "roleDefinitions/1d18fff3-a72a-46b5-b4a9-0b38a3cd7e63", "early-oid", "User")
+    estate.arm.estate.create_assignment(
+        group.id,
+        "early",
+        f"/subscriptions/{CENTRAL_SUB}/providers/Microsoft.Authorization/roleDefinitions/1d18fff3-a72a-46b5-b4a9-0b38a3cd7e63",
+        "early-oid",
+        "User",
+    )
     central.directory(REPLICA).profiles["early@contoso.com"] = Profile(3, MORNING)  # their replicated container
     assert estate.arm.estate.logon(pool, "early@contoso.com").outcome == "connected"
     failed = estate.fslogix.sign_ins[-1]
@@ -184,8 +225,9 @@ def test_a_container_on_a_read_only_replica_fails_sign_in_and_assignments_move_o
     estate.arm.estate.delete_assignment(group.id, "early")
     # a planned failover: at every moment the central app group has the moved users, the replica is writable
     sign_in(estate, USERS)
-    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned",
-                                                        "reason": "maintenance"}, roles=OPERATOR)
+    status, started = call(
+        estate, "POST", "failover", {"source": "east", "target": "central", "mode": "planned", "reason": "maintenance"}, roles=OPERATOR
+    )
     assert status == 202
     seen_assigned = 0
     while True:
@@ -204,16 +246,21 @@ def test_a_container_on_a_read_only_replica_fails_sign_in_and_assignments_move_o
 def test_a_drill_reads_one_running_host_per_pool_with_the_fixed_read_only_script(estate: Estate) -> None:
     from shared.failover.fslogix import SCRIPT
 
-    status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill",
-                                                        "reason": "test"}, roles=OPERATOR)
+    status, started = call(
+        estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill", "reason": "test"}, roles=OPERATOR
+    )
     assert status == 202
     final = run_to_end(estate, started["instance"])
     assert final["output"]["outcome"] == "drill", final
     [paths] = final["output"]["profile_paths"]
     assert paths["locations"][0] == r"\\anq-central.contoso.local\profiles-dr" and paths["problems"] == []
     now = estate.host.clock.now()
-    running = {h.vm.name for p in estate.arm.estate.pools.values() for h in p.hosts.values()
-               if h.vm is not None and h.vm.power(now) == "running"}
+    running = {
+        h.vm.name
+        for p in estate.arm.estate.pools.values()
+        for h in p.hosts.values()
+        if h.vm is not None and h.vm.power(now) == "running"
+    }
     ran = [(vm, command, script) for vm, command, script in estate.arm.estate.commands]
     # the target (checked) and the source (cached for a failback): one running host each, nothing else, no other script
     assert len(ran) == 2 and {vm.rsplit("-", 1)[0] for vm, _, _ in ran} == {"avd-east", "avd-central"}

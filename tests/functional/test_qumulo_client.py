@@ -28,8 +28,13 @@ def pair() -> Iterator[tuple[QumuloTwin, QumuloTwin, VirtualClock]]:
 def _client(twin: QumuloTwin, clock: VirtualClock, **options: Any) -> QumuloClient:
     options.setdefault("username", "admin")
     options.setdefault("password", "tandem-demo")
-    return QumuloClient(twin.base_url, ca_bundle=twin.ca.ca_path, name=twin.cluster.name,
-                        sleep=lambda s: clock.advance(timedelta(seconds=s)), **options)
+    return QumuloClient(
+        twin.base_url,
+        ca_bundle=twin.ca.ca_path,
+        name=twin.cluster.name,
+        sleep=lambda s: clock.advance(timedelta(seconds=s)),
+        **options,
+    )
 
 
 def test_snapshots_are_created_listed_and_deleted_by_directory(pair: Any) -> None:
@@ -83,8 +88,10 @@ def test_a_cluster_outage_is_a_clear_error_within_the_timeout(pair: Any) -> None
 def test_an_untrusted_certificate_is_refused_unless_its_ca_is_configured() -> None:
     clock = VirtualClock()
     with QumuloTwin(Cluster("anq-other", clock), ca=LocalCA()) as twin:
-        with QumuloClient(twin.base_url, username="admin", password="tandem-demo") as client, \
-                pytest.raises(QumuloTransportError, match="CERTIFICATE_VERIFY_FAILED"):
+        with (
+            QumuloClient(twin.base_url, username="admin", password="tandem-demo") as client,
+            pytest.raises(QumuloTransportError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
             client.login()
         with QumuloClient(twin.base_url, username="admin", password="tandem-demo", ca_bundle=twin.ca.ca_path) as client:
             client.login()
@@ -107,9 +114,12 @@ def test_writes_after_the_recovery_point_are_exactly_what_make_writable_loses(pa
         east.outage()
         status = target.make_writable("r1")
         assert status.state == "DISCONNECTING"
-        final = target.wait_writable("r1")
-    written_late = {u for u, p in east.cluster.directory("/profiles/fslogix").profiles.items()
-                    if recovery_point is not None and p.written > recovery_point}
+        final = _poll(clock, lambda: target.target_status("r1"), lambda s: s.writable)
+    written_late = {
+        u
+        for u, p in east.cluster.directory("/profiles/fslogix").profiles.items()
+        if recovery_point is not None and p.written > recovery_point
+    }
     replica = central.cluster.directory("/profiles-dr/fslogix").profiles
     lost = {u for u in users if replica[u].version < east.cluster.directory("/profiles/fslogix").profiles[u].version}
     assert (final.state, final.target_root_read_only) == ("DISCONNECTED", False)
@@ -135,11 +145,14 @@ def test_wrong_state_calls_are_typed_errors_and_change_nothing(pair: Any) -> Non
             target.request("POST", "/v2/replication/target-relationships/r1/reconnect", idempotent=False)
         assert caught.value.status == 409
         with pytest.raises(QumuloApiError) as caught:
-            target.request("POST", "/v2/replication/source-relationships/reverse-target-relationship",
-                           json={"target_relationship_id": "r1", "source_address": "10.1.0.5"}, idempotent=False)
+            target.request(
+                "POST",
+                "/v2/replication/source-relationships/reverse-target-relationship",
+                json={"target_relationship_id": "r1", "source_address": "10.1.0.5"},
+                idempotent=False,
+            )
         assert caught.value.status == 409
         assert (target.target_status("r1").state, target.target_status("r1").target_root_read_only) == ("ESTABLISHED", True)
-
 
 
 def _poll(clock: VirtualClock, read: Any, done: Any, limit: timedelta = timedelta(minutes=30)) -> Any:
@@ -192,8 +205,9 @@ def test_the_standalone_twin_prints_ready_and_serves_the_demo_cluster() -> None:
     import subprocess
     import sys
 
-    with subprocess.Popen([sys.executable, "-m", "local.twins.qumulo", "--port", "0", "--password", "pw-from-flag"],
-                          stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "local.twins.qumulo", "--port", "0", "--password", "pw-from-flag"], stdout=subprocess.PIPE, text=True
+    ) as proc:
         try:
             line = proc.stdout.readline() if proc.stdout else ""
             fields = dict(part.split("=", 1) for part in line.split()[1:])
@@ -201,8 +215,10 @@ def test_the_standalone_twin_prints_ready_and_serves_the_demo_cluster() -> None:
             with QumuloClient(fields["base_url"], username="admin", password="pw-from-flag", ca_bundle=fields["ca"]) as c:
                 assert c.file_attributes("/profiles/fslogix").path == "/profiles/fslogix/"
                 assert [s.state for s in c.source_statuses()] == ["ESTABLISHED"]
-            with QumuloClient(fields["base_url"], username="admin", password="tandem-demo", ca_bundle=fields["ca"]) as c, \
-                    pytest.raises(QumuloApiError) as refused:
+            with (
+                QumuloClient(fields["base_url"], username="admin", password="tandem-demo", ca_bundle=fields["ca"]) as c,
+                pytest.raises(QumuloApiError) as refused,
+            ):
                 c.login()
             assert refused.value.status == 401
         finally:
@@ -214,7 +230,8 @@ def test_a_bad_seed_names_the_file_and_the_field(tmp_path: Any) -> None:
     from local.twins.qumulo.seed import load_seed
 
     seed = tmp_path / "qumulo.yaml"
-    seed.write_text("clusters: [{name: a, address: 10.0.0.1}]\n"
-                    "relationships: [{id: r, source: a, source_path: /p, target: b, target_path: /q}]\n")
+    seed.write_text(
+        "clusters: [{name: a, address: 10.0.0.1}]\nrelationships: [{id: r, source: a, source_path: /p, target: b, target_path: /q}]\n"
+    )
     with pytest.raises(ValueError, match=r"qumulo.yaml: : Value error, relationship r: unknown cluster 'b'"):
         load_seed(seed)

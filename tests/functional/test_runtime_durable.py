@@ -132,6 +132,7 @@ def test_real_durable_client_starts_and_queries_through_the_http_api(storage: st
             return [instance_id, status.runtime_status.value, json.dumps(status.output), str(missing.runtime_status)]
 
         from local.runtime.host import async_runner
+
         assert async_runner().run(scenario()) == ["via-client", "Completed", '[2, "now", 4]', "None"]
 
 
@@ -153,9 +154,25 @@ def test_http_starter_returns_the_running_instance_for_a_duplicate_start(storage
 def _serve(storage: str, hub: str) -> tuple[subprocess.Popen[str], str, str]:
     """The runtime in its own process; returns it and its Durable webhook base with the system key's query."""
     env = dict(os.environ, AzureWebJobsStorage=storage, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "local.runtime", "serve", "--app", "tests.apps.runtime_app",
-                             "--hub", hub, "--setting", "TEST_SCHEDULE=0 0 0 1 1 *"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local.runtime",
+            "serve",
+            "--app",
+            "tests.apps.runtime_app",
+            "--hub",
+            hub,
+            "--setting",
+            "TEST_SCHEDULE=0 0 0 1 1 *",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"base_url=(\S+).* system_key=(\S+)", line)
@@ -186,8 +203,9 @@ def test_orchestration_survives_a_killed_runtime_process(storage: str, hub: str)
     proc, base, key = _serve(storage, hub)
     hook = f"{base}/runtime/webhooks/durabletask"
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{hook}/orchestrators/waiter/survivor?code={key}",
-                                                      data=b"null", method="POST"), timeout=10).close()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{hook}/orchestrators/waiter/survivor?code={key}", data=b"null", method="POST"), timeout=10
+        ).close()
         status_url = f"{hook}/instances/survivor?showHistory=True&code={key}"
         _poll(status_url, lambda d: any(e["EventType"] == 5 for e in d.get("historyEvents", [])))
     finally:
@@ -197,10 +215,10 @@ def test_orchestration_survives_a_killed_runtime_process(storage: str, hub: str)
     proc, base, key = _serve(storage, hub)  # a new process: a new system key, the same task hub
     hook = f"{base}/runtime/webhooks/durabletask"
     try:
-        urllib.request.urlopen(urllib.request.Request(f"{hook}/instances/survivor/raiseEvent/Go?code={key}",
-                                                      data=b'"go"', method="POST"), timeout=10).close()
-        done = _poll(f"{hook}/instances/survivor?showHistory=True&code={key}",
-                     lambda d: d.get("runtimeStatus") == "Completed")
+        urllib.request.urlopen(
+            urllib.request.Request(f"{hook}/instances/survivor/raiseEvent/Go?code={key}", data=b'"go"', method="POST"), timeout=10
+        ).close()
+        done = _poll(f"{hook}/instances/survivor?showHistory=True&code={key}", lambda d: d.get("runtimeStatus") == "Completed")
         assert done["output"] == [2, "go", 4]
         scheduled = [e["Name"] for e in done["historyEvents"] if e["EventType"] == 4]
         assert scheduled == ["double", "double"]  # the activity finished before the kill did not run again

@@ -23,11 +23,11 @@ from tests.conftest import load_event
 from tests.functional.runtime_fixtures import START, running
 
 
-def _request(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
-             ) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
-                                                                          **(headers or {})})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
@@ -60,8 +60,10 @@ def test_timer_missed_while_the_runtime_was_down_fires_once_past_due(storage: st
         assert runtime_app.seen["timer"] == [True, False]
 
 
-@pytest.mark.parametrize("fixture", ["eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json",
-                                     "eg_HealthResources_ResourceAnnotated_cloudevent.json"])
+@pytest.mark.parametrize(
+    "fixture",
+    ["eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json", "eg_HealthResources_ResourceAnnotated_cloudevent.json"],
+)
 def test_event_in_either_schema_reaches_the_handler_intact(storage: str, hub: str, fixture: str) -> None:
     payload = load_event(fixture)
     with running(storage, hub) as host:
@@ -74,8 +76,7 @@ def test_event_in_either_schema_reaches_the_handler_intact(storage: str, hub: st
         assert (event.type, event.source, event.subject) == (payload["type"], payload["source"], payload["subject"])
     else:
         assert isinstance(event, func.EventGridEvent)
-        assert (event.event_type, event.topic, event.subject) == (payload["eventType"], payload["topic"],
-                                                                  payload["subject"])
+        assert (event.event_type, event.topic, event.subject) == (payload["eventType"], payload["topic"], payload["subject"])
 
 
 def test_topic_delivers_published_cloudevents_to_subscribed_functions(storage: str, hub: str) -> None:
@@ -83,8 +84,12 @@ def test_topic_delivers_published_cloudevents_to_subscribed_functions(storage: s
     with running(storage, hub, event_subscriptions=subscriptions) as host:
         door = host.front_door
         client = EventGridPublisherClient(door.topic_url, AzureKeyCredential(host.topic_key))
-        client.send([CloudEvent(source="/tandem/test", type="Tandem.Failover.Started", data={"pair": "east"}),
-                     CloudEvent(source="/tandem/test", type="Tandem.Unrelated", data={})])
+        client.send(
+            [
+                CloudEvent(source="/tandem/test", type="Tandem.Failover.Started", data={"pair": "east"}),
+                CloudEvent(source="/tandem/test", type="Tandem.Unrelated", data={}),
+            ]
+        )
         host.wait_idle()
     (event,) = runtime_app.seen["events"]
     assert (event.type, event.source, event.get_json()) == ("Tandem.Failover.Started", "/tandem/test", {"pair": "east"})
@@ -94,13 +99,13 @@ def test_topic_accepts_a_managed_identity_token_and_refuses_a_wrong_key(storage:
     with running(storage, hub, event_subscriptions=[("on_event", ["Tandem.Test"])]) as host:
         door = host.front_door
         credential = ManagedIdentityCredential()  # IDENTITY_ENDPOINT/IDENTITY_HEADER come from the runtime
-        EventGridPublisherClient(door.topic_url, credential).send(
-            [CloudEvent(source="/t", type="Tandem.Test", data={"n": 1})])
+        EventGridPublisherClient(door.topic_url, credential).send([CloudEvent(source="/t", type="Tandem.Test", data={"n": 1})])
         host.wait_idle()
         assert [e.get_json() for e in runtime_app.seen["events"]] == [{"n": 1}]
         with pytest.raises(ClientAuthenticationError):
-            EventGridPublisherClient(door.topic_url, AzureKeyCredential("wrong"),
-                                     retry_total=0).send([CloudEvent(source="/t", type="Tandem.Test", data={})])
+            EventGridPublisherClient(door.topic_url, AzureKeyCredential("wrong"), retry_total=0).send(
+                [CloudEvent(source="/t", type="Tandem.Test", data={})]
+            )
 
 
 def test_function_level_route_rejects_a_missing_or_wrong_key(storage: str, hub: str) -> None:

@@ -53,15 +53,25 @@ def test_a_qumulo_client_for_a_topology_cluster_signs_in_with_a_key_vault_token(
     cluster = Cluster("anq-central", VirtualClock())
     vault.set_secret("kv-tandem-test", "qumulo-token", cluster.issue_access_token())
     with QumuloTwin(cluster) as twin:
-        anq = AnqCluster.model_validate({
-            "name": "anq-central", "address": twin.base_url, "ca_bundle": twin.ca.ca_path,
-            "credentials": {"access_token": {"key_vault_secret": f"{VAULT}/qumulo-token"}}})
+        anq = AnqCluster.model_validate(
+            {
+                "name": "anq-central",
+                "address": twin.base_url,
+                "ca_bundle": twin.ca.ca_path,
+                "credentials": {"access_token": {"key_vault_secret": f"{VAULT}/qumulo-token"}},
+            }
+        )
         with QumuloClient.for_cluster(anq, SecretResolver()) as client:
             assert client.list_snapshots() == []
         assert twin.server.log("POST", "/v1/session/login") == []  # an access token needs no login
-        anq = AnqCluster.model_validate({
-            "name": "anq-central", "address": twin.base_url, "ca_bundle": twin.ca.ca_path,
-            "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_CENTRAL_PASSWORD"}}})
+        anq = AnqCluster.model_validate(
+            {
+                "name": "anq-central",
+                "address": twin.base_url,
+                "ca_bundle": twin.ca.ca_path,
+                "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_CENTRAL_PASSWORD"}},
+            }
+        )
         with QumuloClient.for_cluster(anq, SecretResolver(env={"QUMULO_CENTRAL_PASSWORD": "tandem-demo"})) as client:
             assert client.list_snapshots() == []
         assert len(twin.server.log("POST", "/v1/session/login")) == 1

@@ -23,18 +23,37 @@ TIERS = [{"name": "hourly", "keep": "2d"}, {"name": "daily", "keep": "14d"}, {"n
 
 def topology(east: QumuloTwin, central: QumuloTwin, *, east_dirs: list[dict[str, Any]] | None = None) -> Any:
     def region(name: str, twin: QumuloTwin, sub: str, dirs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"name": name, "location": name, "subscription_id": sub, "profile_directories": dirs,
-                "anq": {"name": twin.cluster.name, "address": twin.base_url, "ca_bundle": twin.ca.ca_path,
-                        "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_PASSWORD"}}}}
+        return {
+            "name": name,
+            "location": name,
+            "subscription_id": sub,
+            "profile_directories": dirs,
+            "anq": {
+                "name": twin.cluster.name,
+                "address": twin.base_url,
+                "ca_bundle": twin.ca.ca_path,
+                "credentials": {"username": "admin", "password": {"app_setting": "QUMULO_PASSWORD"}},
+            },
+        }
 
-    return parse_topology({
-        "version": 1,
-        "regions": [region("east", east, "00000000-0000-4000-8000-0000000000e1",
-                           east_dirs or [{"path": "/profiles/fslogix"}]),
-                    region("central", central, "00000000-0000-4000-8000-0000000000c1",
-                           [{"path": "/profiles/fslogix"}, {"path": "/profiles-dr/fslogix"}])],
-        "policies": {"autoscale": {"default": {"phases": [{"phase": "peak", "start": "07:00"}]}},
-                     "snapshots": {"tiers": TIERS, "freshness": "2h", "daily_at": "00:00", "weekly_on": "sun"}}})
+    return parse_topology(
+        {
+            "version": 1,
+            "regions": [
+                region("east", east, "00000000-0000-4000-8000-0000000000e1", east_dirs or [{"path": "/profiles/fslogix"}]),
+                region(
+                    "central",
+                    central,
+                    "00000000-0000-4000-8000-0000000000c1",
+                    [{"path": "/profiles/fslogix"}, {"path": "/profiles-dr/fslogix"}],
+                ),
+            ],
+            "policies": {
+                "autoscale": {"default": {"phases": [{"phase": "peak", "start": "07:00"}]}},
+                "snapshots": {"tiers": TIERS, "freshness": "2h", "daily_at": "00:00", "weekly_on": "sun"},
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -50,8 +69,15 @@ def twins() -> Iterator[tuple[QumuloTwin, QumuloTwin, VirtualClock]]:
 
 def snapshotter(topo: Any, clock: VirtualClock, **client_options: Any) -> Snapshotter:
     def client_for(region: Any) -> QumuloClient:
-        return QumuloClient(region.anq.address, username="admin", password="tandem-demo", ca_bundle=region.anq.ca_bundle,
-                            name=region.anq.name, sleep=lambda s: None, **client_options)
+        return QumuloClient(
+            region.anq.address,
+            username="admin",
+            password="tandem-demo",
+            ca_bundle=region.anq.ca_bundle,
+            name=region.anq.name,
+            sleep=lambda s: None,
+            **client_options,
+        )
 
     worker = Snapshotter(topo, client_for=client_for, now=clock.now)
     opened.append(worker)
@@ -71,8 +97,7 @@ def _close_clients() -> Iterator[None]:
 def _live(twin: QumuloTwin, path: str) -> list[Any]:
     twin.cluster.settle()
     d = twin.cluster.directory(path)
-    return sorted((s for s in twin.cluster.snapshots.values() if s.directory is d and s.deleted_at is None),
-                  key=lambda s: s.id)
+    return sorted((s for s in twin.cluster.snapshots.values() if s.directory is d and s.deleted_at is None), key=lambda s: s.id)
 
 
 def test_a_week_produces_exactly_one_snapshot_per_slot_with_its_longest_tier(twins: Any) -> None:
@@ -112,12 +137,14 @@ def test_past_due_and_missed_slots_are_caught_up_once(twins: Any) -> None:
     clock.advance(timedelta(minutes=5))
     worker.run()
     suffixes = [s.suffix for s in _live(east, "/profiles/fslogix")]
-    assert suffixes == ["tandem-20261130T0000Z-weekly", "tandem-20261130T2300Z-hourly",
-                        "tandem-20261201T0200Z-daily"]  # the missed daily rides on the next snapshot, once
+    assert suffixes == [
+        "tandem-20261130T0000Z-weekly",
+        "tandem-20261130T2300Z-hourly",
+        "tandem-20261201T0200Z-daily",
+    ]  # the missed daily rides on the next snapshot, once
 
 
-def test_a_stale_directory_and_an_unreachable_cluster_raise_alerts_and_the_rest_proceeds(
-        twins: Any, caplog: Any) -> None:
+def test_a_stale_directory_and_an_unreachable_cluster_raise_alerts_and_the_rest_proceeds(twins: Any, caplog: Any) -> None:
     east, central, clock = twins
     caplog.set_level(logging.ERROR, logger="tandem.snapshots")
     worker = snapshotter(topology(east, central), clock, read_timeout_s=0.3, retry_budget_s=0.5)
@@ -127,8 +154,7 @@ def test_a_stale_directory_and_an_unreachable_cluster_raise_alerts_and_the_rest_
         clock.advance(timedelta(minutes=15))
         worker.run()
     stale = [json.loads(r.message) for r in caplog.records if '"snapshots.stale"' in r.message]
-    assert {(s["region"], s["path"]) for s in stale} == {("central", "/profiles/fslogix"),
-                                                        ("central", "/profiles-dr/fslogix")}
+    assert {(s["region"], s["path"]) for s in stale} == {("central", "/profiles/fslogix"), ("central", "/profiles-dr/fslogix")}
     assert len(_live(east, "/profiles/fslogix")) == 3  # east went on every hour
     central.server.clear_faults()
     east.server.hang_s = 2
@@ -165,8 +191,9 @@ def test_on_demand_snapshots_are_labelled_idempotent_and_reported(twins: Any) ->
     assert report["central"]["snapshot_capacity_bytes"] > 0
 
 
-def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(twins: Any, storage: str, hub: str,
-                                                                                tmp_path: Any) -> None:
+def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(
+    twins: Any, storage: str, hub: str, tmp_path: Any
+) -> None:
     import yaml
 
     from functions import services
@@ -180,8 +207,14 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
         region["anq"].update(read_timeout="1s", retry_budget="2s")
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(doc))
-    settings = schedule_defaults({"TANDEM_TOPOLOGY_PATH": str(path), "QUMULO_PASSWORD": "tandem-demo",
-                                  "REQUESTS_CA_BUNDLE": east.ca.bundle_path, "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *"})
+    settings = schedule_defaults(
+        {
+            "TANDEM_TOPOLOGY_PATH": str(path),
+            "QUMULO_PASSWORD": "tandem-demo",
+            "REQUESTS_CA_BUNDLE": east.ca.bundle_path,
+            "AUTOSCALE_SCHEDULE": "0 0 0 1 1 *",
+        }
+    )
     services.reset()
     try:
         with LocalHost("function_app", storage=storage, hub=hub, clock=clock, settings=settings) as host:
@@ -198,7 +231,8 @@ def test_the_timer_function_records_a_ledger_alerts_by_cloudevent_and_reports(tw
     taken = [r for r in rows if r["result"] == "taken"]
     directories = [("east", "/profiles/fslogix"), ("central", "/profiles/fslogix"), ("central", "/profiles-dr/fslogix")]
     assert sorted((r["PartitionKey"], r["slot"]) for r in taken) == sorted(
-        (safe_key(f"{region}|{p}"), slot) for region, p in directories for slot in ("20261130T0000Z", "20261130T0100Z"))
+        (safe_key(f"{region}|{p}"), slot) for region, p in directories for slot in ("20261130T0000Z", "20261130T0100Z")
+    )
     assert [r["result"] for r in rows if r["PartitionKey"] == safe_key("east|/profiles/fslogix")].count("failed") == 1
     assert "Tandem.Snapshots.ClusterUnreachable" in alerts
     assert "error" in report["east"] and report["central"]["snapshot_capacity_bytes"] > 0

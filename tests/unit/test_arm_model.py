@@ -31,8 +31,13 @@ def test_a_started_vm_is_starting_then_running_and_available_only_after_the_agen
     for step in (0, 44, 1, 89, 1):
         clock.advance(timedelta(seconds=step))
         seen.append((host.vm.power(clock.now()), host.status(clock.now())))
-    assert seen == [("starting", "Unavailable"), ("starting", "Unavailable"), ("running", "Unavailable"),
-                    ("running", "Unavailable"), ("running", "Available")]
+    assert seen == [
+        ("starting", "Unavailable"),
+        ("starting", "Unavailable"),
+        ("running", "Unavailable"),
+        ("running", "Unavailable"),
+        ("running", "Available"),
+    ]
 
 
 def test_breadth_first_spreads_users_and_depth_first_fills_one_host_first() -> None:

@@ -17,21 +17,32 @@ from shared.config.model import AutoscalePolicy
 from shared.errors import InputError
 from tests.conftest import load_event
 
-POLICY = AutoscalePolicy.model_validate({
-    "time_zone": "America/New_York", "holidays": ["2026-12-25"],
-    "phases": [{"phase": "ramp_up", "start": "07:00"}, {"phase": "peak", "start": "09:00"},
-               {"phase": "ramp_down", "start": "17:00"}, {"phase": "off_peak", "start": "20:00"}]})
+POLICY = AutoscalePolicy.model_validate(
+    {
+        "time_zone": "America/New_York",
+        "holidays": ["2026-12-25"],
+        "phases": [
+            {"phase": "ramp_up", "start": "07:00"},
+            {"phase": "peak", "start": "09:00"},
+            {"phase": "ramp_down", "start": "17:00"},
+            {"phase": "off_peak", "start": "20:00"},
+        ],
+    }
+)
 
 
-@pytest.mark.parametrize(("utc", "phase"), [
-    ("2026-11-30T11:59:00+00:00", "off_peak"),  # 06:59 New York: still last night's off-peak
-    ("2026-11-30T12:00:00+00:00", "ramp_up"),
-    ("2026-11-30T14:30:00+00:00", "peak"),
-    ("2026-11-30T22:00:00+00:00", "ramp_down"),
-    ("2026-12-01T01:00:00+00:00", "off_peak"),
-    ("2026-12-05T14:30:00+00:00", "off_peak"),  # a Saturday
-    ("2026-12-25T14:30:00+00:00", "off_peak"),  # the holiday calendar
-])
+@pytest.mark.parametrize(
+    ("utc", "phase"),
+    [
+        ("2026-11-30T11:59:00+00:00", "off_peak"),  # 06:59 New York: still last night's off-peak
+        ("2026-11-30T12:00:00+00:00", "ramp_up"),
+        ("2026-11-30T14:30:00+00:00", "peak"),
+        ("2026-11-30T22:00:00+00:00", "ramp_down"),
+        ("2026-12-01T01:00:00+00:00", "off_peak"),
+        ("2026-12-05T14:30:00+00:00", "off_peak"),  # a Saturday
+        ("2026-12-25T14:30:00+00:00", "off_peak"),  # the holiday calendar
+    ],
+)
 def test_the_phase_in_force_follows_local_time_weekends_and_holidays(utc: str, phase: str) -> None:
     assert phase_at(POLICY, datetime.fromisoformat(utc)).phase == phase
 
@@ -61,8 +72,10 @@ def test_a_logon_rate_alert_names_its_pool_and_rate() -> None:
 
     topology = load_topology(Path(__file__).parents[2] / "local" / "demo" / "topology.yaml")
     alert = load_event("monitor_commonalert_log_logonrate.json")
-    pool = ("/subscriptions/00000000-0000-4000-8000-0000000000e1/resourcegroups/rg-avd-east"
-            "/providers/microsoft.desktopvirtualization/hostpools/hp-east-pooled")
+    pool = (
+        "/subscriptions/00000000-0000-4000-8000-0000000000e1/resourcegroups/rg-avd-east"
+        "/providers/microsoft.desktopvirtualization/hostpools/hp-east-pooled"
+    )
     assert alerts.route(topology, payloads.validate(payloads.CommonAlert, alert, "alert")) == alerts.LogonRate(pool, 12.0)
     resolved = copy.deepcopy(alert)
     resolved["data"]["essentials"]["monitorCondition"] = "Resolved"
@@ -71,15 +84,24 @@ def test_a_logon_rate_alert_names_its_pool_and_rate() -> None:
     assert isinstance(alerts.route(topology, metric), alerts.Ignore)  # a storage account's metric: no host pool
 
 
-@pytest.mark.parametrize(("event_type", "data", "message"), [
-    ("Microsoft.Storage.BlobCreated", {}, "unknown event type"),
-    ("Tandem.Failover.Started", {"source": "east"}, "target: Field required"),
-    ("Tandem.Failover.Started", {"source": "east", "target": "central", "sessions": "many"},
-     "sessions: Input should be a valid integer"),
-    ("Microsoft.AlertsManagement.Alert.Activated", load_event("monitor_commonalert_log_logonrate.json"),
-     "unknown event type"),  # alerts come by the action group's webhook, never by Event Grid
-    (payloads.HEALTH_CHANGED, {"resourceInfo": {}}, "resourceInfo.properties: Field required"),
-])
+@pytest.mark.parametrize(
+    ("event_type", "data", "message"),
+    [
+        ("Microsoft.Storage.BlobCreated", {}, "unknown event type"),
+        ("Tandem.Failover.Started", {"source": "east"}, "target: Field required"),
+        (
+            "Tandem.Failover.Started",
+            {"source": "east", "target": "central", "sessions": "many"},
+            "sessions: Input should be a valid integer",
+        ),
+        (
+            "Microsoft.AlertsManagement.Alert.Activated",
+            load_event("monitor_commonalert_log_logonrate.json"),
+            "unknown event type",
+        ),  # alerts come by the action group's webhook, never by Event Grid
+        (payloads.HEALTH_CHANGED, {"resourceInfo": {}}, "resourceInfo.properties: Field required"),
+    ],
+)
 def test_malformed_or_unknown_events_are_input_errors(event_type: str, data: object, message: str) -> None:
     with pytest.raises(InputError, match=message):
         signals.parse(event_type, data)
@@ -93,8 +115,12 @@ def test_resource_health_for_a_session_host_vm_is_a_host_health_signal() -> None
 
 
 def test_a_bad_snapshot_file_names_the_file_and_the_field() -> None:
-    good = {"time": "2026-11-30T07:45:00Z", "phase": "ramp_up", "max_session_limit": 10,
-            "hosts": [{"name": "h1", "power": "running", "sessions": 3}]}
+    good = {
+        "time": "2026-11-30T07:45:00Z",
+        "phase": "ramp_up",
+        "max_session_limit": 10,
+        "hosts": [{"name": "h1", "power": "running", "sessions": 3}],
+    }
     snapshot, rules, _ = parse_snapshot(good, "s.json")
     assert snapshot.hosts[0].active_sessions == 3 and rules.capacity_threshold_pct == 60
     with pytest.raises(InputError, match=r"s.json: hosts.0.power: Input should be"):

@@ -14,8 +14,10 @@ from shared.autoscale.planner import minimum_hosts
 
 def test_prestage_is_the_recorded_peak_at_the_burst_threshold_and_the_native_planner_keeps_it() -> None:
     peak = bench.recorded_peak(3)
-    history = [max(bench.concurrency(bench.trace(bench.MEASURED - timedelta(days=b), "typical", 3),
-                                     bench.MEASURED - timedelta(days=b))) for b in range(1, bench.HISTORY_DAYS + 1)]
+    history = [
+        max(bench.concurrency(bench.trace(bench.MEASURED - timedelta(days=b), "typical", 3), bench.MEASURED - timedelta(days=b)))
+        for b in range(1, bench.HISTORY_DAYS + 1)
+    ]
     assert peak == max(history) and peak > 200
     staged = bench.prestage_hosts(peak)
     assert staged == math.ceil(peak / (bench.LIMIT * bench.BURST_PCT / 100))
@@ -46,5 +48,8 @@ def test_aggregate_is_mean_and_worst_over_seeds() -> None:
         return {"typical": {"tandem": {"logon_misses": misses, "vm_hours": hours, "p95_wait_s": 0.0}}}
 
     out = bench.aggregate({"1": row(0, 300.0), "2": row(3, 320.0)})
-    assert out["typical"]["tandem"] == {"logon_misses": {"mean": 1.5, "max": 3}, "vm_hours": {"mean": 310.0, "max": 320.0},
-                                        "p95_wait_s": {"mean": 0.0, "max": 0.0}}
+    assert out["typical"]["tandem"] == {
+        "logon_misses": {"mean": 1.5, "max": 3},
+        "vm_hours": {"mean": 310.0, "max": 320.0},
+        "p95_wait_s": {"mean": 0.0, "max": 0.0},
+    }

@@ -36,8 +36,9 @@ def _parse(path: Path) -> dict[str, Any]:
 def test_every_bicep_file_parses_and_documents_its_parameters(path: Path) -> None:
     tree = _parse(path)
     for name, param in tree.get("parameters", {}).items():
-        assert any(d["type"] == "description" and d["argument"] for d in param["decorators"]), \
+        assert any(d["type"] == "description" and d["argument"] for d in param["decorators"]), (
             f"{path.name}: parameter {name} has no @description"
+        )
     for name, module in tree.get("modules", {}).items():
         target = (path.parent / module["detail"]["path"]).resolve()
         assert target.is_file(), f"{path.name}: module {name} points at {target}, which does not exist"
@@ -60,10 +61,21 @@ def test_checkov_fails_exactly_the_listed_skips_each_with_a_reason() -> None:
     skips = yaml.safe_load((INFRA / "checkov-skips.yaml").read_text(encoding="utf-8"))
     assert all(isinstance(reason, str) and len(reason) > 40 for reason in skips.values()), skips
     # Offline and loopback only: no guideline download, no update check, and a dead proxy for anything else.
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",
-           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
-    result = subprocess.run([str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "arm", "--compact", "--quiet",
-                             "--skip-download", "-o", "json"], capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "BC_SKIP_MAPPING": "TRUE",
+        "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+    }
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "arm", "--compact", "--quiet", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode in (0, 1), result.stderr[-2000:]
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
@@ -95,8 +107,9 @@ def _functions() -> dict[str, list[dict[str, Any]]]:
 
 
 def test_app_settings_give_every_schedule_the_triggers_name() -> None:
-    resolved = {m for bindings in _functions().values() for b in bindings
-                for m in re.findall(r"%(\w+)%", json.dumps(b))} - {"TANDEM_TASK_HUB"}  # host.json's, set too
+    resolved = {m for bindings in _functions().values() for b in bindings for m in re.findall(r"%(\w+)%", json.dumps(b))} - {
+        "TANDEM_TASK_HUB"
+    }  # host.json's, set too
     assert resolved == {"AUTOSCALE_SCHEDULE", "SNAPSHOT_SCHEDULE", "ANQ_WATCH_SCHEDULE"}
     settings = _parse(INFRA / "main.bicep")["modules"]["api"]["config"]["params"]["appSettings"]
     assert resolved | {"TANDEM_TASK_HUB", "TANDEM_TOPOLOGY_PATH", "TANDEM_EVENTS_ENDPOINT", "AZURE_CLIENT_ID"} <= set(settings)
@@ -119,8 +132,11 @@ def test_alerts_reach_the_webhook_through_an_action_group_and_its_rules() -> Non
     """What Azure Monitor really delivers: an action group's Azure Function receiver (common schema) for the app's
     alert route, the logon-rate rule over the host pools' Connection logs, Service Health and ANQ Resource Health."""
     functions = _functions()
-    routes = {name: next(b.get("route") for b in bindings if b["type"] == "httpTrigger")
-              for name, bindings in functions.items() if any(b["type"] == "httpTrigger" for b in bindings)}
+    routes = {
+        name: next(b.get("route") for b in bindings if b["type"] == "httpTrigger")
+        for name, bindings in functions.items()
+        if any(b["type"] == "httpTrigger" for b in bindings)
+    }
     tree = _parse(INFRA / "app" / "alerts.bicep")["resources"]
     receiver = tree["group"]["config"]["properties"]["azureFunctionReceivers"][0]
     assert receiver["functionName"] == "alerts_webhook" and routes["alerts_webhook"] == "alerts"
@@ -131,8 +147,11 @@ def test_alerts_reach_the_webhook_through_an_action_group_and_its_rules() -> Non
     assert query.startswith("WVDConnections") and 'State == "Started"' in query and "by _ResourceId" in query
     assert rule["criteria"]["allOf"][0]["dimensions"][0]["name"] == "_ResourceId"
     body = {name: r["config"].get("config", r["config"]) for name, r in tree.items()}  # a conditional nests it once more
-    conditions = {name: body[name]["properties"]["condition"]["allOf"][0]["equals"] for name, r in tree.items()
-                  if r["type"] == "Microsoft.Insights/activityLogAlerts"}
+    conditions = {
+        name: body[name]["properties"]["condition"]["allOf"][0]["equals"]
+        for name, r in tree.items()
+        if r["type"] == "Microsoft.Insights/activityLogAlerts"
+    }
     assert conditions == {"serviceHealth": "ServiceHealth", "anqHealth": "ResourceHealth"}
     diagnostics = _parse(INFRA / "app" / "hostpool-diagnostics.bicep")["resources"]["diagnostics"]
     assert diagnostics["config"]["config"]["properties"]["logs"] == [{"category": "Connection", "enabled": True}]  # a loop
@@ -142,8 +161,11 @@ def test_alerts_reach_the_webhook_through_an_action_group_and_its_rules() -> Non
 
 def _granted() -> dict[str, list[str]]:
     tree = _parse(INFRA / "app" / "roles.bicep")
-    roles = {name: r["config"]["properties"]["permissions"][0]["actions"] for name, r in tree["resources"].items()
-             if r["type"] == "Microsoft.Authorization/roleDefinitions"}
+    roles = {
+        name: r["config"]["properties"]["permissions"][0]["actions"]
+        for name, r in tree["resources"].items()
+        if r["type"] == "Microsoft.Authorization/roleDefinitions"
+    }
     assert sorted(roles.values()) == sorted(ROLE_VARIABLES), roles  # each role's actions are one of the lists
     return {name: tree["variables"][name]["value"] for name in ROLE_VARIABLES}
 
@@ -194,8 +216,11 @@ def _package(root: Path) -> list[Path]:
     """The files `azd deploy` packages: everything but what .funcignore names (gitignore-style, as the tools read it)."""
     import fnmatch
 
-    patterns = [line.strip() for line in (root / ".funcignore").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (root / ".funcignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     def ignored(rel: Path) -> bool:
         for pattern in patterns:
@@ -206,8 +231,11 @@ def _package(root: Path) -> list[Path]:
                 return True
         return False
 
-    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=False) \
-        if (root / ".git").exists() else None
+    listed = (
+        subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=False)
+        if (root / ".git").exists()
+        else None
+    )
     if listed is not None and listed.returncode == 0:  # a clone: what is tracked (untracked scratch files are no app)
         files = [Path(p) for p in listed.stdout.split()]
     else:  # an unpacked archive: every file, as azd itself walks the folder
@@ -226,11 +254,19 @@ def test_the_deployed_package_is_the_app_alone_and_loads_on_its_own(tmp_path: Pa
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / path, tmp_path / path)
     # Index the package as the worker does, from the package alone (the indexer itself comes from the test tree).
-    code = ("import sys; sys.path[:0] = [sys.argv[1]]; from local.runtime.indexer import validate_app; "
-            "sys.path.remove(sys.argv[2]); n = len(validate_app(sys.argv[1] + '/function_app.py')); "
-            "print(n, sys.modules['shared'].__file__, sys.modules['functions'].__file__)")
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(ROOT)], cwd=tmp_path, capture_output=True,
-                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1]]; from local.runtime.indexer import validate_app; "
+        "sys.path.remove(sys.argv[2]); n = len(validate_app(sys.argv[1] + '/function_app.py')); "
+        "print(n, sys.modules['shared'].__file__, sys.modules['functions'].__file__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     count, *sources = result.stdout.split()
     assert int(count) == len(_functions())

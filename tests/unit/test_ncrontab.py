@@ -39,13 +39,16 @@ def test_missing_setting_is_a_clear_error() -> None:
         resolve("%AUTOSCALE_SCHEDULE%", {})
 
 
-@pytest.mark.parametrize(("expression", "message"), [
-    ("* * * * *", "six fields"),
-    ("0 61 * * * *", "minute value '61'"),
-    ("0 */0 * * * *", "step"),
-    ("0 0 5-1 * * *", "backwards"),
-    ("0 0 0 * FOO *", "month value 'FOO'"),
-])
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("* * * * *", "six fields"),
+        ("0 61 * * * *", "minute value '61'"),
+        ("0 */0 * * * *", "step"),
+        ("0 0 5-1 * * *", "backwards"),
+        ("0 0 0 * FOO *", "month value 'FOO'"),
+    ],
+)
 def test_bad_expressions_say_what_is_wrong(expression: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Schedule.parse(expression)
@@ -58,8 +61,7 @@ def test_bad_expressions_say_what_is_wrong(expression: str, message: str) -> Non
     dow=st.sampled_from(["*", "MON-FRI", "0", "SAT,SUN"]),
     offset=st.integers(min_value=0, max_value=400 * 24 * 3600),
 )
-def test_next_occurrence_matches_and_nothing_in_between_does(second: str, minute: str, hour: str, dow: str,
-                                                              offset: int) -> None:
+def test_next_occurrence_matches_and_nothing_in_between_does(second: str, minute: str, hour: str, dow: str, offset: int) -> None:
     schedule = Schedule.parse(f"{second} {minute} {hour} * * {dow}")
     start = START + timedelta(seconds=offset)
     nxt = schedule.next_after(start)

@@ -23,28 +23,90 @@ from tests.conftest import load_event
 
 TOPOLOGY = load_topology(Path(__file__).parents[2] / "local" / "demo" / "topology.yaml")
 TOPIC = "/subscriptions/00000000-0000-4000-8000-0000000000e1"
-TYPES = ["Microsoft.AlertsManagement.Alert.Activated", "Microsoft.AlertsManagement.Alert.Resolved",
-         payloads.HEALTH_CHANGED, autoscale_signals.FAILOVER_STARTED, "Other.Type", ""]
+TYPES = [
+    "Microsoft.AlertsManagement.Alert.Activated",
+    "Microsoft.AlertsManagement.Alert.Resolved",
+    payloads.HEALTH_CHANGED,
+    autoscale_signals.FAILOVER_STARTED,
+    "Other.Type",
+    "",
+]
 ALERT = "Microsoft.AlertsManagement.Alert.Activated"
-SAMPLES = [(ALERT, load_event("monitor_commonalert_log_logonrate.json")),
-           (ALERT, load_event("monitor_commonalert_testaction_metric_static.json")),
-           (payloads.HEALTH_CHANGED, load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema."
-                                                         "json")["data"]),
-           (autoscale_signals.FAILOVER_STARTED, {"source": "east", "target": "central", "sessions": 40}),
-           (ALERT, {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {
-               "alertId": "a", "monitorCondition": "Fired", "monitoringService": "ServiceHealth"}, "alertContext": {
-               "properties": {"incidentType": "Incident", "stage": "Active", "impactedServices":
-                              '[{"ServiceName": "Virtual Machines", "ImpactedRegions": [{"RegionName": "East US 2"}]}]'}}}}),
-           (ALERT, load_event("monitor_commonalert_testaction_resourcehealth.json"))]
+SAMPLES = [
+    (ALERT, load_event("monitor_commonalert_log_logonrate.json")),
+    (ALERT, load_event("monitor_commonalert_testaction_metric_static.json")),
+    (payloads.HEALTH_CHANGED, load_event("eg_HealthResources_AvailabilityStatusChanged_eventgridschema.json")["data"]),
+    (autoscale_signals.FAILOVER_STARTED, {"source": "east", "target": "central", "sessions": 40}),
+    (
+        ALERT,
+        {
+            "schemaId": "azureMonitorCommonAlertSchema",
+            "data": {
+                "essentials": {"alertId": "a", "monitorCondition": "Fired", "monitoringService": "ServiceHealth"},
+                "alertContext": {
+                    "properties": {
+                        "incidentType": "Incident",
+                        "stage": "Active",
+                        "impactedServices": '[{"ServiceName": "Virtual Machines", "ImpactedRegions": [{"RegionName": "East US 2"}]}]',
+                    }
+                },
+            },
+        },
+    ),
+    (ALERT, load_event("monitor_commonalert_testaction_resourcehealth.json")),
+]
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30) | \
-    st.sampled_from(["Fired", "Resolved", "Log", "ServiceHealth", "Resource Health", "Incident", "Unavailable",
-                     "azureMonitorCommonAlertSchema", "PT5M", "2026-11-30T12:00:00", "2026-11-30T12:00:00Z",
-                     TOPIC, "east", "central", "1e400", "NaN"])
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=12) | st.sampled_from(["data", "essentials", "alertContext", "condition", "allOf", "properties",
-                                            "metricValue", "dimensions", "sessions", "resourceInfo"]), inner,
-    max_size=4), max_leaves=25)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "Fired",
+            "Resolved",
+            "Log",
+            "ServiceHealth",
+            "Resource Health",
+            "Incident",
+            "Unavailable",
+            "azureMonitorCommonAlertSchema",
+            "PT5M",
+            "2026-11-30T12:00:00",
+            "2026-11-30T12:00:00Z",
+            TOPIC,
+            "east",
+            "central",
+            "1e400",
+            "NaN",
+        ]
+    )
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.text(max_size=12)
+        | st.sampled_from(
+            [
+                "data",
+                "essentials",
+                "alertContext",
+                "condition",
+                "allOf",
+                "properties",
+                "metricValue",
+                "dimensions",
+                "sessions",
+                "resourceInfo",
+            ]
+        ),
+        inner,
+        max_size=4,
+    ),
+    max_leaves=25,
+)
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -108,6 +170,7 @@ def test_the_failover_event_parser_only_rejects(event: tuple[str, Any]) -> None:
 @given(events)
 def test_the_alert_router_only_rejects(event: tuple[str, Any]) -> None:
     """POST /api/alerts: the common-schema model, then the route; bounded answers or InputError, nothing else."""
+
     def parse_and_route(data: Any) -> Any:
         return alerts.route(TOPOLOGY, payloads.validate(payloads.CommonAlert, data, "alert"))
 
@@ -119,8 +182,12 @@ def test_the_alert_router_only_rejects(event: tuple[str, Any]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200) | documents.map(lambda d: json.dumps(d).encode()) |
-       st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n) | st.integers(1, 3000).map(lambda n: b'{"a":' * n))
+@given(
+    st.binary(max_size=200)
+    | documents.map(lambda d: json.dumps(d).encode())
+    | st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n)
+    | st.integers(1, 3000).map(lambda n: b'{"a":' * n)
+)
 def test_the_json_reader_only_rejects(raw: bytes) -> None:
     _only_rejections(payloads.loads, raw)
 
@@ -130,8 +197,17 @@ def _request(body: bytes) -> func.HttpRequest:
 
 
 @settings(max_examples=300, deadline=None)
-@given(documents | st.fixed_dictionaries({"source": scalars, "target": scalars, "mode": st.sampled_from(
-    ["planned", "unplanned", "drill", "failback", "x"]) | scalars, "reason": scalars}))
+@given(
+    documents
+    | st.fixed_dictionaries(
+        {
+            "source": scalars,
+            "target": scalars,
+            "mode": st.sampled_from(["planned", "unplanned", "drill", "failback", "x"]) | scalars,
+            "reason": scalars,
+        }
+    )
+)
 def test_the_failover_body_parser_answers_400_or_a_valid_request(doc: Any) -> None:
     answer = body_of(_request(json.dumps(doc).encode()), payloads.FailoverRequest)
     if isinstance(answer, func.HttpResponse):

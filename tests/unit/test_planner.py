@@ -14,15 +14,18 @@ NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 def pool(*sessions: int | None, phase: str = "peak", limit: int = 10, **extra: object) -> PoolSnapshot:
     """Hosts h0..: an int is a running host with that many sessions, None a deallocated host."""
-    hosts = tuple(HostView(f"h{i}", "running" if n is not None else "deallocated",
-                           "Available" if n is not None else "Shutdown", n or 0, n or 0) for i, n in enumerate(sessions))
+    hosts = tuple(
+        HostView(f"h{i}", "running" if n is not None else "deallocated", "Available" if n is not None else "Shutdown", n or 0, n or 0)
+        for i, n in enumerate(sessions)
+    )
     return PoolSnapshot(NOW, phase, limit, hosts, **extra)  # type: ignore[arg-type]
 
 
 def with_hosts(snapshot: PoolSnapshot, **changes: dict[str, object]) -> PoolSnapshot:
     hosts = tuple(HostView(**{**h.__dict__, **changes.get(h.name, {})}) for h in snapshot.hosts)
-    return PoolSnapshot(snapshot.time, snapshot.phase, snapshot.max_session_limit, hosts, snapshot.load_balancer,
-                        snapshot.last_scale_out)
+    return PoolSnapshot(
+        snapshot.time, snapshot.phase, snapshot.max_session_limit, hosts, snapshot.load_balancer, snapshot.last_scale_out
+    )
 
 
 def acts(decision: Decision) -> list[tuple[str, str]]:
@@ -68,8 +71,7 @@ def test_native_force_logoff_happens_only_in_ramp_down_and_after_the_wait() -> N
     early = with_hosts(pool(3, 1, 4, 2, phase="ramp_down"), h1=warned, h3=warned)
     assert acts(plan("native", early, rules)) == []
     late = with_hosts(early, h1={"notified_at": NOW - timedelta(minutes=30)}, h3={"notified_at": NOW - timedelta(hours=1)})
-    assert acts(plan("native", late, rules)) == [("logoff", "h1"), ("deallocate", "h1"), ("logoff", "h3"),
-                                                 ("deallocate", "h3")]
+    assert acts(plan("native", late, rules)) == [("logoff", "h1"), ("deallocate", "h1"), ("logoff", "h3"), ("deallocate", "h3")]
 
 
 def test_native_stop_hosts_when_zero_active_sessions_stops_hosts_with_only_disconnected_users() -> None:
@@ -145,8 +147,9 @@ def test_tandem_keeps_per_phase_minimum_and_maximum_hosts() -> None:
 
 
 def test_tandem_can_leave_tagged_hosts_out_of_the_minimum() -> None:
-    snap = with_hosts(pool(0, None, None, None, None, None, None, None, None, None),
-                      **{f"h{i}": {"excluded": True} for i in range(5, 10)})
+    snap = with_hosts(
+        pool(0, None, None, None, None, None, None, None, None, None), **{f"h{i}": {"excluded": True} for i in range(5, 10)}
+    )
     assert plan("native", snap, Rules(minimum_hosts_pct=40)).target_hosts == 4  # 40% of all 10
     assert plan("tandem", snap, Rules(minimum_hosts_pct=40, exclude_tagged_from_minimum=True)).target_hosts == 2
 
@@ -170,11 +173,23 @@ def test_tandem_never_leaves_a_host_drained_in_ramp_up() -> None:
 
 host_strategy = st.builds(
     lambda power, n, active_share, allow, excluded, notified: HostView(
-        "", power, "Available" if power == "running" else ("Unavailable" if power == "starting" else "Shutdown"),
-        n if power == "running" else 0, (n * active_share // 4) if power == "running" else 0, allow, excluded,
-        False, NOW - timedelta(minutes=notified) if notified is not None and power == "running" else None),
-    st.sampled_from(["running", "running", "deallocated", "starting"]), st.integers(0, 12), st.integers(0, 4),
-    st.booleans(), st.booleans(), st.none() | st.integers(0, 90))
+        "",
+        power,
+        "Available" if power == "running" else ("Unavailable" if power == "starting" else "Shutdown"),
+        n if power == "running" else 0,
+        (n * active_share // 4) if power == "running" else 0,
+        allow,
+        excluded,
+        False,
+        NOW - timedelta(minutes=notified) if notified is not None and power == "running" else None,
+    ),
+    st.sampled_from(["running", "running", "deallocated", "starting"]),
+    st.integers(0, 12),
+    st.integers(0, 4),
+    st.booleans(),
+    st.booleans(),
+    st.none() | st.integers(0, 90),
+)
 
 
 @st.composite
@@ -182,19 +197,27 @@ def scenarios(draw: st.DrawFn) -> tuple[PoolSnapshot, Rules, Forecast]:
     hosts = draw(st.lists(host_strategy, min_size=1, max_size=12))
     hosts = [HostView(f"h{i:02d}", *list(h.__dict__.values())[1:]) for i, h in enumerate(hosts)]
     limit = draw(st.integers(1, 12))
-    hosts = [HostView(**{**h.__dict__, "sessions": min(h.sessions, limit), "active_sessions": min(h.active_sessions, limit)})
-             for h in hosts]
+    hosts = [
+        HostView(**{**h.__dict__, "sessions": min(h.sessions, limit), "active_sessions": min(h.active_sessions, limit)}) for h in hosts
+    ]
     low = draw(st.none() | st.integers(0, 6))
     high = draw(st.none() | st.integers(0, 12))
     if low is not None and high is not None and low > high:
         low, high = high, low
-    rules = Rules(capacity_threshold_pct=draw(st.integers(1, 100)), minimum_hosts_pct=draw(st.integers(0, 100)),
-                  min_hosts=low, max_hosts=high, force_logoff=draw(st.booleans()),
-                  stop_hosts_when=draw(st.sampled_from(["ZeroSessions", "ZeroActiveSessions"])),
-                  exclude_tagged_from_minimum=draw(st.booleans()), minimum_hosts=draw(st.integers(0, 5)),
-                  limit_seconds_to_force_logoff=draw(st.sampled_from([0, 900])))
-    forecast = Forecast(tuple(draw(st.lists(st.floats(-3, 6), max_size=15))), draw(st.floats(0, 20)),
-                        draw(st.floats(0, 20)), draw(st.integers(0, 60)))
+    rules = Rules(
+        capacity_threshold_pct=draw(st.integers(1, 100)),
+        minimum_hosts_pct=draw(st.integers(0, 100)),
+        min_hosts=low,
+        max_hosts=high,
+        force_logoff=draw(st.booleans()),
+        stop_hosts_when=draw(st.sampled_from(["ZeroSessions", "ZeroActiveSessions"])),
+        exclude_tagged_from_minimum=draw(st.booleans()),
+        minimum_hosts=draw(st.integers(0, 5)),
+        limit_seconds_to_force_logoff=draw(st.sampled_from([0, 900])),
+    )
+    forecast = Forecast(
+        tuple(draw(st.lists(st.floats(-3, 6), max_size=15))), draw(st.floats(0, 20)), draw(st.floats(0, 20)), draw(st.integers(0, 60))
+    )
     phase = draw(st.sampled_from(["ramp_up", "peak", "ramp_down", "off_peak"]))
     return PoolSnapshot(NOW, phase, limit, tuple(hosts)), rules, forecast
 
@@ -211,12 +234,18 @@ def test_no_policy_deallocates_a_host_with_sessions_outside_an_allowed_force_log
             host = hosts[step.host]
             assert not host.excluded, (policy, step)
             if step.action == "logoff":
-                forced = (snapshot.phase == "ramp_down" and rules.force_logoff) if policy != "legacy" else (
-                    snapshot.phase in ("ramp_down", "off_peak") and rules.limit_seconds_to_force_logoff > 0)
+                forced = (
+                    (snapshot.phase == "ramp_down" and rules.force_logoff)
+                    if policy != "legacy"
+                    else (snapshot.phase in ("ramp_down", "off_peak") and rules.limit_seconds_to_force_logoff > 0)
+                )
                 assert forced and host.notified_at is not None, (policy, step)
             if step.action == "deallocate" and step.host not in logged_off:
-                allowed = host.active_sessions == 0 if (
-                    policy != "legacy" and rules.stop_hosts_when == "ZeroActiveSessions") else host.sessions == 0
+                allowed = (
+                    host.active_sessions == 0
+                    if (policy != "legacy" and rules.stop_hosts_when == "ZeroActiveSessions")
+                    else host.sessions == 0
+                )
                 assert allowed, (policy, step, host)
 
 

@@ -26,9 +26,13 @@ def test_unc_paths_split_into_server_share_and_path() -> None:
 def test_vhd_locations_as_multi_string_or_semicolon_list_and_cloud_cache_wins() -> None:
     assert settings(VHDLocations=[r"\\a\x", r"\\b\y"]).locations == (r"\\a\x", r"\\b\y")
     assert settings(VHDLocations=r"\\a\x;\\b\y").locations == (r"\\a\x", r"\\b\y")
-    ccd = settings(VHDLocations=[r"\\a\x"], CCDLocations=[
-        r'type=smb,name="central",connectionString=\\anq-central.contoso.local\dr\fslogix;'
-        r"type=smb,connectionString=\\anq-east.contoso.local\profiles"])
+    ccd = settings(
+        VHDLocations=[r"\\a\x"],
+        CCDLocations=[
+            r'type=smb,name="central",connectionString=\\anq-central.contoso.local\dr\fslogix;'
+            r"type=smb,connectionString=\\anq-east.contoso.local\profiles"
+        ],
+    )
     assert ccd.kind == "CCDLocations"
     assert ccd.locations == (r"\\anq-central.contoso.local\dr\fslogix", r"\\anq-east.contoso.local\profiles")
 
@@ -42,11 +46,14 @@ def test_a_location_resolves_through_a_named_server_and_a_share() -> None:
     assert expected("/elsewhere", NAMES, SHARES) is None
 
 
-@pytest.mark.parametrize(("values", "fragment"), [
-    ({"VHDLocations": [r"\\anq-central.contoso.local\profiles"]}, r"looks for profiles in \\anq-central.contoso.local\profiles"),
-    ({}, "looks for profiles in no location"),
-    ({"Enabled": 0, "VHDLocations": [r"\\10.2.0.6\dr\fslogix"]}, "not enabled on host avd-central-001"),
-])
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"VHDLocations": [r"\\anq-central.contoso.local\profiles"]}, r"looks for profiles in \\anq-central.contoso.local\profiles"),
+        ({}, "looks for profiles in no location"),
+        ({"Enabled": 0, "VHDLocations": [r"\\10.2.0.6\dr\fslogix"]}, "not enabled on host avd-central-001"),
+    ],
+)
 def test_the_problem_names_the_pool_host_locations_and_the_missing_path(values: dict[str, object], fragment: str) -> None:
     problem = check("hp-central-pooled", settings(**values), "/profiles-dr/fslogix", "anq-central", NAMES, SHARES)
     assert problem is not None and fragment in problem and "hp-central-pooled" in problem

@@ -13,8 +13,7 @@ def test_log_event_writes_one_json_line_with_the_event_name(caplog: pytest.LogCa
     with caplog.at_level(logging.INFO, logger="tandem"):
         telemetry.log_event(logger, "autoscale.decision", pool="hp-east", region="east", target_hosts=7)
     (record,) = caplog.records
-    assert json.loads(record.getMessage()) == {"event": "autoscale.decision", "pool": "hp-east", "region": "east",
-                                               "target_hosts": 7}
+    assert json.loads(record.getMessage()) == {"event": "autoscale.decision", "pool": "hp-east", "region": "east", "target_hosts": 7}
 
 
 def test_secret_fields_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:

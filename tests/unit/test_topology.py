@@ -34,8 +34,10 @@ def test_example_topology_describes_two_paired_regions() -> None:
 def test_secret_given_as_a_value_is_refused_with_its_path(data: dict[str, Any]) -> None:
     data["regions"][0]["anq"]["credentials"]["password"] = "hunter2"
     error = _error(data)
-    assert error.problems == ["regions[0].anq.credentials.password: secrets are references, never values: use "
-                              "{key_vault_secret: <uri>} or {app_setting: <NAME>}"]
+    assert error.problems == [
+        "regions[0].anq.credentials.password: secrets are references, never values: use "
+        "{key_vault_secret: <uri>} or {app_setting: <NAME>}"
+    ]
     assert "hunter2" not in str(error)
     assert str(error).startswith("estate.yaml: regions[0].anq.credentials.password:")
 

@@ -21,10 +21,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = a free one)")
     parser.add_argument("--seed", help="seed file (YAML); default: the demo estate")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="refill ARM's token buckets this much faster "
-                        "(a benchmark that compresses time)")
-    parser.add_argument("--churn", type=int, default=0, help="every second, this many generated users sign in and "
-                        "as many sign out")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="refill ARM's token buckets this much faster (a benchmark that compresses time)"
+    )
+    parser.add_argument("--churn", type=int, default=0, help="every second, this many generated users sign in and as many sign out")
     args = parser.parse_args(argv)
     try:
         seed = load_seed(args.seed)
@@ -35,9 +35,16 @@ def main(argv: list[str]) -> int:
     if args.churn > 0:
         threading.Thread(target=_churn, args=(twin, args.churn), name="churn", daemon=True).start()
     subscription = seed.subscriptions[0].id if seed.subscriptions else ""
-    return serve_until_stopped({"base_url": twin.base_url, "ca": twin.ca.ca_path, "subscription": subscription,
-                                "identity_endpoint": f"{twin.base_url}/msi/token",
-                                "identity_header": twin.identity.header_secret}, twin.close)
+    return serve_until_stopped(
+        {
+            "base_url": twin.base_url,
+            "ca": twin.ca.ca_path,
+            "subscription": subscription,
+            "identity_endpoint": f"{twin.base_url}/msi/token",
+            "identity_header": twin.identity.header_secret,
+        },
+        twin.close,
+    )
 
 
 def _churn(twin: ArmTwin, per_second: int) -> None:

@@ -44,35 +44,42 @@ KEY_VAULT_GET_SECRET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"  # a
 
 # Every path the twin serves: method, path, handler, and the ARM action Azure authorizes the call against (from the
 # resource provider operations list; a host pool's user-session listing is authorized as the session hosts' one).
-ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [(m, re.compile(p, re.I), h, a) for m, p, h, a in [
-    ("GET", _DV + r"/hostpools", "_list_pools", f"{_DVA}/read"),
-    ("GET", _POOL, "_get_pool", f"{_DVA}/read"),
-    ("GET", _POOL + r"/scalingplans", "_list_pool_plans", "Microsoft.DesktopVirtualization/scalingplans/read"),
-    ("GET", _POOL + r"/sessionhosts", "_list_hosts", f"{_DVA}/sessionhosts/read"),
-    ("GET", _HOST, "_get_host", f"{_DVA}/sessionhosts/read"),
-    ("PATCH", _HOST, "_patch_host", f"{_DVA}/sessionhosts/write"),
-    ("GET", _POOL + r"/usersessions", "_list_pool_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
-    ("GET", _HOST + r"/usersessions", "_list_host_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
-    ("GET", _SESSION, "_get_session", f"{_DVA}/sessionhosts/usersessions/read"),
-    ("DELETE", _SESSION, "_delete_session", f"{_DVA}/sessionhosts/usersessions/delete"),
-    ("POST", _SESSION + r"/disconnect", "_disconnect", f"{_DVA}/sessionhosts/usersessions/disconnect/action"),
-    ("POST", _SESSION + r"/sendmessage", "_send_message", f"{_DVA}/sessionhosts/usersessions/sendMessage/action"),
-    ("GET", _DV + r"/applicationgroups", "_list_app_groups", "Microsoft.DesktopVirtualization/applicationgroups/read"),
-    ("GET", _DV + r"/applicationgroups/(?P<ag>[^/]+)", "_get_app_group", "Microsoft.DesktopVirtualization/applicationgroups/read"),
-    ("GET", _VMS, "_list_vms", f"{_VMA}/read"),
-    ("GET", _SUB + r"/providers/microsoft\.compute/virtualmachines", "_list_all_vms", f"{_VMA}/read"),
-    ("GET", _VMS + r"/(?P<vm>[^/]+)", "_get_vm", f"{_VMA}/read"),
-    ("GET", _VMS + r"/(?P<vm>[^/]+)/instanceview", "_instance_view", f"{_VMA}/instanceView/read"),
-    ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>start)", "_vm_action", f"{_VMA}/start/action"),
-    ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>deallocate)", "_vm_action", f"{_VMA}/deallocate/action"),
-    ("POST", _VMS + r"/(?P<vm>[^/]+)/runcommand", "_run_command", f"{_VMA}/runCommand/action"),
-    ("GET", _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "_operation",
-     "Microsoft.Compute/locations/operations/read"),
-    ("GET", _ASSIGNMENTS, "_list_assignments", f"{_RAA}/read"),
-    ("GET", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_get_assignment", f"{_RAA}/read"),
-    ("PUT", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_put_assignment", f"{_RAA}/write"),
-    ("DELETE", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_delete_assignment", f"{_RAA}/delete"),
-]]
+ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
+    (m, re.compile(p, re.I), h, a)
+    for m, p, h, a in [
+        ("GET", _DV + r"/hostpools", "_list_pools", f"{_DVA}/read"),
+        ("GET", _POOL, "_get_pool", f"{_DVA}/read"),
+        ("GET", _POOL + r"/scalingplans", "_list_pool_plans", "Microsoft.DesktopVirtualization/scalingplans/read"),
+        ("GET", _POOL + r"/sessionhosts", "_list_hosts", f"{_DVA}/sessionhosts/read"),
+        ("GET", _HOST, "_get_host", f"{_DVA}/sessionhosts/read"),
+        ("PATCH", _HOST, "_patch_host", f"{_DVA}/sessionhosts/write"),
+        ("GET", _POOL + r"/usersessions", "_list_pool_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
+        ("GET", _HOST + r"/usersessions", "_list_host_sessions", f"{_DVA}/sessionhosts/usersessions/read"),
+        ("GET", _SESSION, "_get_session", f"{_DVA}/sessionhosts/usersessions/read"),
+        ("DELETE", _SESSION, "_delete_session", f"{_DVA}/sessionhosts/usersessions/delete"),
+        ("POST", _SESSION + r"/disconnect", "_disconnect", f"{_DVA}/sessionhosts/usersessions/disconnect/action"),
+        ("POST", _SESSION + r"/sendmessage", "_send_message", f"{_DVA}/sessionhosts/usersessions/sendMessage/action"),
+        ("GET", _DV + r"/applicationgroups", "_list_app_groups", "Microsoft.DesktopVirtualization/applicationgroups/read"),
+        ("GET", _DV + r"/applicationgroups/(?P<ag>[^/]+)", "_get_app_group", "Microsoft.DesktopVirtualization/applicationgroups/read"),
+        ("GET", _VMS, "_list_vms", f"{_VMA}/read"),
+        ("GET", _SUB + r"/providers/microsoft\.compute/virtualmachines", "_list_all_vms", f"{_VMA}/read"),
+        ("GET", _VMS + r"/(?P<vm>[^/]+)", "_get_vm", f"{_VMA}/read"),
+        ("GET", _VMS + r"/(?P<vm>[^/]+)/instanceview", "_instance_view", f"{_VMA}/instanceView/read"),
+        ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>start)", "_vm_action", f"{_VMA}/start/action"),
+        ("POST", _VMS + r"/(?P<vm>[^/]+)/(?P<action>deallocate)", "_vm_action", f"{_VMA}/deallocate/action"),
+        ("POST", _VMS + r"/(?P<vm>[^/]+)/runcommand", "_run_command", f"{_VMA}/runCommand/action"),
+        (
+            "GET",
+            _SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
+            "_operation",
+            "Microsoft.Compute/locations/operations/read",
+        ),
+        ("GET", _ASSIGNMENTS, "_list_assignments", f"{_RAA}/read"),
+        ("GET", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_get_assignment", f"{_RAA}/read"),
+        ("PUT", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_put_assignment", f"{_RAA}/write"),
+        ("DELETE", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_delete_assignment", f"{_RAA}/delete"),
+    ]
+]
 
 _seen: Counter[tuple[str, str]] = Counter()  # every ARM twin's (caller, action) counts in this process
 _seen_lock = threading.Lock()
@@ -93,11 +100,16 @@ def actions_seen(caller: str | None = None) -> Counter[str]:
                 found[action] += count
         return found
 
-_DISPLAY = {"running": "VM running", "starting": "VM starting", "deallocating": "VM deallocating",
-            "deallocated": "VM deallocated"}
-_SYSTEM_DATA = {"createdBy": "tandem-twin", "createdByType": "Application", "createdAt": "2026-01-05T08:00:00Z",
-                "lastModifiedBy": "tandem-twin", "lastModifiedByType": "Application",
-                "lastModifiedAt": "2026-01-05T08:00:00Z"}
+
+_DISPLAY = {"running": "VM running", "starting": "VM starting", "deallocating": "VM deallocating", "deallocated": "VM deallocated"}
+_SYSTEM_DATA = {
+    "createdBy": "tandem-twin",
+    "createdByType": "Application",
+    "createdAt": "2026-01-05T08:00:00Z",
+    "lastModifiedBy": "tandem-twin",
+    "lastModifiedByType": "Application",
+    "lastModifiedAt": "2026-01-05T08:00:00Z",
+}
 
 
 class Throttle:
@@ -107,8 +119,7 @@ class Throttle:
     shared by every principal. Real time, not the model's clock: requests per second are what is limited. A
     request over the limit is answered 429 with Retry-After; every other carries x-ms-ratelimit-remaining-*."""
 
-    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"reads": (250.0, 25.0), "writes": (200.0, 10.0),
-                                                         "deletes": (200.0, 10.0)}
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
 
     def __init__(self, *, enabled: bool = True, clock: Callable[[], float] | None = None, time_scale: float = 1.0) -> None:
         self.enabled = enabled
@@ -146,10 +157,17 @@ class Throttle:
                 actor = "all principals" if key[2] == "*" else who
                 code = "SubscriptionRequestsThrottled" if scope == "subscription" else "TenantRequestsThrottled"
                 target = f"subscription '{name}'" if scope == "subscription" else "tenant"
-                return Response(429, error_body(429, code, f"Number of '{kind[:-1]}' requests for {target} actor "
-                                                f"'{actor}' exceeded. Please try again after '{wait}' seconds after "
-                                                "additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-                                {"Retry-After": str(wait)}), {}
+                return Response(
+                    429,
+                    error_body(
+                        429,
+                        code,
+                        f"Number of '{kind[:-1]}' requests for {target} actor "
+                        f"'{actor}' exceeded. Please try again after '{wait}' seconds after "
+                        "additional tokens are available. Refer to https://aka.ms/arm-throttling",
+                    ),
+                    {"Retry-After": str(wait)},
+                ), {}
             for key, level, _ in levels:
                 self._buckets[key] = (level - 1.0, now)
             remaining = int(levels[0][1] - 1.0)
@@ -180,9 +198,20 @@ def _object_id(text: str) -> str:
 class ArmTwin(Twin):
     """An HTTPS twin of the ARM subset Tandem uses, with a managed-identity endpoint at /msi/token."""
 
-    def __init__(self, seed: Seed | None = None, *, clock: Clock | None = None, identity: LocalIdentity | None = None,
-                 port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0, page_size: int = 100,
-                 hang_s: float = 30.0, throttle: bool = True, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        seed: Seed | None = None,
+        *,
+        clock: Clock | None = None,
+        identity: LocalIdentity | None = None,
+        port: int = 0,
+        ca: LocalCA | None = None,
+        latency_s: float = 0.0,
+        page_size: int = 100,
+        hang_s: float = 30.0,
+        throttle: bool = True,
+        time_scale: float = 1.0,
+    ) -> None:
         self.clock = clock or WallClock()
         self.throttle = Throttle(enabled=throttle, time_scale=time_scale)  # ARM's documented token buckets
         seed = seed or load_seed()
@@ -190,8 +219,9 @@ class ArmTwin(Twin):
         self.secrets = {(vault, name): value for vault, kept in seed.key_vaults.items() for name, value in kept.items()}
         self.identity = identity or LocalIdentity()
         self.page_size = page_size
-        self.server = TwinServer(self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s,
-                                 hang_s=hang_s, name="arm")
+        self.server = TwinServer(
+            self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s, hang_s=hang_s, name="arm"
+        )
         self.base_url = self.server.base_url
         self.ca = self.server.ca
         self._routes = [(method, pattern, getattr(self, handler), action) for method, pattern, handler, action in ROUTES]
@@ -201,9 +231,13 @@ class ArmTwin(Twin):
     @property
     def identity_settings(self) -> dict[str, str]:
         """App settings that point azure-identity's managed-identity credential at this twin."""
-        return {"IDENTITY_ENDPOINT": f"{self.base_url}/msi/token", "IDENTITY_HEADER": self.identity.header_secret,
-                "TANDEM_ARM_ENDPOINT": self.base_url, "TANDEM_KEY_VAULT_ENDPOINT": f"{self.base_url}/vaults",
-                "REQUESTS_CA_BUNDLE": self.ca.bundle_path}
+        return {
+            "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
+            "IDENTITY_HEADER": self.identity.header_secret,
+            "TANDEM_ARM_ENDPOINT": self.base_url,
+            "TANDEM_KEY_VAULT_ENDPOINT": f"{self.base_url}/vaults",
+            "REQUESTS_CA_BUNDLE": self.ca.bundle_path,
+        }
 
     def set_secret(self, vault: str, name: str, value: str) -> None:
         """Put a secret in one of the twin's key vaults (what an administrator does before deploying)."""
@@ -237,8 +271,7 @@ class ArmTwin(Twin):
         answer.headers.update(remaining)
         return answer
 
-    def _answer(self, request: Request, path: str,
-                route: tuple[re.Match[str], Callable[..., Response], str] | None) -> Response:
+    def _answer(self, request: Request, path: str, route: tuple[re.Match[str], Callable[..., Response], str] | None) -> Response:
         if route is not None:
             match, handler, _ = route
             bad_version = self._check_api_version(path, request.query.get("api-version"))
@@ -266,8 +299,7 @@ class ArmTwin(Twin):
 
     def _key_vault(self, request: Request) -> Response:
         """Key Vault's GET secret (data plane), for the vaults in the seed; token audience https://vault.azure.net."""
-        match = re.fullmatch(r"/vaults/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(/(?P<version>[0-9a-f]{32}))?/?",
-                             request.path)
+        match = re.fullmatch(r"/vaults/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(/(?P<version>[0-9a-f]{32}))?/?", request.path)
         denied = self._authenticate(request, KEY_VAULT_AUDIENCE)
         if denied is not None:
             return denied
@@ -275,20 +307,27 @@ class ArmTwin(Twin):
             return Response(404, error_body(404, "NotFound", f"No route for {request.method} {request.path}"))
         value = self.secrets.get((match["vault"], match["name"]))
         if value is None:
-            return Response(404, error_body(404, "SecretNotFound", f"A secret with (name/id) {match['name']} was not found "
-                                            "in this key vault."))
+            return Response(
+                404, error_body(404, "SecretNotFound", f"A secret with (name/id) {match['name']} was not found in this key vault.")
+            )
         version = match["version"] or "0" * 32
-        return Response(200, {"value": value, "id": f"https://{match['vault']}.vault.azure.net/secrets/{match['name']}/"
-                                                    f"{version}", "attributes": {"enabled": True}})
+        return Response(
+            200,
+            {
+                "value": value,
+                "id": f"https://{match['vault']}.vault.azure.net/secrets/{match['name']}/{version}",
+                "attributes": {"enabled": True},
+            },
+        )
 
     def _authenticate(self, request: Request, audience: str = ARM_AUDIENCE) -> Response | None:
         header = request.headers.get("authorization", "")
         if not header:
-            return Response(401, error_body(401, "AuthenticationFailed",
-                                            "Authentication failed. The 'Authorization' header is missing."))
+            return Response(
+                401, error_body(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            )
         if not header.lower().startswith("bearer ") or self.identity.validate(header[7:], audience) is None:
-            return Response(401, error_body(401, "InvalidAuthenticationToken",
-                                            "The access token is invalid or has expired."))
+            return Response(401, error_body(401, "InvalidAuthenticationToken", "The access token is invalid or has expired."))
         return None
 
     @staticmethod
@@ -298,16 +337,25 @@ class ArmTwin(Twin):
         if provider not in API_VERSIONS:
             return None
         if not version:
-            return Response(400, error_body(400, "MissingApiVersionParameter",
-                                            "The api-version query parameter (?api-version=) is required for all requests."))
+            return Response(
+                400,
+                error_body(
+                    400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."
+                ),
+            )
         if version not in API_VERSIONS[provider]:
-            return Response(400, error_body(400, "InvalidApiVersionParameter",
-                                            f"The api-version '{version}' is invalid. The supported versions are "
-                                            f"'{', '.join(sorted(API_VERSIONS[provider]))}'."))
+            return Response(
+                400,
+                error_body(
+                    400,
+                    "InvalidApiVersionParameter",
+                    f"The api-version '{version}' is invalid. The supported versions are "
+                    f"'{', '.join(sorted(API_VERSIONS[provider]))}'.",
+                ),
+            )
         return None
 
-    def _page(self, request: Request, items: Sequence[Any], render: Callable[[Any], dict[str, Any]], *,
-              avd: bool) -> Response:
+    def _page(self, request: Request, items: Sequence[Any], render: Callable[[Any], dict[str, Any]], *, avd: bool) -> Response:
         """One page of a list; AVD pages with pageSize/initialSkip, the others with $skiptoken."""
         query = dict(request.query)
         if avd:
@@ -318,7 +366,7 @@ class ArmTwin(Twin):
         else:
             size = self.page_size
             start = int(query.get("$skiptoken") or 0)
-        chunk = items[start:start + size]
+        chunk = items[start : start + size]
         body: dict[str, Any] = {"value": [render(item) for item in chunk]}
         if start + size < len(items):
             if avd:
@@ -343,10 +391,21 @@ class ArmTwin(Twin):
     def render_scaling_plan(self, plan: ScalingPlan) -> dict[str, Any]:
         """A ScalingPlan as the 2024-04-03 spec describes it (the schedules are not modelled)."""
         refs = [{"hostPoolArmPath": pid, "scalingPlanEnabled": on} for pid, on in plan.pools.items()]
-        return {"id": plan.id, "name": plan.name, "type": "Microsoft.DesktopVirtualization/scalingPlans",
-                "location": plan.location, "systemData": dict(_SYSTEM_DATA),
-                "properties": {"objectId": str(uuid.uuid5(uuid.NAMESPACE_URL, plan.id.lower())), "timeZone": plan.time_zone,
-                               "hostPoolType": "Pooled", "exclusionTag": "", "schedules": [], "hostPoolReferences": refs}}
+        return {
+            "id": plan.id,
+            "name": plan.name,
+            "type": "Microsoft.DesktopVirtualization/scalingPlans",
+            "location": plan.location,
+            "systemData": dict(_SYSTEM_DATA),
+            "properties": {
+                "objectId": str(uuid.uuid5(uuid.NAMESPACE_URL, plan.id.lower())),
+                "timeZone": plan.time_zone,
+                "hostPoolType": "Pooled",
+                "exclusionTag": "",
+                "schedules": [],
+                "hostPoolReferences": refs,
+            },
+        }
 
     def _list_hosts(self, request: Request, sub: str, rg: str, pool: str) -> Response:
         p = self.estate.pool(sub, rg, pool)
@@ -380,8 +439,7 @@ class ArmTwin(Twin):
 
     def _list_host_sessions(self, request: Request, sub: str, rg: str, pool: str, host: str) -> Response:
         p = self.estate.pool(sub, rg, pool)
-        return self._page(request, self._sessions([self.estate.host(p, host)]),
-                          lambda pair: self.render_session(*pair), avd=True)
+        return self._page(request, self._sessions([self.estate.host(p, host)]), lambda pair: self.render_session(*pair), avd=True)
 
     def _host(self, sub: str, rg: str, pool: str, host: str) -> Host:
         return self.estate.host(self.estate.pool(sub, rg, pool), host)
@@ -406,8 +464,9 @@ class ArmTwin(Twin):
 
     def _send_message(self, request: Request, sub: str, rg: str, pool: str, host: str, sid: str) -> Response:
         body = request.json() or {}
-        self.estate.send_message(self._host(sub, rg, pool, host), sid, str(body.get("messageTitle", "")),
-                                 str(body.get("messageBody", "")))
+        self.estate.send_message(
+            self._host(sub, rg, pool, host), sid, str(body.get("messageTitle", "")), str(body.get("messageBody", ""))
+        )
         return Response(200)
 
     def _list_app_groups(self, request: Request, sub: str, rg: str) -> Response:
@@ -423,10 +482,17 @@ class ArmTwin(Twin):
         expand = request.query.get("$expand", "").lower() == "instanceview"
         scale_set = _SCALE_SET_FILTER.fullmatch(request.query.get("$filter", "").strip())
         if expand and scale_set is None:  # the spec: "can only be specified if a valid $filter option is specified"
-            raise ModelError(400, "InvalidParameter", "The $expand parameter 'instanceView' can only be specified "
-                             "with a valid $filter (virtualMachineScaleSet/id eq '<scale set id>').")
-        vms = [v for k, v in sorted(self.estate.vms.items()) if v.subscription.lower() == sub.lower()
-               and v.resource_group.lower() == rg.lower()]
+            raise ModelError(
+                400,
+                "InvalidParameter",
+                "The $expand parameter 'instanceView' can only be specified "
+                "with a valid $filter (virtualMachineScaleSet/id eq '<scale set id>').",
+            )
+        vms = [
+            v
+            for k, v in sorted(self.estate.vms.items())
+            if v.subscription.lower() == sub.lower() and v.resource_group.lower() == rg.lower()
+        ]
         if scale_set is not None:  # the twin models no scale sets: no VM belongs to one
             vms = []
         return self._page(request, vms, lambda v: self.render_vm(v, instance_view=expand), avd=False)
@@ -451,8 +517,10 @@ class ArmTwin(Twin):
         if operation is None:
             return Response(200)
         version = request.query["api-version"]
-        url = (f"{self.base_url}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{machine.location}"
-               f"/operations/{operation.id}?api-version={version}")
+        url = (
+            f"{self.base_url}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{machine.location}"
+            f"/operations/{operation.id}?api-version={version}"
+        )
         return Response(202, None, {"Azure-AsyncOperation": url, "Location": f"{url}&monitor=true"})
 
     def _run_command(self, request: Request, sub: str, rg: str, vm: str) -> Response:
@@ -465,8 +533,15 @@ class ArmTwin(Twin):
             raise ModelError(400, "InvalidParameter", "The value of parameter script is invalid.")
         stdout, stderr = self.estate.run_command(self.estate.vm(sub, rg, vm), body["commandId"], script)
         status = {"level": "Info", "displayStatus": "Provisioning succeeded"}
-        return Response(200, {"value": [{"code": "ComponentStatus/StdOut/succeeded", **status, "message": stdout},
-                                        {"code": "ComponentStatus/StdErr/succeeded", **status, "message": stderr}]})
+        return Response(
+            200,
+            {
+                "value": [
+                    {"code": "ComponentStatus/StdOut/succeeded", **status, "message": stdout},
+                    {"code": "ComponentStatus/StdErr/succeeded", **status, "message": stderr},
+                ]
+            },
+        )
 
     def _operation(self, request: Request, sub: str, loc: str, op: str) -> Response:
         operation = self.estate.operations.get(op)
@@ -475,9 +550,11 @@ class ArmTwin(Twin):
         now = self.clock.now()
         status = operation.status(now)
         if request.query.get("monitor", "").lower() == "true":
-            return Response(202 if status == "InProgress" else 200, None,
-                            {"Location": f"{self.base_url}{request.path}?{urlencode(request.query)}"}
-                            if status == "InProgress" else {})
+            return Response(
+                202 if status == "InProgress" else 200,
+                None,
+                {"Location": f"{self.base_url}{request.path}?{urlencode(request.query)}"} if status == "InProgress" else {},
+            )
         body = {"name": operation.id, "status": status, "startTime": _iso(operation.started)}
         if status == "Succeeded":
             body["endTime"] = _iso(operation.done_at)
@@ -487,8 +564,7 @@ class ArmTwin(Twin):
 
     def _list_assignments(self, request: Request, scope: str) -> Response:
         wanted = scope.rstrip("/").lower()
-        found = [a for a in self.estate.assignments.values()
-                 if wanted == a.scope.lower() or wanted.startswith(a.scope.lower() + "/")]
+        found = [a for a in self.estate.assignments.values() if wanted == a.scope.lower() or wanted.startswith(a.scope.lower() + "/")]
         principal = re.search(r"principalId eq '([^']+)'", request.query.get("$filter", ""))
         if principal:
             found = [a for a in found if a.principal_id == principal.group(1)]
@@ -504,8 +580,9 @@ class ArmTwin(Twin):
         props = (request.json() or {}).get("properties") or {}
         if not props.get("roleDefinitionId") or not props.get("principalId"):
             raise ModelError(400, "InvalidRoleAssignmentRequest", "roleDefinitionId and principalId are required.")
-        assignment, created = self.estate.create_assignment(scope, name, props["roleDefinitionId"],
-                                                            props["principalId"], props.get("principalType", "User"))
+        assignment, created = self.estate.create_assignment(
+            scope, name, props["roleDefinitionId"], props["principalId"], props.get("principalType", "User")
+        )
         return Response(201 if created else 200, self.render_assignment(assignment))
 
     def _delete_assignment(self, request: Request, scope: str, name: str) -> Response:
@@ -516,21 +593,45 @@ class ArmTwin(Twin):
 
     def render_pool(self, pool: Pool) -> dict[str, Any]:
         """A host pool as HostPools_Get returns it."""
-        base = {"id": pool.id, "name": pool.name, "type": "Microsoft.DesktopVirtualization/hostPools",
-                "location": pool.location, "tags": dict(pool.tags), "systemData": dict(_SYSTEM_DATA),
-                "properties": {
-                    "objectId": _object_id(pool.id), "friendlyName": pool.name, "description": None,
-                    "hostPoolType": "Pooled", "personalDesktopAssignmentType": None, "customRdpProperty": None,
-                    "maxSessionLimit": pool.max_session_limit, "loadBalancerType": pool.load_balancer_type,
-                    "validationEnvironment": False, "ring": None, "registrationInfo": None, "vmTemplate": None,
-                    "ssoadfsAuthority": None, "ssoClientId": None, "ssoClientSecretKeyVaultPath": None,
-                    "ssoSecretType": None, "preferredAppGroupType": "Desktop",
-                    "startVMOnConnect": pool.start_vm_on_connect, "cloudPcResource": False,
-                    "agentUpdate": {"type": "Default", "useSessionHostLocalTime": False,
-                                    "maintenanceWindowTimeZone": None, "maintenanceWindows": []}}}
+        base = {
+            "id": pool.id,
+            "name": pool.name,
+            "type": "Microsoft.DesktopVirtualization/hostPools",
+            "location": pool.location,
+            "tags": dict(pool.tags),
+            "systemData": dict(_SYSTEM_DATA),
+            "properties": {
+                "objectId": _object_id(pool.id),
+                "friendlyName": pool.name,
+                "description": None,
+                "hostPoolType": "Pooled",
+                "personalDesktopAssignmentType": None,
+                "customRdpProperty": None,
+                "maxSessionLimit": pool.max_session_limit,
+                "loadBalancerType": pool.load_balancer_type,
+                "validationEnvironment": False,
+                "ring": None,
+                "registrationInfo": None,
+                "vmTemplate": None,
+                "ssoadfsAuthority": None,
+                "ssoClientId": None,
+                "ssoClientSecretKeyVaultPath": None,
+                "ssoSecretType": None,
+                "preferredAppGroupType": "Desktop",
+                "startVMOnConnect": pool.start_vm_on_connect,
+                "cloudPcResource": False,
+                "agentUpdate": {
+                    "type": "Default",
+                    "useSessionHostLocalTime": False,
+                    "maintenanceWindowTimeZone": None,
+                    "maintenanceWindows": [],
+                },
+            },
+        }
         doc = _merge(base, pool.extra)
-        doc.setdefault("properties", {}).update(maxSessionLimit=pool.max_session_limit, loadBalancerType=pool.load_balancer_type,
-                                 startVMOnConnect=pool.start_vm_on_connect)
+        doc.setdefault("properties", {}).update(
+            maxSessionLimit=pool.max_session_limit, loadBalancerType=pool.load_balancer_type, startVMOnConnect=pool.start_vm_on_connect
+        )
         return doc
 
     def render_host(self, host: Host) -> dict[str, Any]:
@@ -538,23 +639,41 @@ class ArmTwin(Twin):
         now = self.clock.now()
         status = host.status(now)
         vm = host.vm
-        base = {"id": f"{host.pool.id}/sessionHosts/{host.name}", "name": f"{host.pool.name}/{host.name}",
-                "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts", "systemData": dict(_SYSTEM_DATA),
-                "properties": {
-                    "objectId": _object_id(host.name), "lastHeartBeat": _iso(now if status == "Available" else
-                                                                             host.status_timestamp(now)),
-                    "sessions": len(host.sessions), "agentVersion": "1.0.9742.2500",
-                    "allowNewSession": host.allow_new_session, "assignedUser": None, "status": status,
-                    "statusTimestamp": _iso(host.status_timestamp(now)), "osVersion": "10.0.22631",
-                    "sxSStackVersion": "rdp-sxs240131002", "updateState": "Succeeded",
-                    "lastUpdateTime": _iso(host.status_since), "updateErrorMessage": "",
-                    "virtualMachineId": vm.vm_id if vm else None, "friendlyName": None,
-                    "resourceId": vm.id if vm else None,
-                    "sessionHostHealthCheckResults": [{
+        base = {
+            "id": f"{host.pool.id}/sessionHosts/{host.name}",
+            "name": f"{host.pool.name}/{host.name}",
+            "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts",
+            "systemData": dict(_SYSTEM_DATA),
+            "properties": {
+                "objectId": _object_id(host.name),
+                "lastHeartBeat": _iso(now if status == "Available" else host.status_timestamp(now)),
+                "sessions": len(host.sessions),
+                "agentVersion": "1.0.9742.2500",
+                "allowNewSession": host.allow_new_session,
+                "assignedUser": None,
+                "status": status,
+                "statusTimestamp": _iso(host.status_timestamp(now)),
+                "osVersion": "10.0.22631",
+                "sxSStackVersion": "rdp-sxs240131002",
+                "updateState": "Succeeded",
+                "lastUpdateTime": _iso(host.status_since),
+                "updateErrorMessage": "",
+                "virtualMachineId": vm.vm_id if vm else None,
+                "friendlyName": None,
+                "resourceId": vm.id if vm else None,
+                "sessionHostHealthCheckResults": [
+                    {
                         "healthCheckName": "DomainJoinedCheck",
                         "healthCheckResult": "SessionHostShutdown" if status == "Shutdown" else "HealthCheckSucceeded",
-                        "additionalFailureDetails": {"message": "SessionHost healthy: is joined to domain",
-                                                     "errorCode": 0, "lastHealthCheckDateTime": _iso(now)}}]}}
+                        "additionalFailureDetails": {
+                            "message": "SessionHost healthy: is joined to domain",
+                            "errorCode": 0,
+                            "lastHealthCheckDateTime": _iso(now),
+                        },
+                    }
+                ],
+            },
+        }
         doc = _merge(base, host.extra)
         doc.setdefault("properties", {}).update(host.overrides, allowNewSession=host.allow_new_session)
         if vm is not None:  # the model owns these for hosts on modelled VMs
@@ -564,31 +683,52 @@ class ArmTwin(Twin):
     def render_session(self, host: Host, session: Session) -> dict[str, Any]:
         """A user session as UserSessions_Get/List return it."""
         user = session.upn.split("@")[0]
-        base = {"id": f"{host.pool.id}/sessionHosts/{host.name}/userSessions/{session.id}",
-                "name": f"{host.pool.name}/{host.name}/{session.id}",
-                "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts/userSessions",
-                "systemData": dict(_SYSTEM_DATA),
-                "properties": {"objectId": _object_id(session.upn), "userPrincipalName": session.upn,
-                               "applicationType": session.app_type, "sessionState": session.state,
-                               "activeDirectoryUserName": f"CONTOSO\\{user}", "createTime": _iso(session.created)}}
+        base = {
+            "id": f"{host.pool.id}/sessionHosts/{host.name}/userSessions/{session.id}",
+            "name": f"{host.pool.name}/{host.name}/{session.id}",
+            "type": "Microsoft.DesktopVirtualization/hostPools/sessionHosts/userSessions",
+            "systemData": dict(_SYSTEM_DATA),
+            "properties": {
+                "objectId": _object_id(session.upn),
+                "userPrincipalName": session.upn,
+                "applicationType": session.app_type,
+                "sessionState": session.state,
+                "activeDirectoryUserName": f"CONTOSO\\{user}",
+                "createTime": _iso(session.created),
+            },
+        }
         doc = _merge(base, session.extra)
         doc.setdefault("properties", {})["sessionState"] = session.state
         return doc
 
     def render_app_group(self, group: AppGroup) -> dict[str, Any]:
         """An application group as ApplicationGroups_Get returns it."""
-        base = {"id": group.id, "name": group.name, "type": "Microsoft.DesktopVirtualization/applicationGroups",
-                "location": group.location, "tags": dict(group.tags), "systemData": dict(_SYSTEM_DATA),
-                "properties": {"objectId": _object_id(group.id), "description": None, "friendlyName": group.name,
-                               "hostPoolArmPath": group.pool.id if group.pool else None, "workspaceArmPath": None,
-                               "applicationGroupType": group.kind, "cloudPcResource": False, "showInFeed": True}}
+        base = {
+            "id": group.id,
+            "name": group.name,
+            "type": "Microsoft.DesktopVirtualization/applicationGroups",
+            "location": group.location,
+            "tags": dict(group.tags),
+            "systemData": dict(_SYSTEM_DATA),
+            "properties": {
+                "objectId": _object_id(group.id),
+                "description": None,
+                "friendlyName": group.name,
+                "hostPoolArmPath": group.pool.id if group.pool else None,
+                "workspaceArmPath": None,
+                "applicationGroupType": group.kind,
+                "cloudPcResource": False,
+                "showInFeed": True,
+            },
+        }
         return _merge(base, group.extra)
 
     def _statuses(self, vm: Vm, imported: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The imported statuses (or the twin's own) with the PowerState entry set to the modelled power."""
         power = vm.power(self.clock.now())
         statuses = copy.deepcopy(imported) or [
-            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}]
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}
+        ]
         entry = {"code": f"PowerState/{power}", "level": "Info", "displayStatus": _DISPLAY[power]}
         for i, status in enumerate(statuses):
             if str(status.get("code", "")).startswith("PowerState/"):
@@ -599,13 +739,20 @@ class ArmTwin(Twin):
 
     def render_vm(self, vm: Vm, *, instance_view: bool = False) -> dict[str, Any]:
         """A VM as VirtualMachines_Get/List return it; with its instance view when expanded."""
-        base = {"id": vm.id, "name": vm.name, "type": "Microsoft.Compute/virtualMachines", "location": vm.location,
-                "tags": dict(vm.tags),
-                "properties": {"vmId": vm.vm_id, "hardwareProfile": {"vmSize": vm.size},
-                               "provisioningState": "Succeeded",
-                               "osProfile": {"computerName": vm.name[:15], "adminUsername": "avdadmin"},
-                               "storageProfile": {"osDisk": {"osType": "Windows", "name": f"{vm.name}-osdisk",
-                                                             "createOption": "FromImage"}}}}
+        base = {
+            "id": vm.id,
+            "name": vm.name,
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": vm.location,
+            "tags": dict(vm.tags),
+            "properties": {
+                "vmId": vm.vm_id,
+                "hardwareProfile": {"vmSize": vm.size},
+                "provisioningState": "Succeeded",
+                "osProfile": {"computerName": vm.name[:15], "adminUsername": "avdadmin"},
+                "storageProfile": {"osDisk": {"osType": "Windows", "name": f"{vm.name}-osdisk", "createOption": "FromImage"}},
+            },
+        }
         doc = _merge(base, vm.extra)
         if instance_view:
             doc.setdefault("properties", {})["instanceView"] = self.render_instance_view(vm)
@@ -614,21 +761,36 @@ class ArmTwin(Twin):
     def render_instance_view(self, vm: Vm) -> dict[str, Any]:
         """A VM's instance view; the power state is the modelled one."""
         imported = (vm.extra.get("properties") or {}).get("instanceView") or {}
-        doc = copy.deepcopy(imported) or {"computerName": vm.name[:15], "osName": "Windows 11 Enterprise multi-session",
-                                          "osVersion": "10.0.22631"}
+        doc = copy.deepcopy(imported) or {
+            "computerName": vm.name[:15],
+            "osName": "Windows 11 Enterprise multi-session",
+            "osVersion": "10.0.22631",
+        }
         doc["statuses"] = self._statuses(vm, imported.get("statuses") or [])
         return doc
 
     @staticmethod
     def render_assignment(assignment: RoleAssignment) -> dict[str, Any]:
         """A role assignment as api-version 2022-04-01 returns it."""
-        return {"id": assignment.id, "name": assignment.name, "type": "Microsoft.Authorization/roleAssignments",
-                "properties": {"roleDefinitionId": assignment.role_definition_id,
-                               "principalId": assignment.principal_id, "principalType": assignment.principal_type,
-                               "scope": assignment.scope, "condition": None, "conditionVersion": None,
-                               "createdOn": _iso(assignment.created), "updatedOn": _iso(assignment.created),
-                               "createdBy": None, "updatedBy": None, "delegatedManagedIdentityResourceId": None,
-                               "description": None}}
+        return {
+            "id": assignment.id,
+            "name": assignment.name,
+            "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "roleDefinitionId": assignment.role_definition_id,
+                "principalId": assignment.principal_id,
+                "principalType": assignment.principal_type,
+                "scope": assignment.scope,
+                "condition": None,
+                "conditionVersion": None,
+                "createdOn": _iso(assignment.created),
+                "updatedOn": _iso(assignment.created),
+                "createdBy": None,
+                "updatedBy": None,
+                "delegatedManagedIdentityResourceId": None,
+                "description": None,
+            },
+        }
 
 
 def _odata_filter(text: str | None) -> dict[str, str]:

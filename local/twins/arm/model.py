@@ -347,12 +347,14 @@ class Estate:
             for host in pool.hosts.values():
                 host.fslogix = dict(values)
 
-    def assign_scaling_plan(self, pool: Pool, name: str = "sp-native", *, enabled: bool = True,
-                            resource_group: str | None = None) -> ScalingPlan:
+    def assign_scaling_plan(
+        self, pool: Pool, name: str = "sp-native", *, enabled: bool = True, resource_group: str | None = None
+    ) -> ScalingPlan:
         """Reference `pool` from scaling plan `name` (created in the pool's region), enabled or not."""
         rg = resource_group or pool.resource_group
-        plan = self.scaling_plans.setdefault(_key(pool.subscription, rg, name),
-                                             ScalingPlan(pool.subscription, rg, name, pool.location))
+        plan = self.scaling_plans.setdefault(
+            _key(pool.subscription, rg, name), ScalingPlan(pool.subscription, rg, name, pool.location)
+        )
         plan.pools[pool.id.lower()] = enabled
         return plan
 
@@ -413,8 +415,11 @@ class Estate:
         self.require_group(subscription, resource_group)
         vm = self.vms.get(vm_id(subscription, resource_group, name).lower())
         if vm is None:
-            raise ModelError(404, "ResourceNotFound", f"The Resource 'Microsoft.Compute/virtualMachines/{name}' "
-                             f"under resource group '{resource_group}' was not found.")
+            raise ModelError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group '{resource_group}' was not found.",
+            )
         return vm
 
     def app_group(self, subscription: str, resource_group: str, name: str) -> AppGroup:
@@ -455,8 +460,11 @@ class Estate:
             if power in ("running", "starting"):
                 return None
             if power == "deallocating":
-                raise ModelError(409, "OperationNotAllowed", f"Operation 'start' is not allowed on VM '{vm.name}' "
-                                 "since the VM is being deallocated.")
+                raise ModelError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation 'start' is not allowed on VM '{vm.name}' since the VM is being deallocated.",
+                )
             vm.target, vm.transitional, vm.due = "running", "starting", now + self.timings.boot
             host = vm.host
             if host is not None:
@@ -489,11 +497,13 @@ class Estate:
         with self.lock:
             now = self.settle()
             if vm.power(now) != "running":
-                raise ModelError(409, "OperationNotAllowed", f"Operation 'RunCommand' is not allowed on VM '{vm.name}' "
-                                 "since the VM is not running.")
+                raise ModelError(
+                    409, "OperationNotAllowed", f"Operation 'RunCommand' is not allowed on VM '{vm.name}' since the VM is not running."
+                )
             if vm.host is not None and vm.host.agent_ready_at is None:
-                raise ModelError(409, "VMAgentStatusCommunicationError", f"VM '{vm.name}' has not reported status for "
-                                 "VM agent or extensions.")
+                raise ModelError(
+                    409, "VMAgentStatusCommunicationError", f"VM '{vm.name}' has not reported status for VM agent or extensions."
+                )
             self.commands.append((vm.name, command_id, list(script)))
             text = "\n".join(script)
             if command_id != "RunPowerShellScript":
@@ -520,8 +530,9 @@ class Estate:
         """A user session, or 404."""
         session = host.sessions.get(int(session_id)) if str(session_id).isdigit() else None
         if session is None:
-            raise not_found("Microsoft.DesktopVirtualization/hostPools/sessionHosts/userSessions",
-                            f"{host.pool.name}/{host.name}/{session_id}")
+            raise not_found(
+                "Microsoft.DesktopVirtualization/hostPools/sessionHosts/userSessions", f"{host.pool.name}/{host.name}/{session_id}"
+            )
         return session
 
     def logoff(self, host: Host, session_id: str | int) -> None:
@@ -563,9 +574,12 @@ class Estate:
         """Is the user assigned, directly or through a group, to an application group of `pool`?"""
         principals = self.users.get(upn.lower(), set())
         scopes = {g.id.lower() for g in self.app_groups.values() if g.pool is pool}
-        return any(a.scope.lower() in scopes and a.principal_id in principals
-                   and a.role_definition_id.lower().endswith(DESKTOP_VIRTUALIZATION_USER)
-                   for a in self.assignments.values())
+        return any(
+            a.scope.lower() in scopes
+            and a.principal_id in principals
+            and a.role_definition_id.lower().endswith(DESKTOP_VIRTUALIZATION_USER)
+            for a in self.assignments.values()
+        )
 
     def logon(self, pool: Pool, upn: str) -> Logon:
         """A user signs in: reconnect to their session, or the broker places them by the pool's algorithm."""
@@ -579,8 +593,11 @@ class Estate:
                         session.state, session.changed = "Active", now
                         self._arm_idle(host, session, now)
                         return self._logon(Logon(upn, now, "reconnected", host.name, session.id))
-            candidates = [h for h in pool.hosts.values() if h.allow_new_session and h.status(now) == "Available"
-                          and len(h.sessions) < pool.max_session_limit]
+            candidates = [
+                h
+                for h in pool.hosts.values()
+                if h.allow_new_session and h.status(now) == "Available" and len(h.sessions) < pool.max_session_limit
+            ]
             if not candidates:
                 self._start_vm_on_connect(pool, now)
                 return self._logon(Logon(upn, now, "no_capacity"))
@@ -644,17 +661,24 @@ class Estate:
         with self.lock:
             return [a for a in self.assignments.values() if a.scope.lower() == scope.rstrip("/").lower()]
 
-    def create_assignment(self, scope: str, name: str, role_definition_id: str, principal_id: str,
-                          principal_type: str) -> tuple[RoleAssignment, bool]:
+    def create_assignment(
+        self, scope: str, name: str, role_definition_id: str, principal_id: str, principal_type: str
+    ) -> tuple[RoleAssignment, bool]:
         """Create (True) or return the identical existing assignment (False); 409 on a conflicting one."""
         with self.lock:
             now = self.settle()
             existing = self.assignments.get(name.lower())
             if existing is not None:
                 if (existing.scope.lower(), existing.principal_id, existing.role_definition_id.lower()) != (
-                        scope.lower(), principal_id, role_definition_id.lower()):
-                    raise ModelError(409, "RoleAssignmentUpdateNotPermitted",
-                                     "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+                    scope.lower(),
+                    principal_id,
+                    role_definition_id.lower(),
+                ):
+                    raise ModelError(
+                        409,
+                        "RoleAssignmentUpdateNotPermitted",
+                        "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+                    )
                 return existing, False
             for other in self.assignments_at(scope):
                 if other.principal_id == principal_id and other.role_definition_id.lower() == role_definition_id.lower():

@@ -92,9 +92,12 @@ class FslogixSeed(_Seed):
 
     def values(self) -> dict[str, Any]:
         """The registry values, as Get-ItemProperty returns them (unset values absent)."""
-        values: dict[str, Any] = {"Enabled": int(self.enabled), "ProfileType": self.profile_type,
-                                  "FlipFlopProfileDirectoryName": int(self.flip_flop_profile_directory_name),
-                                  "VolumeType": self.volume_type}
+        values: dict[str, Any] = {
+            "Enabled": int(self.enabled),
+            "ProfileType": self.profile_type,
+            "FlipFlopProfileDirectoryName": int(self.flip_flop_profile_directory_name),
+            "VolumeType": self.volume_type,
+        }
         if self.vhd_locations:
             values["VHDLocations"] = list(self.vhd_locations)
         if self.ccd_locations:
@@ -176,16 +179,34 @@ def load_seed(path: str | Path | None = None) -> Seed:
 def build_estate(seed: Seed, clock: Clock) -> Estate:
     """The estate a seed describes, at the clock's current time."""
     t = seed.timings
-    estate = Estate(clock, seed=seed.seed, timings=Timings(
-        boot=t.boot, deallocate=t.deallocate, agent_ready=t.agent_ready.delay(),
-        disconnected_logoff=t.disconnected_logoff, idle_disconnect=t.idle_disconnect))
+    estate = Estate(
+        clock,
+        seed=seed.seed,
+        timings=Timings(
+            boot=t.boot,
+            deallocate=t.deallocate,
+            agent_ready=t.agent_ready.delay(),
+            disconnected_logoff=t.disconnected_logoff,
+            idle_disconnect=t.idle_disconnect,
+        ),
+    )
     ids = random.Random(seed.seed)
     for sub in seed.subscriptions:
         for rg in sub.resource_groups:
             estate.add_resource_group(sub.id, rg.name, rg.location)
             for ps in rg.host_pools:
-                pool = estate.add_pool(Pool(sub.id, rg.name, ps.name, rg.location, ps.load_balancer_type,
-                                            ps.max_session_limit, ps.start_vm_on_connect, dict(ps.tags)))
+                pool = estate.add_pool(
+                    Pool(
+                        sub.id,
+                        rg.name,
+                        ps.name,
+                        rg.location,
+                        ps.load_balancer_type,
+                        ps.max_session_limit,
+                        ps.start_vm_on_connect,
+                        dict(ps.tags),
+                    )
+                )
                 if ps.hosts is not None:
                     _add_hosts(estate, pool, ps.hosts, ids)
                 if ps.fslogix is not None:
@@ -193,8 +214,9 @@ def build_estate(seed: Seed, clock: Clock) -> Estate:
                 if ps.scaling_plan:
                     estate.assign_scaling_plan(pool, ps.scaling_plan, enabled=ps.scaling_plan_enabled)
             for gs in rg.application_groups:
-                group = estate.add_app_group(AppGroup(sub.id, rg.name, gs.name, rg.location,
-                                                      estate.pool(sub.id, rg.name, gs.host_pool), gs.type))
+                group = estate.add_app_group(
+                    AppGroup(sub.id, rg.name, gs.name, rg.location, estate.pool(sub.id, rg.name, gs.host_pool), gs.type)
+                )
                 for a in gs.assignments:
                     name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{group.id}/{a.principal_id}"))
                     estate.create_assignment(group.id, name, role_definition(sub.id), a.principal_id, a.principal_type)
@@ -216,10 +238,18 @@ def _add_hosts(estate: Estate, pool: Pool, spec: HostsSeed, ids: random.Random) 
     vm_rg = spec.vm_resource_group or pool.resource_group
     for i in range(1, spec.count + 1):
         name = f"{spec.prefix}-{i:03d}"
-        vm = estate.add_vm(Vm(
-            id=vm_id(pool.subscription, vm_rg, name),
-            subscription=pool.subscription, resource_group=vm_rg, name=name, location=pool.location,
-            vm_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)), size=spec.size, tags=dict(spec.tags)))
+        vm = estate.add_vm(
+            Vm(
+                id=vm_id(pool.subscription, vm_rg, name),
+                subscription=pool.subscription,
+                resource_group=vm_rg,
+                name=name,
+                location=pool.location,
+                vm_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+                size=spec.size,
+                tags=dict(spec.tags),
+            )
+        )
         host = estate.add_host(pool, f"{name}.{spec.domain}", vm, running=i <= spec.running)
         for n in range(spec.sessions if i <= spec.running else 0):  # already open: signed in an hour ago
             host.next_session(f"{name}-s{n + 1:02d}@contoso.com", estate.clock.now() - timedelta(hours=1))
@@ -241,19 +271,27 @@ def import_resource(estate: Estate, doc: dict[str, Any]) -> None:
     location = doc.get("location") or "eastus"
     estate.add_resource_group(sub, rg, location)
     if "virtualmachines" in seg:
-        vm = Vm(doc["id"], sub, rg, seg["virtualmachines"], location, props.get("vmId") or str(uuid.uuid4()),
-                tags=dict(doc.get("tags") or {}), extra=doc)
+        vm = Vm(
+            doc["id"],
+            sub,
+            rg,
+            seg["virtualmachines"],
+            location,
+            props.get("vmId") or str(uuid.uuid4()),
+            tags=dict(doc.get("tags") or {}),
+            extra=doc,
+        )
         statuses = (props.get("instanceView") or {}).get("statuses") or []
-        power = next((s["code"].split("/", 1)[1] for s in statuses if str(s.get("code", "")).startswith("PowerState/")),
-                     "deallocated")
+        power = next((s["code"].split("/", 1)[1] for s in statuses if str(s.get("code", "")).startswith("PowerState/")), "deallocated")
         vm.target = "running" if power in ("running", "starting") else "deallocated"
         estate.add_vm(vm)
         return
     if "applicationgroups" in seg:
         pool_id = props.get("hostPoolArmPath") or ""
         pool = next((p for p in estate.pools.values() if p.id.lower() == pool_id.lower()), None)
-        estate.add_app_group(AppGroup(sub, rg, seg["applicationgroups"], location, pool,
-                                      props.get("applicationGroupType", "Desktop"), extra=doc))
+        estate.add_app_group(
+            AppGroup(sub, rg, seg["applicationgroups"], location, pool, props.get("applicationGroupType", "Desktop"), extra=doc)
+        )
         return
     pool = estate.pools.get((sub.lower(), rg.lower(), seg["hostpools"].lower()))
     if pool is None:
@@ -275,8 +313,14 @@ def import_resource(estate: Estate, doc: dict[str, Any]) -> None:
         host.allow_new_session = props.get("allowNewSession", True)
         host.extra = doc
         return
-    session = Session(int(seg["usersessions"]), props.get("userPrincipalName", ""), estate.clock.now(),
-                      props.get("sessionState", "Active"), props.get("applicationType", "Desktop"), extra=doc)
+    session = Session(
+        int(seg["usersessions"]),
+        props.get("userPrincipalName", ""),
+        estate.clock.now(),
+        props.get("sessionState", "Active"),
+        props.get("applicationType", "Desktop"),
+        extra=doc,
+    )
     host.sessions[session.id] = session
 
 
@@ -284,28 +328,62 @@ GENERATED_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a001"
 GENERATED_GROUP = "00000000-0000-4000-8000-0000000000ff"
 
 
-def pool_seed(hosts: int = 10, *, pools: int = 1, running: int = 0, users: int = 0, max_sessions: int = 10,
-              load_balancer: str = "BreadthFirst", agent_ready: str = "90s", boot: str = "45s", vm_groups: int = 1,
-              subscription: str = GENERATED_SUBSCRIPTION, sessions: int = 0) -> dict[str, Any]:
+def pool_seed(
+    hosts: int = 10,
+    *,
+    pools: int = 1,
+    running: int = 0,
+    users: int = 0,
+    max_sessions: int = 10,
+    load_balancer: str = "BreadthFirst",
+    agent_ready: str = "90s",
+    boot: str = "45s",
+    vm_groups: int = 1,
+    subscription: str = GENERATED_SUBSCRIPTION,
+    sessions: int = 0,
+) -> dict[str, Any]:
     """A generated estate for tests and benchmarks, as seed-file data.
 
     Pools hp0..hpN-1 in rg-avd, each with `hosts` hosts (the first `running` already up) whose VMs sit in
     rg-hosts (or rg-hosts-0..k-1 with `vm_groups` > 1); users user001.. assigned to every pool through one group.
     """
+
     def vm_group(p: int) -> str:
         return "rg-hosts" if vm_groups == 1 else f"rg-hosts-{p % vm_groups}"
 
     return {
         "seed": 1,
         "timings": {"boot": boot, "deallocate": "60s", "agent_ready": {"fixed": agent_ready}},
-        "subscriptions": [{"id": subscription, "resource_groups": [{
-            "name": "rg-avd", "location": "eastus2",
-            "host_pools": [{"name": f"hp{p}", "load_balancer_type": load_balancer, "max_session_limit": max_sessions,
-                            "hosts": {"count": hosts, "prefix": f"hp{p}-vm", "vm_resource_group": vm_group(p),
-                                      "running": running, "sessions": sessions}} for p in range(pools)],
-            "application_groups": [{"name": f"dag{p}", "host_pool": f"hp{p}",
-                                    "assignments": [{"principal_id": GENERATED_GROUP}]} for p in range(pools)],
-        }]}],
+        "subscriptions": [
+            {
+                "id": subscription,
+                "resource_groups": [
+                    {
+                        "name": "rg-avd",
+                        "location": "eastus2",
+                        "host_pools": [
+                            {
+                                "name": f"hp{p}",
+                                "load_balancer_type": load_balancer,
+                                "max_session_limit": max_sessions,
+                                "hosts": {
+                                    "count": hosts,
+                                    "prefix": f"hp{p}-vm",
+                                    "vm_resource_group": vm_group(p),
+                                    "running": running,
+                                    "sessions": sessions,
+                                },
+                            }
+                            for p in range(pools)
+                        ],
+                        "application_groups": [
+                            {"name": f"dag{p}", "host_pool": f"hp{p}", "assignments": [{"principal_id": GENERATED_GROUP}]}
+                            for p in range(pools)
+                        ],
+                    }
+                ],
+            }
+        ],
         "users": [{"count": users, "groups": [GENERATED_GROUP]}],
     }
 

@@ -41,11 +41,13 @@ def _iso(when: datetime | None) -> str:
 class QumuloTwin(Twin):
     """Serves one cluster; start two and `connect` them for replication."""
 
-    def __init__(self, cluster: Cluster, *, port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0,
-                 hang_s: float = 30.0) -> None:
+    def __init__(
+        self, cluster: Cluster, *, port: int = 0, ca: LocalCA | None = None, latency_s: float = 0.0, hang_s: float = 30.0
+    ) -> None:
         self.cluster = cluster
-        self.server = TwinServer(self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s,
-                                 hang_s=hang_s, name=f"qumulo-{cluster.name}")
+        self.server = TwinServer(
+            self._dispatch, error_body=error_body, port=port, ca=ca, latency_s=latency_s, hang_s=hang_s, name=f"qumulo-{cluster.name}"
+        )
         self.base_url = self.server.base_url
         self.ca = self.server.ca
         rr = "/v2/replication"
@@ -92,8 +94,7 @@ class QumuloTwin(Twin):
             if request.method == "POST" and request.path == "/v1/session/login":
                 body = request.json() or {}
                 try:
-                    return Response(200, {"bearer_token": self.cluster.login(str(body.get("username")),
-                                                                             str(body.get("password")))})
+                    return Response(200, {"bearer_token": self.cluster.login(str(body.get("username")), str(body.get("password")))})
                 except QumuloModelError as exc:
                     return Response(exc.status, error_body(exc.status, exc.error_class, exc.description))
             token = request.headers.get("authorization", "")
@@ -112,8 +113,10 @@ class QumuloTwin(Twin):
 
     def _who_am_i(self, request: Request) -> Response:
         """The signed-in identity (auth.who_am_i in qumulo-api): the cheapest authenticated call."""
-        return Response(200, {"id": "500", "name": "tandem", "sid": "S-1-5-21-0-0-0-500", "uid": "",
-                              "primary_group": "513", "home_directory": None})
+        return Response(
+            200,
+            {"id": "500", "name": "tandem", "sid": "S-1-5-21-0-0-0-500", "uid": "", "primary_group": "513", "home_directory": None},
+        )
 
     def _attributes(self, request: Request, ref: str) -> Response:
         """`api_get_files_attributes` of a directory, or of a user's container folder or VHDX under one."""
@@ -121,32 +124,61 @@ class QumuloTwin(Twin):
         if container is not None and container["dir"] in self.cluster.directories:
             d = self.cluster.directories[container["dir"]]
             profile = d.profiles.get(container["user"])
-            if profile is not None and (container["file"] is None
-                                        or container["file"].lower() == f"profile_{container['user'].split('@')[0]}.vhdx"):
+            if profile is not None and (
+                container["file"] is None or container["file"].lower() == f"profile_{container['user'].split('@')[0]}.vhdx"
+            ):
                 number = str(10_000 + int(d.id) * 1000 + sorted(d.profiles).index(container["user"]))
-                kind, name = ("FS_FILE_TYPE_FILE", container["file"]) if container["file"] else \
-                    ("FS_FILE_TYPE_DIRECTORY", container["user"])
-                return Response(200, {"id": number, "file_number": number, "path": ref, "name": name, "type": kind,
-                                      "size": str(30 * 2**30 if container["file"] else 0),
-                                      "creation_time": _iso(profile.born), "modification_time": _iso(profile.written),
-                                      "change_time": _iso(profile.written)})
+                kind, name = (
+                    ("FS_FILE_TYPE_FILE", container["file"]) if container["file"] else ("FS_FILE_TYPE_DIRECTORY", container["user"])
+                )
+                return Response(
+                    200,
+                    {
+                        "id": number,
+                        "file_number": number,
+                        "path": ref,
+                        "name": name,
+                        "type": kind,
+                        "size": str(30 * 2**30 if container["file"] else 0),
+                        "creation_time": _iso(profile.born),
+                        "modification_time": _iso(profile.written),
+                        "change_time": _iso(profile.written),
+                    },
+                )
         d = self.cluster.directory(ref)
-        return Response(200, {"id": d.id, "file_number": d.id, "path": d.path.rstrip("/") + "/",
-                              "name": d.path.rsplit("/", 1)[-1], "type": "FS_FILE_TYPE_DIRECTORY",
-                              "child_count": len(d.profiles)})
+        return Response(
+            200,
+            {
+                "id": d.id,
+                "file_number": d.id,
+                "path": d.path.rstrip("/") + "/",
+                "name": d.path.rsplit("/", 1)[-1],
+                "type": "FS_FILE_TYPE_DIRECTORY",
+                "child_count": len(d.profiles),
+            },
+        )
 
     # ----------------------------------------------------------------- SMB shares
 
     @staticmethod
     def render_share(share: Share) -> dict[str, Any]:
         """`api_smb_share` (v3), the fields the qumulo-api SDK and qq read."""
-        return {"id": share.id, "tenant_id": 1, "share_name": share.share_name, "fs_path": share.fs_path,
-                "description": share.description, "permissions": [
-                    {"type": "ALLOWED", "trustee": {"domain": "WORLD", "auth_id": "8589934592"}, "rights": ["ALL"]}],
-                "network_permissions": [{"type": "ALLOWED", "address_ranges": [], "rights": ["ALL"]}],
-                "access_based_enumeration_enabled": False, "default_file_create_mode": "0644",
-                "default_directory_create_mode": "0755", "require_encryption": False, "allow_fs_path_create": False,
-                "expand_fs_path_variables": False, "offline_files_caching_mode": "MANUAL"}
+        return {
+            "id": share.id,
+            "tenant_id": 1,
+            "share_name": share.share_name,
+            "fs_path": share.fs_path,
+            "description": share.description,
+            "permissions": [{"type": "ALLOWED", "trustee": {"domain": "WORLD", "auth_id": "8589934592"}, "rights": ["ALL"]}],
+            "network_permissions": [{"type": "ALLOWED", "address_ranges": [], "rights": ["ALL"]}],
+            "access_based_enumeration_enabled": False,
+            "default_file_create_mode": "0644",
+            "default_directory_create_mode": "0755",
+            "require_encryption": False,
+            "allow_fs_path_create": False,
+            "expand_fs_path_variables": False,
+            "offline_files_caching_mode": "MANUAL",
+        }
 
     def _list_shares(self, request: Request) -> Response:
         return Response(200, {"entries": [self.render_share(s) for s in self.cluster.shares.values()]})
@@ -159,8 +191,15 @@ class QumuloTwin(Twin):
 
     def render_snapshot(self, s: SnapshotRecord, *, status: bool = False) -> dict[str, Any]:
         """`api_snapshot_info`, or `api_snapshot_status` with `status`."""
-        doc: dict[str, Any] = {"id": s.id, "name": s.name, "timestamp": _iso(s.taken), "source_file_id": s.directory.id,
-                               "policy_id": None, "expiration": _iso(s.expiration), "in_delete": s.deleted_at is not None}
+        doc: dict[str, Any] = {
+            "id": s.id,
+            "name": s.name,
+            "timestamp": _iso(s.taken),
+            "source_file_id": s.directory.id,
+            "policy_id": None,
+            "expiration": _iso(s.expiration),
+            "in_delete": s.deleted_at is not None,
+        }
         if status:
             doc.update(source_file_path=s.directory.path + "/", policy_name=None, owners=s.owners, lock_key=None)
         return doc
@@ -169,8 +208,9 @@ class QumuloTwin(Twin):
         body = request.json() or {}
         directory = self.cluster.directory(str(body.get("source_file_id") or "/"))
         expiration = datetime.fromisoformat(body["expiration"]) if body.get("expiration") else None
-        return Response(200, self.render_snapshot(self.cluster.create_snapshot(
-            directory, str(body.get("name_suffix") or ""), expiration)))
+        return Response(
+            200, self.render_snapshot(self.cluster.create_snapshot(directory, str(body.get("name_suffix") or ""), expiration))
+        )
 
     def _listed(self, request: Request) -> list[SnapshotRecord]:
         # v3 takes one of all|exclude_in_delete|only_in_delete; v4 a comma list of api_snapshots_exclude_* filters
@@ -212,10 +252,20 @@ class QumuloTwin(Twin):
             handles = [h for h in handles if int(h.location.split(":")[0]) > int(after.split(":")[0])]
         limit = int(request.query.get("limit") or 1000)
         page, more = handles[:limit], len(handles) > limit
-        entries = [{"file_number": h.file_number,
-                    "handle_info": {"location": h.location, "version": 1, "num_byte_range_locks": 0,
-                                    "access_mask": ["MS_ACCESS_FILE_READ_DATA", "MS_ACCESS_FILE_WRITE_DATA"],
-                                    "owner": h.user, **({"path": h.path} if resolve else {})}} for h in page]
+        entries = [
+            {
+                "file_number": h.file_number,
+                "handle_info": {
+                    "location": h.location,
+                    "version": 1,
+                    "num_byte_range_locks": 0,
+                    "access_mask": ["MS_ACCESS_FILE_READ_DATA", "MS_ACCESS_FILE_WRITE_DATA"],
+                    "owner": h.user,
+                    **({"path": h.path} if resolve else {}),
+                },
+            }
+            for h in page
+        ]
         following = ""
         if more:
             following = f"/v1/smb/files/?limit={limit}&after={page[-1].location}" + ("&resolve_paths=true" if resolve else "")
@@ -238,35 +288,61 @@ class QumuloTwin(Twin):
         """The relationship status both sides report."""
         running = rel.job_started is not None
         return {
-            "id": rel.id, "state": rel.state, "end_reason": "",
-            "source_cluster_name": rel.source.name, "source_root_path": rel.source_dir.path + "/",
-            "source_root_read_only": rel.source_dir.read_only, "source_address": rel.source.address,
-            "source_port": 3712, "target_cluster_name": rel.target.name, "target_address": rel.target.address,
-            "target_root_path": rel.target_dir.path + "/", "target_root_read_only": rel.target_dir.read_only,
-            "target_root_id": rel.target_dir.id, "source_root_id": rel.source_dir.id,
+            "id": rel.id,
+            "state": rel.state,
+            "end_reason": "",
+            "source_cluster_name": rel.source.name,
+            "source_root_path": rel.source_dir.path + "/",
+            "source_root_read_only": rel.source_dir.read_only,
+            "source_address": rel.source.address,
+            "source_port": 3712,
+            "target_cluster_name": rel.target.name,
+            "target_address": rel.target.address,
+            "target_root_path": rel.target_dir.path + "/",
+            "target_root_read_only": rel.target_dir.read_only,
+            "target_root_id": rel.target_dir.id,
+            "source_root_id": rel.source_dir.id,
             "job_state": "REPLICATION_RUNNING" if running else "REPLICATION_NOT_RUNNING",
-            "job_start_time": _iso(rel.job_started), "recovery_point": _iso(rel.recovery_point),
+            "job_start_time": _iso(rel.job_started),
+            "recovery_point": _iso(rel.recovery_point),
             "error_from_last_job": rel.last_error,
-            "duration_of_last_job": ({"nanoseconds": str(int(rel.last_duration.total_seconds() * 1e9))}
-                                     if rel.last_duration else None),
-            "replication_enabled": True, "replication_mode": rel.mode,
+            "duration_of_last_job": (
+                {"nanoseconds": str(int(rel.last_duration.total_seconds() * 1e9))} if rel.last_duration else None
+            ),
+            "replication_enabled": True,
+            "replication_mode": rel.mode,
             "replication_job_status": {"percent_complete": 50.0} if running else None,
         }
 
     def _statuses(self, request: Request, side: str) -> Response:
-        return Response(200, [self.render_status(r) for r in self.cluster.relationships.values()
-                              if (r.source if side == "source" else r.target) is self.cluster])
+        return Response(
+            200,
+            [
+                self.render_status(r)
+                for r in self.cluster.relationships.values()
+                if (r.source if side == "source" else r.target) is self.cluster
+            ],
+        )
 
     def _status(self, request: Request, side: str, rid: str) -> Response:
         return Response(200, self.render_status(self._relationship(rid, side)))
 
     def render_source(self, rel: Relationship) -> dict[str, Any]:
         """`api_source_relationship`: the source side's configuration."""
-        return {"id": rel.id, "source_root_id": rel.source_dir.id, "source_root_read_only": rel.source_dir.read_only,
-                "target_address": rel.target.address, "target_port": 3712, "replication_enabled": True,
-                "replication_mode": rel.mode, "blackout_windows": rel.blackout_windows,
-                "blackout_window_timezone": rel.blackout_timezone,
-                "map_local_ids_to_nfs_ids": True, "replicate_object_acls": True, "snapshot_policies": []}
+        return {
+            "id": rel.id,
+            "source_root_id": rel.source_dir.id,
+            "source_root_read_only": rel.source_dir.read_only,
+            "target_address": rel.target.address,
+            "target_port": 3712,
+            "replication_enabled": True,
+            "replication_mode": rel.mode,
+            "blackout_windows": rel.blackout_windows,
+            "blackout_window_timezone": rel.blackout_timezone,
+            "map_local_ids_to_nfs_ids": True,
+            "replicate_object_acls": True,
+            "snapshot_policies": [],
+        }
 
     def _etag(self, rel: Relationship) -> str:
         digest = hashlib.sha256(json.dumps(self.render_source(rel), sort_keys=True).encode()).hexdigest()

@@ -109,7 +109,6 @@ class ReplicationTimings:
     reconnect: timedelta = timedelta(minutes=1)
 
 
-
 @dataclass
 class Share:
     """An SMB share: a name clients put in UNC paths and the directory it exposes."""
@@ -172,8 +171,16 @@ def _in_window(window: dict[str, Any], now: datetime, zone: str) -> bool:
 class Cluster:
     """One ANQ cluster: users, tokens, directories, snapshots."""
 
-    def __init__(self, name: str, clock: Clock, *, username: str = "admin", password: str = "tandem-demo",
-                 address: str = "10.0.0.5", token_lifetime: timedelta = timedelta(hours=10)) -> None:
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        *,
+        username: str = "admin",
+        password: str = "tandem-demo",
+        address: str = "10.0.0.5",
+        token_lifetime: timedelta = timedelta(hours=10),
+    ) -> None:
         self.name, self.clock, self.address = name, clock, address
         self.users = {username: password}
         self.token_lifetime = token_lifetime
@@ -305,8 +312,9 @@ class Cluster:
         self.handles.pop(location, None)
 
     def _close_due(self, now: datetime) -> None:
-        for handle in sorted((h for h in self.handles.values() if h.close_at is not None and h.close_at <= now),
-                             key=lambda h: h.close_at or now):
+        for handle in sorted(
+            (h for h in self.handles.values() if h.close_at is not None and h.close_at <= now), key=lambda h: h.close_at or now
+        ):
             del self.handles[handle.location]
             try:
                 version = self.write_profile(handle.directory.path, handle.user).version
@@ -325,8 +333,15 @@ class Cluster:
         """Take a snapshot; 409 past the documented per-cluster limit."""
         if len(self.snapshots) >= SNAPSHOT_LIMIT:
             raise QumuloModelError(409, "snapshot_limit_exceeded_error", "The snapshot limit has been reached")
-        record = SnapshotRecord(next(self._snapshot_ids), suffix or "OnDemand", directory, self.clock.now(),
-                                expiration, dict(directory.profiles), size=4096 * (1 + len(directory.profiles)))
+        record = SnapshotRecord(
+            next(self._snapshot_ids),
+            suffix or "OnDemand",
+            directory,
+            self.clock.now(),
+            expiration,
+            dict(directory.profiles),
+            size=4096 * (1 + len(directory.profiles)),
+        )
         self.snapshots[record.id] = record
         self.created.append(record)
         return record
@@ -390,8 +405,7 @@ def _advance(rel: Relationship, now: datetime) -> None:
         rel.job_started, rel.job_copy = None, None
         if rel.changed_since_job and rel.continuous and not rel.source.down and not rel.in_blackout(finished):
             start_job(rel, finished)
-    if rel.job_started is None and rel.changed_since_job and rel.continuous and not rel.source.down \
-            and not rel.in_blackout(now):
+    if rel.job_started is None and rel.changed_since_job and rel.continuous and not rel.source.down and not rel.in_blackout(now):
         start_job(rel, now)
 
 
@@ -408,11 +422,13 @@ def reverse(rel: Relationship, on: Cluster, source_address: str) -> None:
     if rel.target is not on:
         raise QumuloModelError(404, "http_not_found_error", f"no target relationship {rel.id}")
     if rel.state != "DISCONNECTED":
-        raise QumuloModelError(409, "replication_relationship_not_disconnected_error",
-                               f"{rel.id} is {rel.state}; make the target writable first")
+        raise QumuloModelError(
+            409, "replication_relationship_not_disconnected_error", f"{rel.id} is {rel.state}; make the target writable first"
+        )
     if source_address != rel.source.address:
-        raise QumuloModelError(400, "invalid_request_error",
-                               f"source_address {source_address} is not the source of {rel.id} ({rel.source.address})")
+        raise QumuloModelError(
+            400, "invalid_request_error", f"source_address {source_address} is not the source of {rel.id} ({rel.source.address})"
+        )
     rel.source, rel.target = rel.target, rel.source
     rel.source_dir, rel.target_dir = rel.target_dir, rel.source_dir
     rel.job_started, rel.job_copy, rel.last_error = None, None, ""
@@ -433,11 +449,13 @@ def start_job(rel: Relationship, at: datetime) -> None:
     rel.job_started, rel.job_copy, rel.changed_since_job = at, dict(rel.source_dir.profiles), False
 
 
-def connect(rel_id: str, source: Cluster, source_path: str, target: Cluster, target_path: str, *,
-            timings: ReplicationTimings | None = None) -> Relationship:
+def connect(
+    rel_id: str, source: Cluster, source_path: str, target: Cluster, target_path: str, *, timings: ReplicationTimings | None = None
+) -> Relationship:
     """An established continuous relationship between two clusters; the target directory is read-only."""
-    rel = Relationship(rel_id, source, source.mkdir(source_path), target, target.mkdir(target_path),
-                       timings=timings or ReplicationTimings())
+    rel = Relationship(
+        rel_id, source, source.mkdir(source_path), target, target.mkdir(target_path), timings=timings or ReplicationTimings()
+    )
     rel.target_dir.read_only = True
     source.relationships[rel_id] = rel
     target.relationships[rel_id] = rel

@@ -69,8 +69,9 @@ class RelationshipSeed(_Seed):
     source_path: str
     target: str
     target_path: str
-    mode: Literal["REPLICATION_CONTINUOUS", "REPLICATION_SNAPSHOT_POLICY",
-                  "REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS"] = "REPLICATION_CONTINUOUS"
+    mode: Literal["REPLICATION_CONTINUOUS", "REPLICATION_SNAPSHOT_POLICY", "REPLICATION_SNAPSHOT_POLICY_WITH_CONTINUOUS"] = (
+        "REPLICATION_CONTINUOUS"
+    )
     blackout_windows: list[BlackoutSeed] = Field(default_factory=list, max_length=10)
     blackout_window_timezone: str = "UTC"
 
@@ -123,8 +124,14 @@ def build_clusters(seed: QumuloSeed, clock: Clock, *, password: str | None = Non
         clusters[c.name] = cluster
     t = seed.timings
     for r in seed.relationships:
-        rel = connect(r.id, clusters[r.source], r.source_path, clusters[r.target], r.target_path,
-                      timings=ReplicationTimings(job=t.job, revert=t.revert, reconnect=t.reconnect))
+        rel = connect(
+            r.id,
+            clusters[r.source],
+            r.source_path,
+            clusters[r.target],
+            r.target_path,
+            timings=ReplicationTimings(job=t.job, revert=t.revert, reconnect=t.reconnect),
+        )
         rel.mode, rel.blackout_timezone = r.mode, r.blackout_window_timezone
         rel.blackout_windows = [w.model_dump() for w in r.blackout_windows]
     return clusters
