@@ -1,11 +1,8 @@
 """Health: is the topology valid and which capabilities are configured (for probes and admins)."""
 
-import json
-
 import azure.functions as func
 
-from functions.http import guarded
-from shared.health import check
+from functions.http import answer, guarded
 
 bp = func.Blueprint()
 
@@ -14,5 +11,7 @@ bp = func.Blueprint()
 @guarded
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """200 with a summary of the estate when the topology loads, 503 with the problems when it does not."""
+    from shared.health import check
+
     report = check()
-    return func.HttpResponse(json.dumps(report), status_code=200 if report["ok"] else 503, mimetype="application/json")
+    return answer(report, 200 if report["ok"] else 503)

@@ -8,12 +8,15 @@ import inspect
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from shared.telemetry import get_logger, log_event
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = get_logger("http")
 
@@ -24,8 +27,13 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResp
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
 
 
-def body_of(req: func.HttpRequest, model: Any, *, max_bytes: int | None = None) -> Any:
-    """The request body as `model` (size-capped, depth-safe, strict), or a 400 problem response."""
+def answer(body: Any, status: int = 200, **headers: str) -> func.HttpResponse:
+    """A JSON response."""
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or None)
+
+
+def body_of[M: BaseModel](req: func.HttpRequest, model: type[M], *, max_bytes: int | None = None, title: str = "Invalid body") -> M:
+    """The request body as `model` (size-capped, depth-safe, strict); InputError (a 400 `title`) otherwise."""
     from shared import payloads
     from shared.errors import InputError
 
@@ -33,12 +41,13 @@ def body_of(req: func.HttpRequest, model: Any, *, max_bytes: int | None = None) 
         raw = payloads.loads(req.get_body() or b"", max_bytes=max_bytes or payloads.MAX_BODY_BYTES, what="body")
         return payloads.validate(model, raw, "body")
     except InputError as exc:
-        return problem(400, "Invalid body", str(exc))
+        raise InputError(str(exc), title=title) from exc
 
 
 def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """An HTTP handler (sync or async) whose unexpected exceptions become a 500 problem body with a correlation
-    id; the log line names the route's path, never its query string (which may carry the function key)."""
+    """An HTTP handler (sync or async) whose Tandem errors become their problem bodies (each error names its status
+    and title) and whose unexpected exceptions become a 500 problem body with a correlation id; the log line names
+    the route's path, never its query string (which may carry the function key)."""
     if inspect.iscoroutinefunction(handler):
 
         @functools.wraps(handler)
@@ -63,6 +72,10 @@ def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _failed(req: func.HttpRequest, exc: Exception) -> func.HttpResponse:
+    from shared.errors import TandemError
+
+    if isinstance(exc, TandemError):  # raised on purpose: the error says what the caller gets
+        return problem(exc.http_status, exc.title, str(exc)[:500])
     correlation = str(uuid.uuid4())
     log_event(
         log,

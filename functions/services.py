@@ -1,4 +1,5 @@
-"""The process's long-lived services (clients with pooled connections), one per capability.
+"""The process's long-lived services (clients with pooled connections), one per capability; every blueprint gets
+its services here, so no blueprint reaches into another.
 
 Each is built on first use from the topology named by TANDEM_TOPOLOGY_PATH, and rebuilt (the old one closed)
 when that setting changes, as it does between local runs in one process; in Azure it never changes.
@@ -44,3 +45,24 @@ def _close(service: Any) -> None:
     close = getattr(service, "close", None)
     if callable(close):
         close()
+
+
+def autoscaler() -> Any:
+    """The process's Autoscaler."""
+    from shared.autoscale.service import Autoscaler
+
+    return get("autoscale", Autoscaler)
+
+
+def snapshotter() -> Any:
+    """The process's Snapshotter."""
+    from shared.snapshots.service import Snapshotter
+
+    return get("snapshots", Snapshotter)
+
+
+def steps() -> Any:
+    """The process's failover steps, sharing the autoscale gateway and the snapshot clients."""
+    from shared.failover.steps import Steps
+
+    return get("failover", lambda topology: Steps(topology, autoscaler().gateway, snapshotter().client, autoscaler(), snapshotter()))

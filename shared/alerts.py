@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared import payloads
 from shared.autoscale import signals as autoscale_signals
@@ -151,3 +153,48 @@ def record(alert: payloads.CommonAlert, outcome: str) -> None:
             "outcome": outcome[:500],
         }
     )
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What came of one delivery: `repeat` (handled before), `ignored` (nothing to do) or `accepted`, and why."""
+
+    status: str
+    detail: str
+
+
+async def handle(client: Any, alert: payloads.CommonAlert, autoscaler: Callable[[], Any]) -> Handled:
+    """Deduplicate, route and act on one alert: a logon rate to `autoscaler()`, a proposal or its
+    withdrawal to the failover control plane (through the Durable `client`). InputError for an alert that routes
+    nowhere valid (a 400), DependencyError when storage or a dependency failed (a 503: the action group retries)."""
+    import asyncio
+
+    from shared.autoscale import react
+    from shared.config.loader import get_topology
+    from shared.errors import InputError
+    from shared.failover import control
+    from shared.telemetry import get_logger, log_event
+
+    log = get_logger("alerts")
+    essentials = alert.essentials
+    try:
+        if await asyncio.to_thread(seen, alert):
+            log_event(log, "alerts.repeat", alert=essentials.alertId[:200], condition=essentials.monitorCondition)
+            return Handled("repeat", "this alert's delivery was handled already")
+        routed = route(get_topology(), alert)
+        if isinstance(routed, LogonRate):
+            outcome = await asyncio.to_thread(react.on_logon_rate, autoscaler(), routed.pool_id, routed.per_minute)
+        elif isinstance(routed, Propose):
+            outcome = await control.propose(client, routed.region, routed.reason, essentials.alertId[:200])
+        elif isinstance(routed, Withdraw):
+            outcome = await control.withdraw(client, routed.region, routed.reason, essentials.alertId[:200])
+        else:
+            outcome = f"ignored: {routed.why}"
+        await asyncio.to_thread(record, alert, outcome)
+    except InputError as exc:
+        raise InputError(str(exc), title="Invalid alert") from exc
+    log_event(log, "alerts.handled", alert=essentials.alertId[:200], rule=essentials.alertRule[:200],
+              condition=essentials.monitorCondition, outcome=outcome)  # fmt: skip
+    if outcome.startswith("ignored"):
+        return Handled("ignored", outcome.removeprefix("ignored").lstrip(": ") or "nothing to do")
+    return Handled("accepted", outcome)

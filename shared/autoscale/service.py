@@ -23,7 +23,7 @@ from shared.autoscale.rules import local_time, phase_at, rules_for
 from shared.azure.models import PoolRef, PoolState
 from shared.clock import iso
 from shared.config.model import NO_AUTOSCALE, AutoscalePolicy, HostPool, Region, Topology
-from shared.errors import InputError
+from shared.errors import NotFoundError
 from shared.telemetry import get_logger, log_event
 
 log = get_logger("autoscale")
@@ -439,7 +439,7 @@ class Autoscaler:
         for key, target in self.targets.items():
             if name.lower() in (key, target.pool.name.lower()):
                 return target
-        raise InputError(f"no host pool {name!r} in the topology")
+        raise NotFoundError(f"no host pool {name!r} in the topology", title="Unknown pool")
 
     def region_targets(self, region: str) -> list[Target]:
         """The pools of one region."""
@@ -631,7 +631,10 @@ class Autoscaler:
         if hold is not None and not hold.allows_scaling:
             return target, Decision("held", 0, (), f"held by {hold.instance} ({hold.kind})")
         now = self.now()
-        state = self.gateway.read_pool(target.ref)
+        try:
+            state = self.gateway.read_pool(target.ref)
+        except DependencyError as exc:  # ARM's failure, passed on: a 502 for the what-if caller
+            raise DependencyError(str(exc), title="Azure did not answer", http_status=502) from exc
         memory = self.store.load(target.ref.key)
         history = self.store.history(target.ref.key, local_time(target.policy, now).date())
         rate = observe(state, memory, ArrivalHistory(), target.policy, now)  # a scratch history: nothing is recorded

@@ -83,3 +83,35 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         for name in ("pools", "failed", "left_alone", "actions"):
             total[name] += int((result or {}).get(name) or 0)
     return total
+
+
+async def tick(client: Any, scaler: Any, *, past_due: bool = False) -> str:
+    """The timer's turn: an estate of one partition is evaluated in this process; a larger one as the singleton sweep
+    orchestration through the Durable `client` (none started while one runs). Returns what it did."""
+    import asyncio
+
+    from shared.telemetry import get_logger, log_event
+
+    log = get_logger("autoscale")
+    parts = partitions([(t.ref.key, t.ref.subscription, t.ref.vm_resource_groups) for t in scaler.targets.values()],
+                       partition_size())  # fmt: skip
+    if len(parts) <= 1:
+        log_event(log, "autoscale.run", past_due=past_due, **summary(await asyncio.to_thread(scaler.run)))
+        return "evaluated"
+    if running(await client.get_status(INSTANCE)):
+        log_event(log, "autoscale.sweep_running", level=30, instance=INSTANCE, past_due=past_due)
+        return "sweep running"
+    await client.start_new("autoscale_sweep", INSTANCE, {"partitions": parts})
+    log_event(log, "autoscale.sweep_started", partitions=len(parts), pools=sum(map(len, parts)), past_due=past_due)
+    return "sweep started"
+
+
+def partition(scaler: Any, request: dict[str, Any] | None) -> dict[str, int]:
+    """One partition of a sweep (an activity): its pools evaluated as the timer would; keys the topology does not
+    know are skipped."""
+    from shared.telemetry import get_logger, log_event
+
+    keys = {str(k) for k in (request or {}).get("pools") or []}
+    result = summary(scaler.run([t for key, t in scaler.targets.items() if key in keys]))
+    log_event(get_logger("autoscale"), "autoscale.partition", **result)
+    return result

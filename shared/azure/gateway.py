@@ -226,7 +226,7 @@ class AzureGateway:
         for ref in refs:
             for rg in ref.vm_resource_groups:
                 list_group(ref.subscription, rg)
-        base = {ref.key: _pool_path(ref) for ref in refs}
+        base = {ref.key: ref.arm_id for ref in refs}
         parts: dict[str, list[Future[Any]]] = {
             ref.key: self._parallel(
                 [
@@ -277,8 +277,8 @@ class AzureGateway:
 
     def _scaling_plan(self, ref: PoolRef) -> str | None:
         """The native scaling plan enabled on the pool, if any (ScalingPlans_ListByHostPool)."""
-        pool_id = _pool_path(ref).lower()
-        for plan in self._list_json("dv", ref.subscription, f"{_pool_path(ref)}/scalingPlans", DV_API, page_size=AVD_PAGE):
+        pool_id = ref.arm_id.lower()
+        for plan in self._list_json("dv", ref.subscription, f"{ref.arm_id}/scalingPlans", DV_API, page_size=AVD_PAGE):
             for reference in (plan.get("properties") or {}).get("hostPoolReferences") or []:
                 if str(reference.get("hostPoolArmPath") or "").lower() == pool_id and reference.get("scalingPlanEnabled"):
                     return str(plan.get("id") or "")
@@ -608,13 +608,6 @@ class AzureGateway:
             log_event(
                 log, f"arm.{o.action}", level=20 if o.ok else 30, target=o.target, result=o.result, detail=o.detail or None, **fields
             )
-
-
-def _pool_path(ref: PoolRef) -> str:
-    return (
-        f"/subscriptions/{ref.subscription}/resourceGroups/{ref.resource_group}/providers/"
-        f"Microsoft.DesktopVirtualization/hostPools/{ref.name}"
-    )
 
 
 def _time(value: Any) -> datetime | None:

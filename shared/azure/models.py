@@ -24,6 +24,12 @@ class PoolRef:
         """A stable, readable key: subscription/resourceGroup/pool (lower-case)."""
         return f"{self.subscription}/{self.resource_group}/{self.name}".lower()
 
+    @property
+    def arm_id(self) -> str:
+        """The pool's ARM resource id (what an alert's `_ResourceId` dimension names)."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.DesktopVirtualization/hostPools/{self.name}")  # fmt: skip
+
     @classmethod
     def of(cls, region: Region, pool: HostPool) -> PoolRef:
         """A topology pool: in its own subscription or its region's; its VMs in the groups named, else its own."""

@@ -270,6 +270,12 @@ class Snapshotter:
         return made.id
 
 
+def summary(results: list[DirectoryRun]) -> dict[str, int]:
+    """What one run did over every directory: the timer's log line."""
+    return {"taken": sum(r.result == "taken" for r in results), "skipped": sum(r.result == "skipped" for r in results),
+            "failed": sum(r.result == "failed" for r in results), "stale": sum(r.stale for r in results)}  # fmt: skip
+
+
 def _alert(event: str, cloud_type: str, region: str, path: str, detail: str) -> None:
     """An error log line with a stable name and a Tandem CloudEvent: what an alert rule fires on."""
     from shared import events
