@@ -2,7 +2,7 @@
 
 One host pool (60 hosts x 10 sessions, breadth-first) simulated by the ARM twin's behavioural model in-process
 on a virtual clock. Every scaling policy runs through Tandem's own evaluation step
-(`shared.autoscale.service.step`: observe, forecast, plan, execute with the real executor), against a
+(`shared.autoscale.evaluate.step`: observe, forecast, plan, execute with the real executor), against a
 gateway-shaped adapter over the model. Tandem first lives through 14 days of history (it learns its arrival
 curves from what it observes); then each scenario is one Monday, played for every policy from the same trace,
 for each seed.
@@ -45,9 +45,10 @@ from typing import Any
 from local.runtime.clock import VirtualClock
 from local.twins.arm.model import Delay, Estate, Host, Pool, Vm
 from local.twins.arm.seed import GENERATED_SUBSCRIPTION, Seed, build_estate, pool_seed
+from shared.autoscale.evaluate import announce_to, step
 from shared.autoscale.forecast import ArrivalHistory
 from shared.autoscale.planner import minimum_hosts
-from shared.autoscale.service import PoolMemory, announce_to, step
+from shared.autoscale.store import PoolMemory
 from shared.azure.models import HostState, Outcome, PoolRef, PoolState, UserSession
 from shared.config.model import AutoscalePolicy
 

@@ -264,7 +264,7 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
     writes the user's profile container on east's ANQ. East's ANQ is dark from 13:00 to 14:30."""
     import random
 
-    from shared.autoscale.service import AutoscaleStore
+    from shared.autoscale.store import AutoscaleStore
 
     sub = next(s.id for s in load_seed().subscriptions if s.resource_groups[0].name == "rg-avd-east")
     pool = arm.estate.pool(sub, "rg-avd-east", "hp-east-pooled")

@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from azure.functions import meta
@@ -17,8 +17,24 @@ from azure.functions.http import HttpRequestConverter, HttpResponseConverter
 from local.runtime.identity import same
 from local.tls import LocalCA
 
-if TYPE_CHECKING:
-    from local.runtime.host import LocalHost
+
+class Served(Protocol):
+    """What the front door asks of the runtime it serves (LocalHost): no import of the host, so no cycle."""
+
+    auth_enabled: bool
+    master_key: str
+    system_key: str
+    topic_key: str
+    functions: dict[str, Any]
+    identity: Any  # LocalIdentity
+    durable: Any  # DurableEngine
+
+    def invoke(self, name: str, **inputs: Any) -> Any: ...
+
+    def durable_client_binding(self) -> dict[str, Any]: ...
+
+    def publish(self, events: list[dict[str, Any]]) -> Any: ...
+
 
 log = logging.getLogger("tandem.local.http")
 _PRINCIPAL_HEADERS = ("x-ms-client-principal", "x-ms-client-principal-id", "x-ms-client-principal-name", "x-ms-client-principal-idp")
@@ -70,7 +86,7 @@ class _Server(ThreadingHTTPServer):
 class FrontDoor:
     """HTTP on 127.0.0.1 for the app and the extension; HTTPS on 127.0.0.1 for the Event Grid topic."""
 
-    def __init__(self, host: LocalHost, *, host_port: int = 0, topic_port: int = 0) -> None:
+    def __init__(self, host: Served, *, host_port: int = 0, topic_port: int = 0) -> None:
         self.host = host
         self.routes: list[tuple[re.Pattern[str], str]] = []
         self.durable_unavailable = False  # a test control: the Durable extension's HTTP API answers 503

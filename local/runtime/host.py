@@ -27,6 +27,7 @@ from azure.functions.timer import TimerRequestConverter
 from local.runtime.clock import Clock, VirtualClock, WallClock
 from local.runtime.durable import DurableEngine
 from local.runtime.durable_store import TableHistoryStore, open_table
+from local.runtime.frontdoor import FrontDoor
 from local.runtime.identity import LocalIdentity
 from local.runtime.ncrontab import Schedule, resolve
 from shared.errors import ConfigError
@@ -146,8 +147,6 @@ class LocalHost:
 
     def start(self, *, serve_http: bool = True, host_port: int = 0, topic_port: int = 0) -> LocalHost:
         """Index the app, resume stored work and (optionally) serve HTTP on 127.0.0.1."""
-        from local.runtime.frontdoor import FrontDoor  # the HTTP layer needs the host first
-
         if serve_http:
             self.front_door = FrontDoor(self, host_port=host_port, topic_port=topic_port)
             self.settings.setdefault("IDENTITY_ENDPOINT", f"{self.front_door.base_url}/msi/token")

@@ -20,7 +20,7 @@ import yaml
 from functions import services
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm.seed import GENERATED_SUBSCRIPTION, pool_seed
-from shared.autoscale.service import AutoscaleStore
+from shared.autoscale.store import AutoscaleStore
 from shared.settings import schedule_defaults
 from tests.conftest import load_event
 

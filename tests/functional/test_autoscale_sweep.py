@@ -23,7 +23,7 @@ import yaml
 from functions import services
 from local.runtime import LocalHost, VirtualClock
 from local.twins.arm.seed import GENERATED_SUBSCRIPTION, estate_seed
-from shared.autoscale.service import AutoscaleStore
+from shared.autoscale.store import AutoscaleStore
 
 START = datetime(2026, 11, 30, 6, 58, tzinfo=UTC)  # a Monday, before ramp-up
 OTHER = "5b0c2f6e-0d3a-4c51-9d4e-7a1c3e2b9f10"

@@ -222,7 +222,7 @@ def test_an_unreadable_hold_table_means_no_scale_action_and_an_alert(estate: Est
 def test_two_instances_writing_one_day_of_history_merge_their_counts(estate: Estate) -> None:
     """The lease keeps evaluations apart; should one outlive its lease, the conditional write still merges."""
     from shared.autoscale.forecast import DayCounts
-    from shared.autoscale.service import AutoscaleStore
+    from shared.autoscale.store import AutoscaleStore
 
     key, when = f"{EAST_SUB}/rg-avd-east/hp-east-pooled".lower(), MORNING
     first, second = AutoscaleStore(), AutoscaleStore()  # two Functions instances, each with its own cache
