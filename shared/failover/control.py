@@ -75,7 +75,7 @@ async def start(client: Any, body: FailoverRequest, who: Caller) -> Started:
     from shared.config.loader import get_topology
     from shared.errors import DependencyError, InputError
     from shared.failover import proposals
-    from shared.failover.steps import pairing_of
+    from shared.failover.estate import pairing_of
     from shared.state.lease import Lease
 
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.config.model import Region, Topology
 from shared.failover import signals
-from shared.failover.steps import pool_refs
+from shared.failover.estate import pool_refs
 
 RECORD_TTL = timedelta(hours=1)  # a VM's health record older than this no longer counts
 HEALTH = "failoverhealth"
