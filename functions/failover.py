@@ -15,6 +15,7 @@ from functions import grid, services
 from functions.http import answer, body_of, guarded
 
 bp = df.Blueprint()
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # the page runs nothing and fetches nothing
 ACTIVITIES = (
     "preflight", "warm", "drain", "undrain", "logoff", "handles", "move_assignments", "fence", "replicate", "replicated",
     "snapshot_target", "make_writable", "writable", "verify", "profile_check", "audit", "relationships", "reverse",
@@ -81,6 +82,17 @@ async def failover_status(req: func.HttpRequest, client: df.DurableOrchestration
         "custom_status": found.custom_status, "output": found.output, "created": str(found.created_time),
         "last_updated": str(found.last_updated_time), "links": _links(req, found.instance_id),
     })  # fmt: skip
+
+
+@bp.route(route="failover/{instance}/report", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@guarded
+async def failover_report(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The evidence report of one drill or failover: a self-contained HTML page (inline SVG, no script) to file."""
+    from shared.failover import control
+
+    page = await control.report(client, req.route_params.get("instance", ""))
+    return func.HttpResponse(page, mimetype="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @bp.route(route="failover/{instance}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -108,6 +108,18 @@ async def status(client: Any, instance: str) -> Any:
     return found
 
 
+async def report(client: Any, instance: str) -> str:
+    """The evidence report (HTML) of one drill or failover, from its Durable status and input."""
+    from shared.errors import NotFoundError
+    from shared.failover import report as page
+
+    found = await client.get_status(known(instance), show_input=True)
+    if found is None or found.instance_id is None:
+        raise NotFoundError(f"{instance} has not run", title="Unknown instance")
+    return page.render({"instance": found.instance_id, "runtime_status": getattr(found.runtime_status, "value", None),
+                        "input": request_of(found), "custom_status": found.custom_status, "output": found.output})  # fmt: skip
+
+
 async def decide(client: Any, instance: str, action: str, headers: Mapping[str, str]) -> str:
     """Send `action` (cancel, resume: operator; approve, reject: an approver who did not ask for the failover) to a
     running instance; returns the event sent."""

@@ -47,6 +47,7 @@ def test_function_app_passes_the_worker_indexer() -> None:
             "release",
             "replicate",
             "replicated",
+            "report",
             "reverse",
             "snapshot_target",
             "start",

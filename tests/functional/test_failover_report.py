@@ -1,0 +1,97 @@
+"""The drill's evidence report: `GET /api/failover/{instance}/report` on the whole estate, and what a browser renders.
+
+A drill runs through the real app on the local runtime; its report is fetched with the route's function key over
+the front door's TLS. Headless Chromium (Debian's `chromium`; `.ci/run` installs it) then opens the page, and the
+test reads the DOM it built and keeps a screenshot in the test's temporary folder (never in git).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.demo.estate import Estate, running
+from local.runtime import VirtualClock
+from tests.functional.test_failover import BUSY, QUICK, call, run_to_end
+
+MORNING = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+OPERATOR = ("Tandem.Failover.Operator",)
+REASON = "quarterly DR test <b>not bold</b>"
+
+
+@pytest.fixture(scope="module")
+def drilled(storage: str) -> Iterator[tuple[Estate, str]]:
+    with running(storage, VirtualClock(MORNING), hub="treport", settings=BUSY, failover=QUICK) as estate:
+        status, started = call(estate, "POST", "failover", {"source": "east", "target": "central", "mode": "drill",
+                                                            "reason": REASON}, roles=OPERATOR)  # fmt: skip
+        assert status == 202
+        assert run_to_end(estate, started["instance"])["output"]["outcome"] == "drill"
+        yield estate, started["instance"]
+
+
+def _get(estate: Estate, path: str) -> tuple[int, dict[str, str], str]:
+    host = estate.host
+    url = f"{host.front_door.base_url}/api/{path}?code={host.function_keys['failover_report']}"
+    context = ssl.create_default_context(cafile=host.front_door.ca.ca_path)
+    try:
+        with urllib.request.urlopen(url, timeout=30, context=context) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
+
+
+def test_the_drill_report_says_what_was_checked_who_asked_and_each_step(drilled: tuple[Estate, str]) -> None:
+    estate, instance = drilled
+    status, headers, page = _get(estate, f"failover/{instance}/report")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in headers["content-security-policy"]
+    steps = estate.host.durable.status(instance)["customStatus"]["steps"]
+    assert len(re.findall(r'<rect class="step"', page)) == len(steps) > 5  # one bar per step, every step
+    for name in ("preflight", "profile paths", "drain source", "make writable", "drill"):
+        assert f">{name}<" in page, name
+    assert "ana@contoso.com" in page and "drill: east to central" in page and "Expected RTO" in page
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in page and "<b>not bold</b>" not in page  # the reason is text, never markup
+    assert "<script" not in page.lower() and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_an_unknown_instance_has_no_report(drilled: tuple[Estate, str]) -> None:
+    estate, _ = drilled
+    status, headers, body = _get(estate, "failover/failover-mars-venus/report")
+    assert status == 404 and headers["content-type"].startswith("application/problem+json") and "Unknown instance" in body
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_chromium_renders_the_report_with_its_timeline(drilled: tuple[Estate, str], tmp_path: Path) -> None:
+    estate, instance = drilled
+    _, _, page = _get(estate, f"failover/{instance}/report")
+    html = tmp_path / "report.html"
+    html.write_text(page, encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
+             "--window-size=1100,1400"]  # fmt: skip
+    browser: Any = _chromium()
+    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<svg" in dom.stdout and dom.stdout.count('class="step"') > 5  # the browser built the chart
+    labels = re.findall(r'<text[^>]*text-anchor="end"[^>]*>([^<]+)</text>', dom.stdout)
+    assert labels and all(label.strip() for label in labels)
+    shot = tmp_path / "report.png"
+    taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert taken.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
