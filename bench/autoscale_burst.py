@@ -60,6 +60,7 @@ SEEDS = (1, 2, 3, 4, 5)
 SCENARIOS = ("typical", "surprise_2x", "failover_storm", "quiet", "new_team")
 RETRY = timedelta(minutes=2)
 BOOT = Delay("lognormal", 239, 479)  # boot to Available: the agent_ready distribution (VM boot itself 1 s)
+CURVE_STEP = 5  # minutes between the points of a day's curve (what `scripts/tandem report` plots)
 REF = PoolRef(GENERATED_SUBSCRIPTION, "rg-avd", "hp0", ("rg-hosts",))
 PRESTAGE_READY, PRESTAGE_UNTIL, BURST_PCT = (7, 0), "17:00", 60
 TANDEM_PHASES = (("ramp_up", "07:00"), ("peak", "09:00"), ("ramp_down", "17:00"), ("off_peak", "20:00"))
@@ -269,6 +270,7 @@ class DayResult:
     misses: int = 0
     waits: list[float] = field(default_factory=list)
     vm_minutes: int = 0
+    curve: list[dict[str, Any]] = field(default_factory=list)  # every CURVE_STEP: hosts on and serving, sessions, logons, misses
 
 
 class Clairvoyant:
@@ -323,6 +325,7 @@ def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int
     t = clock.now()
     end = t.replace(hour=0) + timedelta(hours=DAY_END)
     announced = False
+    landed = missed = 0
     while t < end:
         t += timedelta(minutes=1)
         due = sorted(p for p in pending if p[0] <= t)
@@ -332,8 +335,10 @@ def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int
             logon = estate.logon(pool, visit.upn)
             if logon.outcome == "no_capacity":
                 result.misses += 1
+                missed += 1
                 pending.append((at + RETRY, i, visit))
             elif logon.outcome == "connected":
+                landed += 1
                 result.waits.append((at - first_try[visit.upn]).total_seconds())
                 leaves.append((at + visit.stay, visit.upn))
         for _, upn in [x for x in leaves if x[0] <= t]:
@@ -350,7 +355,19 @@ def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int
         elif policy is not None and minute % cadence == 0:
             step(gateway, gateway.read(), memory, history, policy, t, algorithm=policy.algorithm)
         result.vm_minutes += sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(t) != "deallocated")
+        if minute % CURVE_STEP == 0:
+            result.curve.append(_point(pool, t, landed, missed))
+            landed = missed = 0
     return result
+
+
+def _point(pool: Pool, t: datetime, landed: int, missed: int) -> dict[str, Any]:
+    """One point of a day's curve: billed hosts, hosts serving (Available and taking sessions), sessions, and the
+    logons that landed and missed since the last point."""
+    on = [h for h in pool.hosts.values() if h.vm and h.vm.power(t) != "deallocated"]
+    serving = sum(1 for h in on if h.allow_new_session and h.status(t) == "Available")
+    sessions = sum(len(h.sessions) for h in pool.hosts.values())
+    return {"t": t.strftime("%H:%M"), "on": len(on), "serving": serving, "sessions": sessions, "logons": landed, "misses": missed}
 
 
 def lower_bound(day: date, scenario: str, seed: int) -> DayResult:
@@ -378,19 +395,22 @@ def recorded_peak(seed: int) -> int:
     )
 
 
-def one_seed(seed: int) -> dict[str, dict[str, dict[str, Any]]]:
-    """Learn for 14 days, then play each scenario's Monday with every policy and reference."""
+def one_seed(seed: int) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, list[dict[str, Any]]]]]:
+    """Learn for 14 days, then play each scenario's Monday with every policy and reference: the figures, and each
+    scenario's day curve per policy."""
     rows = policies(recorded_peak(seed))
     history = ArrivalHistory()
     for back in range(HISTORY_DAYS, 0, -1):
         play(MEASURED - timedelta(days=back), "typical", "tandem", history, seed, rows["tandem"])
     scenarios: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for scenario in SCENARIOS:
-        row = {name: _summary(play(MEASURED, scenario, name, copy.deepcopy(history), seed, policy)) for name, policy in rows.items()}
-        row["clairvoyant"] = _summary(play(MEASURED, scenario, "clairvoyant", ArrivalHistory(), seed))
-        row["lower_bound"] = _summary(lower_bound(MEASURED, scenario, seed))
-        scenarios[scenario] = row
-    return scenarios
+        days = {name: play(MEASURED, scenario, name, copy.deepcopy(history), seed, policy) for name, policy in rows.items()}
+        days["clairvoyant"] = play(MEASURED, scenario, "clairvoyant", ArrivalHistory(), seed)
+        scenarios[scenario] = {name: _summary(day) for name, day in days.items()}
+        scenarios[scenario]["lower_bound"] = _summary(lower_bound(MEASURED, scenario, seed))
+        curves[scenario] = {name: day.curve for name, day in days.items()}
+    return scenarios, curves
 
 
 FIGURES = ("logon_misses", "vm_hours", "p95_wait_s")
@@ -438,13 +458,15 @@ def run(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
     began = time.perf_counter()
     workers = max(1, min(len(seeds), os.cpu_count() or 1))
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        per_seed = {str(seed): result for seed, result in zip(seeds, pool.map(one_seed, seeds), strict=True)}
+        played = dict(zip(seeds, pool.map(one_seed, seeds), strict=True))
+    per_seed = {str(seed): figures for seed, (figures, _) in played.items()}
     scenarios = aggregate(per_seed)
     return {
         "seeds": list(seeds),
         "scenarios": scenarios,
         "per_seed": per_seed,
         "goals": goals(scenarios, per_seed),
+        "curves": {"seed": seeds[0], **played[seeds[0]][1]},  # the first seed's day, per scenario and policy
         "wall_s": round(time.perf_counter() - began, 1),
     }
 

@@ -26,7 +26,12 @@ def main(argv: list[str]) -> int:
     what_if.add_argument("--snapshot", type=Path, required=True, help="pool snapshot JSON (see the README)")
     what_if.add_argument("--json", action="store_true", help="print JSON (the only form)")
     what_if.add_argument("--explain", action="store_true", help="add each action's reason and the facts used")
+    report = sub.add_parser("report", help="write one self-contained HTML report (inline SVG charts) from a benchmark's JSON")
+    report.add_argument("result", type=Path, help="the JSON `scripts/bench autoscale-burst|failover-rto --json` printed")
+    report.add_argument("--out", type=Path, default=Path("tandem-report.html"), help="the HTML file to write")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return _report(args.result, args.out)
     if args.command == "plan":
         return _plan(args.policy, args.snapshot, explain=args.explain)
     if args.command == "schema":
@@ -47,6 +52,26 @@ def main(argv: list[str]) -> int:
         return 0
     pools = sum(len(r.host_pools) for r in topology.regions)
     print(f"{args.file}: valid: {len(topology.regions)} regions, {pools} host pools, {len(topology.pairings)} pairing(s)")
+    return 0
+
+
+def _report(result: Path, out: Path) -> int:
+    from local.report import render
+
+    try:
+        doc = json.loads(result.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"error: {result}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except json.JSONDecodeError as exc:
+        print(f"error: {result}: not JSON: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(doc, dict):
+        print(f"error: {result}: not a benchmark result (a JSON object)", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(doc, f"Tandem report: {result.name}"), encoding="utf-8")
+    print(out.resolve().as_uri())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The drill's evidence report: `GET /api/failover/{instance}/report` on the whole estate, and what a browser renders.
+"""The reports an administrator looks at: a drill's evidence report (`GET /api/failover/{instance}/report`) on the whole
+estate, the benchmark report `scripts/tandem report` draws, and what a browser renders of each.
 
 A drill runs through the real app on the local runtime; its report is fetched with the route's function key over
 the front door's TLS. Headless Chromium (Debian's `chromium`; `.ci/run` installs it) then opens the page, and the
@@ -95,3 +96,66 @@ def test_chromium_renders_the_report_with_its_timeline(drilled: tuple[Estate, st
                            timeout=120)  # fmt: skip
     assert taken.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _bench_result(tmp_path: Path) -> Path:
+    """A real autoscale-burst result for one Monday (two policies, one seed), as the benchmark writes it."""
+    import json
+
+    from bench import autoscale_burst as bench
+    from shared.autoscale.forecast import ArrivalHistory
+
+    rows = bench.policies(bench.recorded_peak(1))
+    days = {"tandem": bench.play(bench.MEASURED, "typical", "tandem", ArrivalHistory(), 1, rows["tandem"]),
+            "clairvoyant": bench.play(bench.MEASURED, "typical", "clairvoyant", ArrivalHistory(), 1)}  # fmt: skip
+    figures = {"1": {"typical": {name: bench._summary(day) for name, day in days.items()}}}
+    result = {"seeds": [1], "scenarios": bench.aggregate(figures), "per_seed": figures,
+              "curves": {"seed": 1, "typical": {name: day.curve for name, day in days.items()}}}  # fmt: skip
+    path = tmp_path / "burst.json"
+    path.write_text(json.dumps(result), encoding="utf-8")
+    return path
+
+
+def test_the_cli_draws_a_benchmark_day_per_policy(tmp_path: Path) -> None:
+    import sys
+
+    out = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "local.cli", "report", str(_bench_result(tmp_path)), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == out.resolve().as_uri()
+    page = out.read_text(encoding="utf-8")
+    assert page.count('class="chart"') == 4  # hosts running, hosts serving, sessions and logons, misses
+    assert page.count('data-name="tandem"') == 3 and page.count('data-name="clairvoyant"') == 3
+    assert page.count('data-name="sessions"') == page.count('data-name="logons"') == 1
+    assert "<script" not in page.lower()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    refused = subprocess.run([sys.executable, "-m", "local.cli", "report", str(bad), "--out", str(tmp_path / "no.html")],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 1 and "not JSON" in refused.stderr and not (tmp_path / "no.html").exists()
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_chromium_renders_the_benchmark_report_with_every_policys_curve(tmp_path: Path) -> None:
+    import json
+
+    from local.report import render
+
+    page = render(json.loads(_bench_result(tmp_path).read_text(encoding="utf-8")))
+    html = tmp_path / "bench.html"
+    html.write_text(page, encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
+             "--window-size=1000,2000"]  # fmt: skip
+    browser: Any = _chromium()
+    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    lines = re.findall(r'<polyline class="series" data-name="([^"]+)"[^>]*points="([^"]+)"', dom.stdout)
+    assert {name for name, _ in lines} >= {"tandem", "clairvoyant", "sessions"}
+    assert all(len(points.split()) > 100 for _, points in lines)  # a point every 5 minutes of the day
+    assert [t for t in re.findall(r'<text class="legend"[^>]*>([^<]+)</text>', dom.stdout) if t.strip()]
+    shot = tmp_path / "bench.png"
+    taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert taken.returncode == 0 and shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", taken.stderr[-2000:]

@@ -1,0 +1,111 @@
+"""`scripts/tandem report`: one self-contained HTML page (charts as inline SVG, no script, nothing fetched at view
+time) from a benchmark's JSON: the autoscale day per policy side by side, and the failover timelines."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from shared.failover.report import gantt
+
+WIDTH, HEIGHT, LEFT, BOTTOM = 760, 220, 48, 28
+COLOURS = {"native": "#8e24aa", "native_same": "#ab47bc", "legacy": "#6d4c41", "prestage": "#ef6c00", "tandem": "#1565c0",
+           "clairvoyant": "#2e7d32", "sessions": "#424242", "logons": "#00838f"}  # fmt: skip
+POLICIES = ("native", "native_same", "prestage", "clairvoyant", "tandem", "legacy")
+
+
+def line_chart(title: str, series: dict[str, list[float]], labels: list[str], unit: str) -> str:
+    """Lines over a shared x axis (`labels`, one per point), one colour per series, with a legend and y ticks."""
+    top = max([max(v, default=0.0) for v in series.values()] + [1.0])
+    n = max((len(v) for v in series.values()), default=1)
+    inner_w, inner_h = WIDTH - LEFT - 130, HEIGHT - BOTTOM - 24
+
+    def x(i: int) -> float:
+        return LEFT + inner_w * i / max(1, n - 1)
+
+    def y(v: float) -> float:
+        return 14 + inner_h * (1 - v / top)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" width="{WIDTH}" '
+           f'height="{HEIGHT}" class="chart">',
+           f'<text x="{LEFT}" y="11" font-size="12" font-weight="bold">{escape(title)}</text>']  # fmt: skip
+    for k in range(5):
+        value = top * k / 4
+        out.append(f'<line x1="{LEFT}" x2="{LEFT + inner_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e0e0e0"/>'
+                   f'<text x="{LEFT - 4}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="10">{value:.0f}</text>')  # fmt: skip
+    for i in range(0, n, max(1, n // 6)):
+        out.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="10">{escape(labels[i])}</text>')
+    for j, (name, values) in enumerate(series.items()):
+        colour = COLOURS.get(name, "#757575")
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        out.append(f'<polyline class="series" data-name="{escape(name)}" fill="none" stroke="{colour}" stroke-width="1.6" '
+                   f'points="{points}"/>')  # fmt: skip
+        out.append(f'<text class="legend" x="{LEFT + inner_w + 10}" y="{24 + 15 * j}" font-size="11" fill="{colour}">'
+                   f"{escape(name)}</text>")  # fmt: skip
+    out.append(f'<text x="{LEFT + inner_w}" y="{HEIGHT - BOTTOM + 14}" text-anchor="end" font-size="10">{escape(unit)}</text></svg>')
+    return "".join(out)
+
+
+def _autoscale(result: dict[str, Any]) -> str:
+    curves = result.get("curves") or {}
+    parts = [f"<h2>Autoscale: one Monday per scenario (seed {escape(str(curves.get('seed', '')))})</h2>"]
+    for scenario, by_policy in curves.items():
+        if scenario == "seed" or not isinstance(by_policy, dict):
+            continue
+        names = [p for p in POLICIES if p in by_policy]
+        first = by_policy[names[0]] if names else []
+        labels = [str(p["t"]) for p in first]
+        parts.append(f"<h3>{escape(scenario)}</h3>")
+        parts.append(line_chart("hosts running (billed)", {p: [float(q["on"]) for q in by_policy[p]] for p in names}, labels, "hosts"))
+        parts.append(line_chart("hosts serving (Available, taking sessions)",
+                                {p: [float(q["serving"]) for q in by_policy[p]] for p in names}, labels, "hosts"))  # fmt: skip
+        parts.append(line_chart("sessions, and logons per 5 minutes (as they landed under tandem)",
+                                {"sessions": [float(q["sessions"]) for q in first],
+                                 "logons": [float(q["logons"]) for q in by_policy.get("tandem", first)]},
+                                labels, "sessions; logons"))  # fmt: skip
+        parts.append(line_chart("logon misses per 5 minutes", {p: [float(q["misses"]) for q in by_policy[p]] for p in names},
+                                labels, "misses"))  # fmt: skip
+        figures = (result.get("scenarios") or {}).get(scenario) or {}
+        rows = "".join(
+            f"<tr><td>{escape(p)}</td><td>{f['logon_misses']['mean']}</td><td>{f['vm_hours']['mean']}</td>"
+            f"<td>{f['p95_wait_s']['mean']}</td></tr>"
+            for p, f in figures.items()
+        )
+        parts.append(f"<table><tr><th>policy</th><th>misses (mean)</th><th>VM-hours (mean)</th><th>p95 wait s</th></tr>{rows}</table>")
+    return "".join(parts)
+
+
+def _failover(result: dict[str, Any]) -> str:
+    parts = ["<h2>Failover: Tandem's steps and the manual runbook's</h2>"]
+    for mode in ("planned", "unplanned", "failback"):
+        facts = result.get(mode)
+        if not isinstance(facts, dict):
+            continue
+        parts.append(f"<h3>{escape(mode)}: Tandem {facts.get('tandem_rto_s')} s, runbook {facts.get('sequential_rto_s')} s, "
+                     f"bound {facts.get('lower_bound_s')} s ({escape(str(facts.get('formula', '')))})</h3>")  # fmt: skip
+        tandem = [{"step": s["step"], "status": s.get("status", "done"), "detail": "", "start_s": s.get("started_s", 0.0),
+                   "end_s": s.get("ended_s")} for s in facts.get("tandem_steps") or []]  # fmt: skip
+        runbook = [{"step": s["step"], "status": "done", "detail": "", "start_s": s["start_s"], "end_s": s["end_s"]}
+                   for s in facts.get("runbook_steps") or []]  # fmt: skip
+        parts.append("<p>Tandem</p>" + (gantt(tandem) if tandem else "<p>no steps</p>"))
+        parts.append("<p>Runbook</p>" + (gantt(runbook) if runbook else "<p>no steps</p>"))
+    return "".join(parts)
+
+
+def render(result: dict[str, Any], title: str = "Tandem report") -> str:
+    """The page for a benchmark result: autoscale-burst (with its curves) and failover-rto are drawn; anything else is
+    listed as it is."""
+    body = ""
+    if "curves" in result:
+        body += _autoscale(result)
+    if any(isinstance(result.get(m), dict) and "tandem_rto_s" in result[m] for m in ("planned", "unplanned", "failback")):
+        body += _failover(result)
+    if not body:
+        body = "<p>No chart for this result.</p>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}svg{{display:block;margin:.5rem 0}}
+table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
+<body><h1>{escape(title)}</h1>{body}</body></html>
+"""
