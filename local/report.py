@@ -1,8 +1,10 @@
 """`scripts/tandem report`: one self-contained HTML page (charts as inline SVG, no script, nothing fetched at view
-time) from a benchmark's JSON: the autoscale day per policy side by side, and the failover timelines."""
+time) from a benchmark's JSON (the autoscale day per policy side by side, the failover timelines) or from the
+snapshot report `GET /api/snapshots` answers (each directory's recovery points and their freshness)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -92,6 +94,67 @@ def _failover(result: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+TIERS = {"hourly": "#64b5f6", "daily": "#1565c0", "weekly": "#2e7d32", "monthly": "#6a1b9a", None: "#9e9e9e"}
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def recovery_points(directories: list[dict[str, Any]]) -> str:
+    """Each directory's recovery points on one time axis, one row per directory, coloured by retention tier."""
+    rows = [d for d in directories if isinstance(d, dict)]
+    times = [t for d in rows for p in d.get("recovery_points") or [] if (t := _when(p.get("taken"))) is not None]
+    if not times:
+        return "<p>No recovery point yet.</p>"
+    first, last = min(times), max(times)
+    span = max(1.0, (last - first).total_seconds())
+    label_w, chart_w, row_h = 260, 560, 26
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="recovery points" width="{label_w + chart_w + 30}" '
+           f'height="{len(rows) * row_h + 40}" class="chart">']  # fmt: skip
+    for i, d in enumerate(rows):
+        y = 14 + i * row_h
+        fresh = "fresh" if d.get("fresh") else "STALE"
+        out.append(f'<text x="{label_w - 8}" y="{y + 4}" text-anchor="end" font-size="11">{escape(str(d.get("path", "")))} '
+                   f"({fresh})</text>")  # fmt: skip
+        out.append(f'<line x1="{label_w}" x2="{label_w + chart_w}" y1="{y}" y2="{y}" stroke="#e0e0e0"/>')
+        for p in d.get("recovery_points") or []:
+            taken = _when(p.get("taken"))
+            if taken is None:
+                continue
+            x = label_w + chart_w * (taken - first).total_seconds() / span
+            out.append(f'<circle class="point" cx="{x:.1f}" cy="{y}" r="4" fill="{TIERS.get(p.get("tier"), "#9e9e9e")}">'
+                       f"<title>{escape(str(p.get('name', '')))} {escape(str(p.get('taken', '')))}</title></circle>")  # fmt: skip
+    axis = len(rows) * row_h + 22
+    out.append(f'<text x="{label_w}" y="{axis}" font-size="10">{escape(first.strftime("%Y-%m-%d %H:%M"))}</text>'
+               f'<text x="{label_w + chart_w}" y="{axis}" text-anchor="end" font-size="10">'
+               f"{escape(last.strftime('%Y-%m-%d %H:%M'))} UTC</text></svg>")  # fmt: skip
+    return "".join(out)
+
+
+def _snapshots(result: dict[str, Any]) -> str:
+    parts = ["<h2>Snapshots: recovery points per profile directory</h2>"]
+    for cluster in result.get("clusters") or []:
+        if not isinstance(cluster, dict):
+            continue
+        parts.append(f"<h3>{escape(str(cluster.get('region', '')))} ({escape(str(cluster.get('cluster', '')))})</h3>")
+        if cluster.get("error"):
+            parts.append(f"<p>unreadable: {escape(str(cluster['error']))}</p>")
+            continue
+        directories = [d for d in cluster.get("directories") or [] if isinstance(d, dict)]
+        parts.append(recovery_points(directories))
+        rows = "".join(
+            f"<tr><td>{escape(str(d.get('path', '')))}</td><td>{'yes' if d.get('fresh') else 'no'}</td>"
+            f"<td>{escape(str(d.get('newest') or d.get('error') or ''))}</td><td>{len(d.get('recovery_points') or [])}</td></tr>"
+            for d in directories
+        )
+        parts.append(f"<table><tr><th>directory</th><th>fresh</th><th>newest</th><th>points</th></tr>{rows}</table>")
+    return "".join(parts)
+
+
 def render(result: dict[str, Any], title: str = "Tandem report") -> str:
     """The page for a benchmark result: autoscale-burst (with its curves) and failover-rto are drawn; anything else is
     listed as it is."""
@@ -100,6 +163,8 @@ def render(result: dict[str, Any], title: str = "Tandem report") -> str:
         body += _autoscale(result)
     if any(isinstance(result.get(m), dict) and "tandem_rto_s" in result[m] for m in ("planned", "unplanned", "failback")):
         body += _failover(result)
+    if isinstance(result.get("clusters"), list):
+        body += _snapshots(result)
     if not body:
         body = "<p>No chart for this result.</p>"
     return f"""<!doctype html>

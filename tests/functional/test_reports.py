@@ -159,3 +159,27 @@ def test_chromium_renders_the_benchmark_report_with_every_policys_curve(tmp_path
     taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
                            timeout=120)  # fmt: skip
     assert taken.returncode == 0 and shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", taken.stderr[-2000:]
+
+
+def test_the_cli_draws_each_directorys_recovery_points_from_the_snapshot_report(drilled: tuple[Estate, str], tmp_path: Path) -> None:
+    import json
+    import sys
+    from datetime import timedelta
+
+    estate, _ = drilled
+    estate.host.advance(timedelta(hours=2))  # the snapshot timer (every 15 minutes here) takes its recovery points
+    status, snapshots = estate.host.http("GET", "snapshots", function="snapshots_report")
+    assert status == 200
+    taken = sum(len(d["recovery_points"]) for c in snapshots["clusters"] for d in c.get("directories", []))
+    assert taken >= 3
+    source = tmp_path / "snapshots.json"
+    source.write_text(json.dumps(snapshots), encoding="utf-8")
+    out = tmp_path / "snapshots.html"
+    done = subprocess.run([sys.executable, "-m", "local.cli", "report", str(source), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert page.count('class="point"') == taken  # every recovery point drawn once
+    for cluster in snapshots["clusters"]:
+        for d in cluster.get("directories", []):
+            assert f"{d['path']} ({'fresh' if d['fresh'] else 'STALE'})" in page
