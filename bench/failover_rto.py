@@ -58,12 +58,6 @@ def _usable(t: Place, side: Side) -> bool:
     return writable and assigned and seats >= USERS
 
 
-def _settle(t: Place) -> None:
-    t.arm.estate.settle()
-    for twin in t.anq.values():
-        twin.cluster.settle()
-
-
 def _morning(t: Place, advance: Callable[[timedelta], Any], mode: str) -> list[str]:
     """Users sign in to east and replication catches up; for an unplanned failover, seven users save after the last
     job started and east is lost. Returns the users whose writes that costs."""
@@ -262,7 +256,7 @@ def _runbook(mode: str) -> dict[str, Any]:
 
         def advance(by: timedelta) -> None:
             clock.advance(by)
-            _settle(t)
+            t.settle()
 
         _morning(t, advance, mode)
         if mode == "failback":

@@ -115,9 +115,7 @@ class Runbook:
             if self.clock.now() > deadline:
                 raise RuntimeError(f"runbook step {name!r} did not finish within {limit}")
             self.clock.advance(POLL)
-            self.twins.arm.estate.settle()
-            for twin in self.twins.anq.values():
-                twin.cluster.settle()
+            self.twins.settle()
         self.steps.append({"step": name, "start_s": start, "end_s": self._at()})
 
     # ----------------------------------------------------------------- AVD steps

@@ -4,11 +4,10 @@ snapshot report `GET /api/snapshots` answers (each directory's recovery points a
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 from typing import Any
 
-from shared.failover.report import gantt
+from shared.failover.report import gantt, parse_time
 
 WIDTH, HEIGHT, LEFT, BOTTOM = 760, 220, 48, 28
 COLOURS = {"native": "#8e24aa", "native_same": "#ab47bc", "legacy": "#6d4c41", "prestage": "#ef6c00", "tandem": "#1565c0",
@@ -97,17 +96,10 @@ def _failover(result: dict[str, Any]) -> str:
 TIERS = {"hourly": "#64b5f6", "daily": "#1565c0", "weekly": "#2e7d32", "monthly": "#6a1b9a", None: "#9e9e9e"}
 
 
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def recovery_points(directories: list[dict[str, Any]]) -> str:
     """Each directory's recovery points on one time axis, one row per directory, coloured by retention tier."""
     rows = [d for d in directories if isinstance(d, dict)]
-    times = [t for d in rows for p in d.get("recovery_points") or [] if (t := _when(p.get("taken"))) is not None]
+    times = [t for d in rows for p in d.get("recovery_points") or [] if (t := parse_time(p.get("taken"))) is not None]
     if not times:
         return "<p>No recovery point yet.</p>"
     first, last = min(times), max(times)
@@ -122,7 +114,7 @@ def recovery_points(directories: list[dict[str, Any]]) -> str:
                    f"({fresh})</text>")  # fmt: skip
         out.append(f'<line x1="{label_w}" x2="{label_w + chart_w}" y1="{y}" y2="{y}" stroke="#e0e0e0"/>')
         for p in d.get("recovery_points") or []:
-            taken = _when(p.get("taken"))
+            taken = parse_time(p.get("taken"))
             if taken is None:
                 continue
             x = label_w + chart_w * (taken - first).total_seconds() / span

@@ -84,6 +84,12 @@ class Twins:
     topology_path: Path
     fslogix: Fslogix
 
+    def settle(self) -> None:
+        """Bring every twin's model up to its clock (VM power, sessions, replication jobs, closing handles)."""
+        self.arm.estate.settle()
+        for twin in self.anq.values():
+            twin.cluster.settle()
+
 
 @contextlib.contextmanager
 def twins(

@@ -20,7 +20,8 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time, or None when absent or not one."""
     try:
         return datetime.fromisoformat(str(value)) if value else None
     except ValueError:
@@ -29,13 +30,13 @@ def _time(value: Any) -> datetime | None:
 
 def timeline(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each step with its start and end in seconds from the first step's start (end None while running)."""
-    starts = [t for t in (_time(s.get("started")) for s in steps) if t is not None]
+    starts = [t for t in (parse_time(s.get("started")) for s in steps) if t is not None]
     if not starts:
         return []
     zero = min(starts)
     out = []
     for s in steps:
-        began, ended = _time(s.get("started")), _time(s.get("ended"))
+        began, ended = parse_time(s.get("started")), parse_time(s.get("ended"))
         out.append({"step": str(s.get("step", "")), "status": str(s.get("status", "")), "detail": str(s.get("detail", "")),
                     "start_s": (began - zero).total_seconds() if began else 0.0,
                     "end_s": (ended - zero).total_seconds() if ended else None})  # fmt: skip

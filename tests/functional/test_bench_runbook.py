@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.failover_rto import CALL_COST_S, _morning, _settle, _usable
+from bench.failover_rto import CALL_COST_S, _morning, _usable
 from bench.runbook import CENTRAL, EAST, Runbook, _arm_environment
 from local.demo.estate import Twins, twins
 from local.runtime import VirtualClock
@@ -28,7 +28,7 @@ def world() -> Iterator[tuple[Twins, VirtualClock]]:
 def _advance(t: Twins, clock: VirtualClock) -> Callable[[timedelta], None]:
     def advance(by: timedelta) -> None:
         clock.advance(by)
-        _settle(t)
+        t.settle()
 
     return advance
 

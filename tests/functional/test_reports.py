@@ -76,26 +76,32 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _browse(page: str, tmp_path: Path, height: int) -> tuple[str, Path]:
+    """Open `page` in headless Chromium: the DOM it built, and a PNG screenshot of it in tmp_path."""
+    html = tmp_path / "page.html"
+    html.write_text(page, encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
+             f"--window-size=1100,{height}"]  # fmt: skip
+    browser: Any = _chromium()
+    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shot = tmp_path / "page.png"
+    taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert taken.returncode == 0 and shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", taken.stderr[-2000:]
+    return dom.stdout, shot
+
+
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
 def test_chromium_renders_the_report_with_its_timeline(drilled: tuple[Estate, str], tmp_path: Path) -> None:
     estate, instance = drilled
     _, _, page = _get(estate, f"failover/{instance}/report")
-    html = tmp_path / "report.html"
-    html.write_text(page, encoding="utf-8")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
-             "--window-size=1100,1400"]  # fmt: skip
-    browser: Any = _chromium()
-    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "<svg" in dom.stdout and dom.stdout.count('class="step"') > 5  # the browser built the chart
-    labels = re.findall(r'<text[^>]*text-anchor="end"[^>]*>([^<]+)</text>', dom.stdout)
+    dom, shot = _browse(page, tmp_path, 1400)
+    assert "<svg" in dom and dom.count('class="step"') > 5  # the browser built the chart
+    labels = re.findall(r'<text[^>]*text-anchor="end"[^>]*>([^<]+)</text>', dom)
     assert labels and all(label.strip() for label in labels)
-    shot = tmp_path / "report.png"
-    taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
-                           timeout=120)  # fmt: skip
-    assert taken.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, taken.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
 
 
 def _bench_result(tmp_path: Path) -> Path:
@@ -143,22 +149,11 @@ def test_chromium_renders_the_benchmark_report_with_every_policys_curve(tmp_path
     from local.report import render
 
     page = render(json.loads(_bench_result(tmp_path).read_text(encoding="utf-8")))
-    html = tmp_path / "bench.html"
-    html.write_text(page, encoding="utf-8")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
-             "--window-size=1000,2000"]  # fmt: skip
-    browser: Any = _chromium()
-    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    lines = re.findall(r'<polyline class="series" data-name="([^"]+)"[^>]*points="([^"]+)"', dom.stdout)
+    dom, _ = _browse(page, tmp_path, 2000)
+    lines = re.findall(r'<polyline class="series" data-name="([^"]+)"[^>]*points="([^"]+)"', dom)
     assert {name for name, _ in lines} >= {"tandem", "clairvoyant", "sessions"}
     assert all(len(points.split()) > 100 for _, points in lines)  # a point every 5 minutes of the day
-    assert [t for t in re.findall(r'<text class="legend"[^>]*>([^<]+)</text>', dom.stdout) if t.strip()]
-    shot = tmp_path / "bench.png"
-    taken = subprocess.run([browser, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
-                           timeout=120)  # fmt: skip
-    assert taken.returncode == 0 and shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", taken.stderr[-2000:]
+    assert [t for t in re.findall(r'<text class="legend"[^>]*>([^<]+)</text>', dom) if t.strip()]
 
 
 def test_the_cli_draws_each_directorys_recovery_points_from_the_snapshot_report(drilled: tuple[Estate, str], tmp_path: Path) -> None:
