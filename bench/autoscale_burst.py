@@ -356,18 +356,9 @@ def play(day: date, scenario: str, name: str, history: ArrivalHistory, seed: int
             step(gateway, gateway.read(), memory, history, policy, t, algorithm=policy.algorithm)
         result.vm_minutes += sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(t) != "deallocated")
         if minute % CURVE_STEP == 0:
-            result.curve.append(_point(pool, t, landed, missed))
+            result.curve.append(pool.point(t, landed, missed))
             landed = missed = 0
     return result
-
-
-def _point(pool: Pool, t: datetime, landed: int, missed: int) -> dict[str, Any]:
-    """One point of a day's curve: billed hosts, hosts serving (Available and taking sessions), sessions, and the
-    logons that landed and missed since the last point."""
-    on = [h for h in pool.hosts.values() if h.vm and h.vm.power(t) != "deallocated"]
-    serving = sum(1 for h in on if h.allow_new_session and h.status(t) == "Available")
-    sessions = sum(len(h.sessions) for h in pool.hosts.values())
-    return {"t": t.strftime("%H:%M"), "on": len(on), "serving": serving, "sessions": sessions, "logons": landed, "misses": missed}
 
 
 def lower_bound(day: date, scenario: str, seed: int) -> DayResult:

@@ -1,13 +1,15 @@
 """`scripts/tandem report`: one self-contained HTML page (charts as inline SVG, no script, nothing fetched at view
-time) from a benchmark's JSON (the autoscale day per policy side by side, the failover timelines) or from the
-snapshot report `GET /api/snapshots` answers (each directory's recovery points and their freshness)."""
+time) from a benchmark's JSON (the autoscale day per policy side by side, the failover timelines), from the
+snapshot report `GET /api/snapshots` answers (each directory's recovery points and their freshness), or from the
+demo's run (each pool's day, every drill, failover and failback as its evidence report shows it, the snapshots)."""
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
-from shared.failover.report import gantt, parse_time
+from shared.failover.report import gantt, page, parse_time, section
 
 WIDTH, HEIGHT, LEFT, BOTTOM = 760, 220, 48, 28
 COLOURS = {"native": "#8e24aa", "native_same": "#ab47bc", "legacy": "#6d4c41", "prestage": "#ef6c00", "tandem": "#1565c0",
@@ -17,7 +19,7 @@ POLICIES = ("native", "native_same", "prestage", "clairvoyant", "tandem", "legac
 
 def line_chart(title: str, series: dict[str, list[float]], labels: list[str], unit: str) -> str:
     """Lines over a shared x axis (`labels`, one per point), one colour per series, with a legend and y ticks."""
-    top = max([max(v, default=0.0) for v in series.values()] + [1.0])
+    top = 4 * math.ceil(max([max(v, default=0.0) for v in series.values()] + [1.0]) / 4)  # whole-number ticks
     n = max((len(v) for v in series.values()), default=1)
     inner_w, inner_h = WIDTH - LEFT - 130, HEIGHT - BOTTOM - 24
 
@@ -47,25 +49,31 @@ def line_chart(title: str, series: dict[str, list[float]], labels: list[str], un
     return "".join(out)
 
 
+def day_charts(by_policy: dict[str, list[dict[str, Any]]]) -> str:
+    """One day's four charts, every policy's curve side by side: hosts billed, hosts serving, sessions with the
+    logons, and misses (points every few minutes: t, on, serving, sessions, logons, misses)."""
+    names = [p for p in POLICIES if p in by_policy] + [p for p in by_policy if p not in POLICIES]
+    first = by_policy[names[0]] if names else []
+    labels = [str(p["t"]) for p in first]
+    return "".join([
+        line_chart("hosts running (billed)", {p: [float(q["on"]) for q in by_policy[p]] for p in names}, labels, "hosts"),
+        line_chart("hosts serving (Available, taking sessions)", {p: [float(q["serving"]) for q in by_policy[p]] for p in names},
+                   labels, "hosts"),
+        line_chart("sessions, and logons per 5 minutes (as they landed under tandem)",
+                   {"sessions": [float(q["sessions"]) for q in first],
+                    "logons": [float(q["logons"]) for q in by_policy.get("tandem", first)]}, labels, "sessions; logons"),
+        line_chart("logon misses per 5 minutes", {p: [float(q["misses"]) for q in by_policy[p]] for p in names}, labels, "misses"),
+    ])  # fmt: skip
+
+
 def _autoscale(result: dict[str, Any]) -> str:
     curves = result.get("curves") or {}
     parts = [f"<h2>Autoscale: one Monday per scenario (seed {escape(str(curves.get('seed', '')))})</h2>"]
     for scenario, by_policy in curves.items():
         if scenario == "seed" or not isinstance(by_policy, dict):
             continue
-        names = [p for p in POLICIES if p in by_policy]
-        first = by_policy[names[0]] if names else []
-        labels = [str(p["t"]) for p in first]
         parts.append(f"<h3>{escape(scenario)}</h3>")
-        parts.append(line_chart("hosts running (billed)", {p: [float(q["on"]) for q in by_policy[p]] for p in names}, labels, "hosts"))
-        parts.append(line_chart("hosts serving (Available, taking sessions)",
-                                {p: [float(q["serving"]) for q in by_policy[p]] for p in names}, labels, "hosts"))  # fmt: skip
-        parts.append(line_chart("sessions, and logons per 5 minutes (as they landed under tandem)",
-                                {"sessions": [float(q["sessions"]) for q in first],
-                                 "logons": [float(q["logons"]) for q in by_policy.get("tandem", first)]},
-                                labels, "sessions; logons"))  # fmt: skip
-        parts.append(line_chart("logon misses per 5 minutes", {p: [float(q["misses"]) for q in by_policy[p]] for p in names},
-                                labels, "misses"))  # fmt: skip
+        parts.append(day_charts(by_policy))
         figures = (result.get("scenarios") or {}).get(scenario) or {}
         rows = "".join(
             f"<tr><td>{escape(p)}</td><td>{f['logon_misses']['mean']}</td><td>{f['vm_hours']['mean']}</td>"
@@ -73,6 +81,26 @@ def _autoscale(result: dict[str, Any]) -> str:
             for p, f in figures.items()
         )
         parts.append(f"<table><tr><th>policy</th><th>misses (mean)</th><th>VM-hours (mean)</th><th>p95 wait s</th></tr>{rows}</table>")
+    return "".join(parts)
+
+
+def _pools(result: dict[str, Any]) -> str:
+    """The demo's day: each pool's curves under Tandem."""
+    parts = [f"<h2>Autoscale: each pool over the day ({escape(str(result.get('day', '')))}, local time)</h2>"]
+    for name, points in (result.get("pools") or {}).items():
+        if isinstance(points, list) and points:
+            parts.append(f"<h3>{escape(name)}</h3>{day_charts({'tandem': points})}")
+    return "".join(parts)
+
+
+def _failovers(result: dict[str, Any]) -> str:
+    """Each drill, failover and failback of the run, as its evidence report shows it."""
+    parts = ["<h2>Drills, failover and failback</h2>"]
+    for status in result.get("failovers") or []:
+        if isinstance(status, dict):
+            request = status.get("input") if isinstance(status.get("input"), dict) else {}
+            parts.append(f"<h3>{escape(str(request.get('mode', '')))} {escape(str(request.get('source', '')))} to "
+                         f"{escape(str(request.get('target', '')))}</h3>{section(status)}")  # fmt: skip
     return "".join(parts)
 
 
@@ -148,21 +176,17 @@ def _snapshots(result: dict[str, Any]) -> str:
 
 
 def render(result: dict[str, Any], title: str = "Tandem report") -> str:
-    """The page for a benchmark result: autoscale-burst (with its curves) and failover-rto are drawn; anything else is
-    listed as it is."""
+    """The page for a benchmark result (autoscale-burst with its curves, failover-rto) or the demo's run (each pool's
+    day, its failovers, its snapshot report); anything else says there is no chart for it."""
     body = ""
     if "curves" in result:
         body += _autoscale(result)
+    if isinstance(result.get("pools"), dict):
+        body += _pools(result)
     if any(isinstance(result.get(m), dict) and "tandem_rto_s" in result[m] for m in ("planned", "unplanned", "failback")):
         body += _failover(result)
+    if isinstance(result.get("failovers"), list):
+        body += _failovers(result)
     if isinstance(result.get("clusters"), list):
         body += _snapshots(result)
-    if not body:
-        body = "<p>No chart for this result.</p>"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}svg{{display:block;margin:.5rem 0}}
-table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head>
-<body><h1>{escape(title)}</h1>{body}</body></html>
-"""
+    return page(title, body or "<p>No chart for this result.</p>")

@@ -1,11 +1,14 @@
-"""`scripts/demo`: play the day on a virtual clock and print a readable timeline and one summary line."""
+"""`scripts/demo [--out DIR]`: play the day on a virtual clock, print a readable timeline, save the run as JSON
+with its HTML report (`DIR`, `out/demo` by default) and print one summary line."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,8 +32,8 @@ class Timeline:
         print(f"{self.clock.now().astimezone(self.zone):%a %H:%M %Z}  {text}", flush=True)
 
 
-def play(storage: str) -> int:
-    """Run the day; return the process exit code."""
+def play(storage: str, out: Path = Path("out/demo")) -> int:
+    """Run the day, save it as `out/run.json` and its report as `out/report.html`; return the process exit code."""
     try:
         topology = load_topology(TOPOLOGY)
     except TopologyError as exc:
@@ -51,7 +54,8 @@ def play(storage: str) -> int:
         line.say(f"GET /api/health without a function key -> {denied}")
         status, report = host.http("GET", "health", function="health")
         line.say(f"GET /api/health with its key -> {status}: {json.dumps(report)}")
-        storm = morning_storm(host, arm, line, east)
+        run: dict[str, Any] = {"day": f"{clock.now().astimezone(line.zone):%A %Y-%m-%d}", "pools": {}, "failovers": []}
+        storm = morning_storm(host, arm, line, east, run["pools"])
         snaps = {
             name: len([s for s in twin.cluster.created if s.suffix.startswith("tandem-")])
             for name, twin in (("east", east), ("central", central))
@@ -59,14 +63,15 @@ def play(storage: str) -> int:
         alerts = [e for e in host.received if e["type"].startswith("Tandem.Snapshots.")]
         line.say(f"snapshots taken today: east {snaps['east']}, central {snaps['central']}; snapshot alerts: {len(alerts)}")
         _, points = host.http("GET", "snapshots", function="snapshots_report")
+        run["clusters"] = points.get("clusters", [])  # type: ignore[union-attr]
         for cluster in points.get("clusters", []):  # type: ignore[union-attr]
             for d in cluster.get("directories", []):
                 line.say(
                     f"recovery points of {d['path']} on {cluster['cluster']}: {len(d['recovery_points'])}, "
                     f"newest {d['newest'][11:16]}Z, fresh {d['fresh']}"
                 )
-        checked = profile_drill(estate, line)
-        drill = regional_outage(estate, line)
+        checked = profile_drill(estate, line, run["failovers"])
+        drill = regional_outage(estate, line, run["failovers"])
     ok = (
         denied == 401
         and status == 200
@@ -85,7 +90,7 @@ def play(storage: str) -> int:
         and drill["new_profile"] == 0
         and drill["failed_signin"] == 0
     )
-    print(
+    summary = (
         f"demo summary: {'OK' if ok else 'FAILED'}: {len(topology.regions)} regions, "
         f"{sum(len(r.host_pools) for r in topology.regions)} host pools, health {status}, unauthenticated {denied}, "
         f"storm {storm['logons']} logons {storm['misses']} misses, hosts started {storm['started']} "
@@ -94,7 +99,27 @@ def play(storage: str) -> int:
         f"(RPO {drill['rpo_s']:.0f} s, {drill['lost']} profile writes lost, {drill['own_profile']} of {drill['users']} "
         f"moved users in their own profile), failback {drill['failback']}; drills {' then '.join(checked)}"
     )
+    print(f"the day's report: {save(out, {**run, 'summary': summary})}")
+    print(summary)
     return 0 if ok else 1
+
+
+def save(out: Path, run: dict[str, Any]) -> str:
+    """Write the run as `run.json` and its report as `report.html` in `out`; return the report's file URI."""
+    from local.report import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    report = out / "report.html"
+    report.write_text(render(run, "Tandem demo: a day in the life of a two-region estate"), encoding="utf-8")
+    return report.resolve().as_uri()
+
+
+def evidence(estate: Any, instance: str) -> dict[str, Any]:
+    """An instance's status in the shape its evidence report is drawn from (as `GET /api/failover/{id}/report`)."""
+    status = estate.host.durable.status(instance) or {}
+    return {"instance": instance, "runtime_status": status.get("runtimeStatus"), "input": status.get("input"),
+            "custom_status": status.get("customStatus"), "output": status.get("output")}  # fmt: skip
 
 
 def _until(estate: Any, instance: str, done: Any, limit: timedelta, *, since: datetime | None = None) -> dict[str, Any]:
@@ -112,7 +137,7 @@ def _until(estate: Any, instance: str, done: Any, limit: timedelta, *, since: da
         host.advance(timedelta(seconds=15))
 
 
-def profile_drill(estate: Any, line: Timeline) -> list[str]:
+def profile_drill(estate: Any, line: Timeline, failovers: list[dict[str, Any]]) -> list[str]:
     """The operator drills east -> central: Tandem reads where central's FSLogix looks and refuses (central's
     image looks only in its own share); the administrator fixes the GPO; the drill passes."""
     from local.demo.estate import REPLICA_FIRST, look_at_replica
@@ -131,6 +156,7 @@ def profile_drill(estate: Any, line: Timeline) -> list[str]:
         final = _until(estate, started.get("instance", ""), lambda s: False, timedelta(minutes=30), since=began)
         out = final.get("output") or {}
         outcomes.append(str(out.get("outcome")))
+        failovers.append(evidence(estate, started.get("instance", "")))
         if out.get("outcome") == "aborted":
             problem = next(
                 (p for p in out.get("problems", []) if "FSLogix" in p or "looks for profiles" in p), "; ".join(out.get("problems", []))
@@ -146,7 +172,7 @@ def profile_drill(estate: Any, line: Timeline) -> list[str]:
     return outcomes
 
 
-def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, Any]:
+def regional_outage(estate: Any, line: Timeline, failovers: list[dict[str, Any]], users: int = 40) -> dict[str, Any]:
     """The evening shift in east; east's storage fails; Tandem's ANQ watch proposes a failover; the on-call
     approver approves over HTTP; users move to central; east returns fenced; the operator fails back."""
     host, arm = estate.host, estate.arm
@@ -221,6 +247,7 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
         arm.estate.logoff_user(central_pool, upn)
     estate.anq["east"].outage(False)
     fenced = _until(estate, instance, lambda s: False, timedelta(minutes=30))
+    failovers.append(evidence(estate, instance))
     line.say(
         f"east is back and fenced: directory read-only {east.directory('/profiles/fslogix').read_only}, "
         f"hosts drained {not any(h.allow_new_session for h in east_pool.hosts.values())}"
@@ -235,6 +262,7 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     )
     line.say(f"the operator starts the failback over HTTP -> {status}")
     back = _until(estate, instance, lambda s: False, timedelta(hours=2))
+    failovers.append(evidence(estate, instance))
     home = sum(
         1
         for u in shift
@@ -258,10 +286,13 @@ def regional_outage(estate: Any, line: Timeline, users: int = 40) -> dict[str, A
     }
 
 
-def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, users: int = 100) -> dict[str, int]:
+def morning_storm(
+    host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwin, curves: dict[str, list[dict[str, Any]]], users: int = 100
+) -> dict[str, int]:
     """East's users sign in around 08:00 and out around 17:00 (New York); Tandem's timer and its storm response
     start hosts ahead of them and stop them after. Every logon goes through the twin's broker; every sign-out
-    writes the user's profile container on east's ANQ. East's ANQ is dark from 13:00 to 14:30."""
+    writes the user's profile container on east's ANQ. East's ANQ is dark from 13:00 to 14:30. Every pool's day
+    curve (every 5 minutes) goes in `curves`."""
     import random
 
     from shared.autoscale.store import AutoscaleStore
@@ -273,6 +304,8 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
     arrive = sorted((day + timedelta(hours=8, minutes=rng.gauss(0, 15)), f"user{i:03d}@contoso.com") for i in range(1, users + 1))
     leave = {upn: at + timedelta(hours=8, minutes=rng.gauss(30, 20)) for at, upn in arrive}
     pending, misses, peak, landed, outage_alerts, rejected = list(arrive), 0, 0, 0, 0, False
+    pools = {f"{p.name} ({p.location})": p for p in arm.estate.pools.values()}
+    since = {"landed": 0, "misses": 0}  # at the last curve point
     said = set()
     end = day + timedelta(hours=19)
     while host.clock.now() < end:
@@ -317,6 +350,12 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
                 f"east's ANQ is back; Tandem raised {outage_alerts} 'cluster unreachable' alerts meanwhile "
                 f"(first: {alerts[0]['data']['detail'][:90] if alerts else 'none'})"
             )
+        if now.minute % 5 == 0:
+            for name, each in pools.items():
+                ours = each is pool
+                curves.setdefault(name, []).append(each.point(now, landed - since["landed"] if ours else 0,
+                                                              misses - since["misses"] if ours else 0, f"{local:%H:%M}"))  # fmt: skip
+            since = {"landed": landed, "misses": misses}
         running = sum(1 for h in pool.hosts.values() if h.vm and h.vm.power(now) in ("running", "starting"))
         peak = max(peak, running)
         hour = now.astimezone(line.zone).hour
@@ -342,5 +381,12 @@ def morning_storm(host: LocalHost, arm: ArmTwin, line: Timeline, east: QumuloTwi
     }
 
 
+def main(argv: list[str]) -> int:
+    """`scripts/demo [--out DIR]`."""
+    parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where run.json and report.html go (out/demo)")
+    return play(os.environ["AzureWebJobsStorage"], parser.parse_args(argv).out)
+
+
 if __name__ == "__main__":
-    raise SystemExit(play(os.environ["AzureWebJobsStorage"]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -91,10 +91,24 @@ def _where(path: Any) -> str:
     return f"{path.get('pool', '')}: {path.get('host', '')} looks in {locations} ({how}); {problems}"
 
 
-def render(status: dict[str, Any]) -> str:
-    """The HTML page for one instance's status ({instance, runtime_status, input, custom_status, output})."""
+def _moved(output: dict[str, Any], steps: list[Any]) -> str:
+    """Who moved: the sessions the target was sized for, and the first sign-ins the verify step sampled."""
+    if output.get("outcome") != "completed":
+        return "nobody" + (" (a drill moves nobody)" if output.get("outcome") == "drill" else "")
+    profiles = next(
+        (_dict(s.get("profiles")) for s in steps if isinstance(s, dict) and s.get("step") == "verify" and s.get("profiles")), {}
+    )
+    sampled = (f"; first sign-ins in the target: {profiles.get('own_profile', 0)} own profile, {profiles.get('new_profile', 0)} new "
+               f"profile, {profiles.get('failed_signin', 0)} failed") if profiles else "; no first sign-in sampled"  # fmt: skip
+    return f"the users of {output.get('sessions', 0)} sessions, with {output.get('seats', 0)} seats ready{sampled}"
+
+
+def section(status: dict[str, Any]) -> str:
+    """The report's body for one instance's status ({instance, runtime_status, input, custom_status, output}):
+    its facts, the Gantt of its steps, what was checked, where FSLogix looks and every step."""
     request, custom, output = (_dict(status.get(k)) for k in ("input", "custom_status", "output"))
-    rows = timeline([s for s in custom.get("steps", []) if isinstance(s, dict)])
+    steps = [s for s in custom.get("steps", []) if isinstance(s, dict)]
+    rows = timeline(steps)
     approval = next((r for r in reversed(rows) if r["step"] == "approval" and r["status"] != "waiting"), None)
     checked = [r for r in rows if r["step"] in ("preflight", "profile paths", "replication caught up", "target writable", "verify")]
     measured = measured_rto_s(rows)
@@ -108,6 +122,7 @@ def render(status: dict[str, Any]) -> str:
         ("RPO", _rpo(request.get("mode", ""), output.get("rpo_s"))),
         ("Expected RTO", f"{output['expected_rto_s']:.0f} s" if isinstance(output.get("expected_rto_s"), int | float) else ""),
         ("Measured RTO", f"{measured:.0f} s" if measured is not None else "not measured: no users moved"),
+        ("Users moved", _moved(output, steps)),
     ]
     table = "".join(
         f"<tr><td>{escape(r['step'])}</td><td>{escape(r['status'])}</td><td>{r['start_s']:.0f}</td>"
@@ -118,15 +133,29 @@ def render(status: dict[str, Any]) -> str:
     found = output.get("profile_paths")
     paths: list[Any] = found if isinstance(found, list) else []
     fslogix = "".join(f"<li>{escape(_where(p))}</li>" for p in paths[:50])
+    return f"""<dl class="facts">{"".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts)}</dl>
+<h3>Timeline</h3>{gantt(rows) if rows else "<p>No step has run.</p>"}
+<h3>What was checked</h3><ul class="checks">{checks or "<li>nothing yet</li>"}</ul>
+<h3>Where FSLogix looks</h3><ul>{fslogix or "<li>as in the steps above</li>"}</ul>
+<h3>Steps</h3><table class="steps"><tr><th>step</th><th>status</th><th>start (s)</th><th>end (s)</th><th>detail</th></tr>
+{table}</table>"""
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}svg{display:block;margin:.5rem 0}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+dt{font-weight:bold}"""
+
+
+def page(title: str, body: str) -> str:
+    """One self-contained HTML page: no script, nothing fetched (the CSP says so to the browser too)."""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tandem failover report: {escape(str(status.get("instance", "")))}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}dt{{font-weight:bold}}</style></head>
-<body><h1>Failover report</h1>
-<dl class="facts">{"".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts)}</dl>
-<h2>Timeline</h2>{gantt(rows) if rows else "<p>No step has run.</p>"}
-<h2>What was checked</h2><ul class="checks">{checks or "<li>nothing yet</li>"}</ul>
-<h2>Where FSLogix looks</h2><ul>{fslogix or "<li>as in the steps above</li>"}</ul>
-<h2>Steps</h2><table class="steps"><tr><th>step</th><th>status</th><th>start (s)</th><th>end (s)</th><th>detail</th></tr>
-{table}</table></body></html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>{STYLE}</style></head>
+<body><h1>{escape(title)}</h1>{body}</body></html>
 """
+
+
+def render(status: dict[str, Any]) -> str:
+    """The HTML page for one instance's status ({instance, runtime_status, input, custom_status, output})."""
+    return page(f"Failover report: {status.get('instance', '')}", section(status))

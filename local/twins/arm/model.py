@@ -196,6 +196,15 @@ class Pool:
         """The pool's ARM id."""
         return str(ResourceId(self.subscription, self.resource_group, DV, "hostPools", self.name))
 
+    def point(self, t: datetime, landed: int, missed: int, label: str | None = None) -> dict[str, Any]:
+        """One point of the pool's day curve (the benchmark's and the demo's): billed hosts, hosts serving (Available
+        and taking sessions), sessions, and the logons that landed and missed since the last point."""
+        on = [h for h in self.hosts.values() if h.vm and h.vm.power(t) != "deallocated"]
+        serving = sum(1 for h in on if h.allow_new_session and h.status(t) == "Available")
+        sessions = sum(len(h.sessions) for h in self.hosts.values())
+        return {"t": label or t.strftime("%H:%M"), "on": len(on), "serving": serving, "sessions": sessions, "logons": landed,
+                "misses": missed}  # fmt: skip
+
 
 @dataclass
 class ScalingPlan:
