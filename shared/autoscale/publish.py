@@ -1,4 +1,4 @@
-"""What autoscale tells others: a CloudEvent per action applied, and the alert when it stood still because the
+"""What autoscale tells others: a log line and a CloudEvent per action applied, and the alert when it stood still because the
 region holds could not be read."""
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ EVENT_TYPES = {
 
 
 def actions(target: Target, decision: Decision, applied: list[Applied]) -> None:
+    """One log line per action applied (dry runs too), and a CloudEvent per action that changed something."""
     from shared import events
+
+    for a in applied:
+        log_event(log, "autoscale.action", pool=target.ref.key, region=target.region.name, host=a.step.host,
+                  action=a.step.action, reason=a.step.reason, result=a.result, detail=a.detail[:300] or None,
+                  target_hosts=decision.target_hosts)  # fmt: skip
 
     batch = [
         (

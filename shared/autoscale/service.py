@@ -240,6 +240,12 @@ class Autoscaler:
                     reason=decision.reason,
                     actions=len(decision.actions),
                     dry_run=dry,
+                    hosts=len(state.hosts),
+                    hosts_running=sum(1 for h in state.hosts if h.power == "running"),
+                    hosts_serving=sum(
+                        1 for h in state.hosts if h.power == "running" and h.status == "Available" and h.allow_new_session
+                    ),
+                    sessions=sum(len(h.sessions) for h in state.hosts),
                 )
             return Evaluation(key, decision, tuple(applied))
         except Exception as exc:  # one pool failing never stops the others

@@ -116,7 +116,14 @@ class Run:
         return self.ctx.call_activity_with_retry(
             "failover_audit",
             RETRY,
-            {"instance": self.ctx.instance_id, "seq": len(self.steps), "step": entry["step"], "row": row, "event": event},
+            {
+                "instance": self.ctx.instance_id,
+                "seq": len(self.steps),
+                "step": entry["step"],
+                "row": row,
+                "event": event,
+                "run": self.steps[0]["started"] if self.steps else entry["started"],
+            },
         )
 
     def wait(self, name: str, duration: timedelta) -> Generator[Any, Any, bool]:

@@ -57,4 +57,7 @@ class RecordSteps(StepsBase):
         )
         if req.get("event"):
             events.publish(req["event"], req["instance"], req["row"])
-        log_event(log, "failover.step", instance=req["instance"], step=req["step"], status=req["row"].get("status"))
+        row = req["row"]  # one line per step: what the workbook's failover panels read
+        log_event(log, "failover.step", instance=req["instance"], run=req.get("run"), step=req["step"], status=row.get("status"),
+                  mode=row.get("mode"), source=row.get("source"), target=row.get("target"), started=row.get("started"),
+                  ended=row.get("ended"), detail=(row.get("detail") or "")[:300] or None)  # fmt: skip

@@ -109,6 +109,10 @@ class Snapshotter:
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(regions)))) as pool:
             results = [o for batch in pool.map(lambda r: self._cluster(r, now), regions) for o in batch]
         _ledger(results, now)
+        for r in results:  # each directory's freshness, what the workbook charts
+            age = None if r.newest is None else round((now - r.newest).total_seconds())
+            log_event(log, "snapshots.directory", region=r.region, path=r.path, result=r.result, stale=r.stale,
+                      newest=iso(r.newest), age_s=age, snapshot_id=r.snapshot_id)  # fmt: skip
         return results
 
     def _cluster(self, region: Region, now: datetime) -> list[DirectoryRun]:
