@@ -1,5 +1,6 @@
 """`scripts/tandem`: the administrator's command line (validate a topology, export its JSON Schema, print its
-deployment parameters, plan a pool)."""
+deployment parameters, plan a pool, draw a report) and the operator's (drive a running Tandem's failovers and
+ask its autoscale what it would do: `local/operator.py`)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ def main(argv: list[str]) -> int:
     report = sub.add_parser("report", help="write one self-contained HTML report (inline SVG charts) from a benchmark's JSON")
     report.add_argument("result", type=Path, help="the JSON `scripts/bench autoscale-burst|failover-rto --json` printed")
     report.add_argument("--out", type=Path, default=Path("tandem-report.html"), help="the HTML file to write")
+    from local import operator
+
+    operator.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("failover", "whatif"):
+        return operator.run_command(args)
     if args.command == "report":
         return _report(args.result, args.out)
     if args.command == "plan":
