@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from shared.config import TopologyError, json_schema, load_topology
 
@@ -61,16 +62,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _read_json(file: Path) -> Any | None:
+    """The file's JSON, or None after saying on stderr why it cannot be read (JSON null is refused too)."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"error: {file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+    except json.JSONDecodeError as exc:
+        print(f"error: {file}: not JSON: {exc}", file=sys.stderr)
+    return None
+
+
 def _report(result: Path, out: Path) -> int:
     from local.report import render
 
-    try:
-        doc = json.loads(result.read_text(encoding="utf-8"))
-    except OSError as exc:
-        print(f"error: {result}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except json.JSONDecodeError as exc:
-        print(f"error: {result}: not JSON: {exc}", file=sys.stderr)
+    doc = _read_json(result)
+    if doc is None:
         return 1
     if not isinstance(doc, dict):
         print(f"error: {result}: not a benchmark result (a JSON object)", file=sys.stderr)
@@ -86,15 +93,11 @@ def _plan(policy: str, file: Path, *, explain: bool) -> int:
     from shared.autoscale.snapshot_file import parse_snapshot
     from shared.errors import InputError
 
+    doc = _read_json(file)
+    if doc is None:
+        return 1
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
         snapshot, rules, forecast = parse_snapshot(doc, str(file))
-    except OSError as exc:
-        print(f"error: {file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except json.JSONDecodeError as exc:
-        print(f"error: {file}: not JSON: {exc}", file=sys.stderr)
-        return 1
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -251,9 +251,8 @@ def _summary(status: dict[str, Any]) -> str:
         bits.append("RPO unknown: no recovery point yet")
     if isinstance(output.get("expected_rto_s"), int | float):
         bits.append(f"expected RTO {output['expected_rto_s']:.0f} s")
-    for key in ("problems",):
-        if output.get(key):
-            bits.append("; ".join(str(p) for p in output[key])[:300])
+    if output.get("problems"):
+        bits.append("; ".join(str(p) for p in output["problems"])[:300])
     if output.get("reason"):
         bits.append(str(output["reason"])[:300])
     if custom.get("state") == "awaiting approval":
@@ -341,17 +340,11 @@ def _failover(tandem: Tandem, args: argparse.Namespace) -> int:
             return DONE
         code = follow(tandem, instance, args.poll)
         if verb == "drill":
-            page = tandem.ok("GET", f"failover/{urllib.parse.quote(instance)}/report", "failover_report")
-            args.report.parent.mkdir(parents=True, exist_ok=True)
-            args.report.write_text(str(page), encoding="utf-8")
-            print(f"report: {args.report.resolve().as_uri()}")
+            print(f"report: {_save_report(tandem, instance, args.report)}")
         return code
     instance = urllib.parse.quote(args.instance)
     if verb == "report":
-        page = tandem.ok("GET", f"failover/{instance}/report", "failover_report")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(str(page), encoding="utf-8")
-        print(args.out.resolve().as_uri())
+        print(_save_report(tandem, args.instance, args.out))
         return DONE
     if verb == "status":
         if args.follow:
@@ -368,6 +361,14 @@ def _failover(tandem: Tandem, args: argparse.Namespace) -> int:
     answer = tandem.ok("POST", f"failover/{instance}/{verb}", "failover_decide", {})
     print(f"{args.instance}: {answer.get('sent', verb)} sent")
     return follow(tandem, args.instance, args.poll) if args.follow else DONE
+
+
+def _save_report(tandem: Tandem, instance: str, out: Path) -> str:
+    """Fetch an instance's evidence report into `out`; its file URI."""
+    page = tandem.ok("GET", f"failover/{urllib.parse.quote(instance)}/report", "failover_report")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(str(page), encoding="utf-8")
+    return out.resolve().as_uri()
 
 
 def _whatif(tandem: Tandem, args: argparse.Namespace) -> int:
