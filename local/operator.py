@@ -2,8 +2,10 @@
 
 Against a deployed Tandem (`--app NAME --resource-group RG [--subscription ID]`) it signs in with azure-identity's
 DefaultAzureCredential (`az login` is enough), reads the app's address and its App Service authentication audience
-through ARM (WebApps_Get, WebApps_GetAuthSettingsV2) and gets each route's function key with
-WebApps_ListFunctionKeys, all with that one sign-in: no key is copied, stored or printed. Against the local runtime
+through ARM (WebApps_Get, WebApps_GetAuthSettingsV2WithoutSecrets) and gets each route's function key with
+WebApps_ListFunctionKeys, all with that one sign-in: no key is copied, stored or printed. The signed-in account needs
+Microsoft.Web/sites/read, sites/config/read and sites/functions/listkeys/action on the app (Website Contributor has
+them) and, for Tandem itself, the app role of the call. Against the local runtime
 (`--url URL --key KEY`, the `base_url` and `master_key` its READY line prints) it takes the printed key, and a
 token for `--as UPN --roles ROLE[,ROLE]` from the runtime's token endpoint.
 

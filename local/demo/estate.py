@@ -16,6 +16,7 @@ from functions import services
 from local.runtime import LocalHost
 from local.runtime.clock import Clock
 from local.twins.arm import ArmTwin, load_seed
+from local.twins.arm.model import Site
 from local.twins.fslogix import Fslogix
 from local.twins.qumulo.api import QumuloTwin
 from local.twins.qumulo.seed import build_clusters
@@ -24,6 +25,8 @@ from shared.settings import schedule_defaults
 
 TOPOLOGY = Path(__file__).with_name("topology.yaml")
 SERVICE_PASSWORD = "demo-service-account"
+# Tandem's own function app as ARM knows it (subscription, resource group, name): what `scripts/tandem --app` finds
+SITE = ("00000000-0000-4000-8000-0000000000e1", "rg-tandem", "func-tandem-local")
 
 
 @dataclass
@@ -49,7 +52,18 @@ class Estate:
         self.host = LocalHost(
             "function_app", storage=old.storage, clock=old.clock, settings=settings, hub=old.hub, identity=old.identity
         )
-        return self.host.start()
+        self.host.start()
+        self.publish_site()
+        return self.host
+
+    def publish_site(self) -> None:
+        """Put the runtime in ARM as the deployed function app: its HTTPS address as defaultHostName, Entra ID sign-in
+        for Tandem's app registration, and its function keys."""
+        subscription, group, name = SITE
+        host = self.host
+        self.arm.estate.add_site(
+            Site(subscription, group, name, "eastus2", host.front_door.https_host, "tandem", lambda fn: host.function_keys.get(fn))
+        )
 
 
 REPLICA_FIRST = {"VHDLocations": [r"\\anq-central.contoso.local\profiles-dr", r"\\anq-central.contoso.local\profiles"]}
@@ -153,6 +167,7 @@ def running(
             t.topology_path,
             t.fslogix,
         )
+        estate.publish_site()
         try:
             yield estate
         finally:

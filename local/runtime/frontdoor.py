@@ -84,7 +84,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class FrontDoor:
-    """HTTP on 127.0.0.1 for the app and the extension; HTTPS on 127.0.0.1 for the Event Grid topic."""
+    """HTTP on 127.0.0.1 for the app and the extension, as `func start` serves them; HTTPS on 127.0.0.1 for the same
+    app as a deployed site answers at its defaultHostName, and for the Event Grid topic."""
 
     def __init__(self, host: Served, *, host_port: int = 0, topic_port: int = 0) -> None:
         self.host = host
@@ -93,6 +94,9 @@ class FrontDoor:
         self._http = _Server(("127.0.0.1", host_port), self._handler(self._handle_app))
         self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}"
         self.ca = LocalCA.shared()
+        self._https = _Server(("127.0.0.1", 0), self._handler(self._handle_app_https))
+        self._https.socket = self.ca.server_context().wrap_socket(self._https.socket, server_side=True)
+        self.https_host = f"127.0.0.1:{self._https.server_address[1]}"  # the site's defaultHostName
         self._topic = _Server(("127.0.0.1", topic_port), self._handler(self._handle_topic))
         self._topic.socket = self.ca.server_context().wrap_socket(self._topic.socket, server_side=True)
         self.topic_url = f"https://127.0.0.1:{self._topic.server_address[1]}/api/events"
@@ -102,12 +106,12 @@ class FrontDoor:
         for name, spec in self.host.functions.items():
             if spec.kind == "httpTrigger":
                 self.routes.append((_route_regex(spec.trigger.get("route") or name), name))
-        for server in (self._http, self._topic):
+        for server in (self._http, self._https, self._topic):
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def close(self) -> None:
-        """Stop both servers."""
-        for server in (self._http, self._topic):
+        """Stop the servers."""
+        for server in (self._http, self._https, self._topic):
             server.shutdown()
             server.server_close()
 
@@ -147,7 +151,12 @@ class FrontDoor:
 
     # ----------------------------------------------------------------- the app and the extension
 
-    def _handle_app(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _handle_app_https(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        return self._handle_app(method, raw_path, headers, body, base=f"https://{self.https_host}")
+
+    def _handle_app(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, base: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)  # segments are decoded once, after splitting: %2F stays inside its segment
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
         lower = {k.lower(): v for k, v in headers.items()}
@@ -166,14 +175,16 @@ class FrontDoor:
         if path == "/.local/token":  # stands in for Entra ID's token endpoint for outside clients (master key)
             return self._user_token(lower, query)
         if path.startswith("/api/"):
-            return self._function(method, path.removeprefix("/api/"), raw_path, query, headers, lower, body)
+            return self._function(
+                method, path.removeprefix("/api/"), f"{base or self.base_url}{raw_path}", query, headers, lower, body
+            )
         return 404, {}, b""
 
     def _function(
         self,
         method: str,
         route: str,
-        raw_path: str,
+        url: str,
         query: dict[str, str],
         headers: dict[str, str],
         lower: dict[str, str],
@@ -212,7 +223,7 @@ class FrontDoor:
                     type="http",
                     value={
                         "method": meta.Datum(type="string", value=method),
-                        "url": meta.Datum(type="string", value=f"{self.base_url}{raw_path}"),
+                        "url": meta.Datum(type="string", value=url),
                         "headers": {k: meta.Datum(type="string", value=v) for k, v in headers.items()},
                         "query": {k: meta.Datum(type="string", value=v) for k, v in query.items()},
                         "params": {

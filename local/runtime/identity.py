@@ -69,11 +69,14 @@ class LocalIdentity:
         signature = _b64(hmac.new(self._secret, signed.encode(), hashlib.sha256).digest())
         return f"{signed}.{signature}", expires
 
+    @staticmethod
+    def person_id(name: str) -> str:
+        """A person's object id: one per name, as Entra gives one per person."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"upn:{name}"))
+
     def user_token(self, name: str, roles: list[str]) -> str:
-        """A signed-in person's token for Tandem's API (audience api://tandem): one object id per name, as Entra
-        gives one per person."""
-        subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"upn:{name}"))
-        return self.issue("api://tandem", subject=subject, name=name, roles=roles)[0]
+        """A signed-in person's token for Tandem's API (audience api://tandem)."""
+        return self.issue("api://tandem", subject=self.person_id(name), name=name, roles=roles)[0]
 
     def validate(self, token: str, audience: str | None = None) -> dict[str, Any] | None:
         """The claims of a token this identity issued, unexpired and for `audience`; None otherwise."""

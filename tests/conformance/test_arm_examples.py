@@ -432,3 +432,46 @@ def test_every_call_the_gateway_makes_is_a_published_operation_with_documented_p
     # an application group's assignments are listed at its scope: the spec's ListForScope, or ListForResource's
     # more specific template for the same path
     assert seen & {"RoleAssignments_ListForScope", "RoleAssignments_ListForResource"}
+
+
+def test_the_operator_cli_finds_a_deployed_tandem_with_published_web_operations_only(arm: Any, monkeypatch: Any) -> None:
+    """`scripts/tandem --app`: WebApps_Get, WebApps_GetAuthSettingsV2WithoutSecrets and WebApps_ListFunctionKeys at
+    api-version 2024-04-01, each a published operation with only its documented query; the audience it asks a token
+    for is the one App Service authentication validates, and an app that is not there is ARM's 404, said plainly."""
+    import argparse
+    import ssl
+
+    from local.operator import CliError, _deployed
+    from local.twins.arm.model import Site
+
+    twin = arm(pool_seed(1))
+    twin.estate.add_site(
+        Site(SUB, "rg-tandem", "func-t", "eastus2", "func-t.azurewebsites.net", "c0ffee", {"failover_status": "k1"}.get)
+    )
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
+        monkeypatch.delenv(name)
+    for name, value in twin.cloud_shell("ana@contoso.com", ["Tandem.Failover.Operator"]).items():
+        monkeypatch.setenv(name, value)
+    args = argparse.Namespace(app="func-t", resource_group="rg-tandem", subscription=SUB, arm_endpoint=twin.base_url)
+    twin.server.clear_log()
+    tandem = _deployed(args, ssl.create_default_context(cafile=twin.ca.bundle_path))
+    assert tandem.base_url == "https://func-t.azurewebsites.net" and tandem.key_for("failover_status") == "k1"
+    assert twin.identity.validate(tandem.token or "", "api://c0ffee")["roles"] == ["Tandem.Failover.Operator"]
+    with pytest.raises(CliError, match=r"404 NotFound: Function 'failover_start' was not found"):
+        tandem.key_for("failover_start")
+    published = _published()
+    made = [c for c in twin.server.log() if c.path.startswith("/subscriptions/")]
+    assert len(made) == 4
+    for call in made:
+        ops = [op for op, pattern in published if op["method"] == call.method and pattern.fullmatch(call.path)]
+        assert [op["operationId"] for op in ops] and ops[0]["api_version"] == call.query["api-version"], call
+        assert set(call.query) <= set(ops[0]["query"]), call
+    assert {
+        op["operationId"] for c in made for op, pattern in published if op["method"] == c.method and pattern.fullmatch(c.path)
+    } == {
+        "WebApps_Get",
+        "WebApps_GetAuthSettingsV2WithoutSecrets",
+        "WebApps_ListFunctionKeys",
+    }
+    with pytest.raises(CliError, match=r"ARM GET func-gone: 404 ResourceNotFound: The Resource 'Microsoft.Web/sites/func-gone'"):
+        _deployed(argparse.Namespace(**{**vars(args), "app": "func-gone"}), ssl.create_default_context(cafile=twin.ca.bundle_path))

@@ -1,7 +1,8 @@
 """The operator's command line (`scripts/tandem failover ...`, `whatif`) against the local runtime on the wall clock,
 run as the operator runs it (a separate process, over HTTP, with the printed key and a signed-in token): a drill
 from start to its evidence report, an unplanned failover that waits for an approver, an approve an Operator-only
-caller is refused (and nothing changes), the approver's reject, and the what-if of a pool."""
+caller is refused (and nothing changes), the approver's reject, and the what-if of a pool; and a deployed Tandem
+found through ARM alone (`--app`), by a person signed in to Azure Cloud Shell."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from local.demo.estate import Estate, running
+from local.demo.estate import SITE, Estate, running
 from local.runtime.clock import WallClock
+from local.twins.arm.api import actions_seen
 from tests.functional.test_failover import QUICK
 
 ROOT = Path(__file__).parents[2]
@@ -31,13 +33,16 @@ def live(storage: str) -> Iterator[Estate]:
         yield estate
 
 
-def tandem(estate: Estate, *args: str) -> subprocess.CompletedProcess[str]:
-    """`scripts/tandem ARGS` against the local runtime, with the key its READY line prints."""
+def tandem(
+    estate: Estate, *args: str, where: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`scripts/tandem ARGS` against the local runtime, with the key its READY line prints (or as `where` says, in a
+    process whose environment is this one's without any Azure or Tandem setting, plus `env`)."""
     host = estate.host
-    where = ["--url", host.front_door.base_url, "--key", host.master_key, "--poll", "0.2"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "AZURE_", "IDENTITY_"))}
-    return subprocess.run([sys.executable, "-m", "local.cli", *args, *where], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    where = ["--url", host.front_door.base_url, "--key", host.master_key] if where is None else where
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "AZURE_", "IDENTITY_", "MSI_", "REQUESTS_CA"))}
+    return subprocess.run([sys.executable, "-m", "local.cli", *args, *where, "--poll", "0.2"], cwd=ROOT, timeout=300,
+                          env={**clean, **(env or {}), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)  # fmt: skip
 
 
 def test_a_drill_from_start_to_its_evidence_report(live: Estate, tmp_path: Path) -> None:
@@ -93,3 +98,32 @@ def test_whatif_prints_the_decision_for_a_pool_and_changes_nothing(live: Estate)
     decision = json.loads(answer.stdout)
     assert decision["pool"] == "hp-east-pooled" and decision["region"] == "east" and "target_hosts" in decision
     assert len(live.arm.server.log("POST")) + len(live.arm.server.log("PATCH")) == before
+
+
+def test_a_deployed_tandem_is_found_through_arm_with_one_sign_in(live: Estate, tmp_path: Path) -> None:
+    """`--app`: the person's Cloud Shell sign-in (DefaultAzureCredential) reads the site's defaultHostName, its
+    App Service authentication audience and each route's function key through ARM, then drills over HTTPS."""
+    subscription, group, name = SITE
+    app = ["--app", name, "--resource-group", group, "--subscription", subscription, "--arm-endpoint", live.arm.base_url,
+           "--ca", live.arm.ca.bundle_path]  # fmt: skip
+    shell = live.arm.cloud_shell("ana@contoso.com", ["Tandem.Failover.Operator"])
+    before = actions_seen("python-urllib")
+    report = tmp_path / "drill.html"
+    done = tandem(live, "failover", "drill", *PAIR, "--reason", "through ARM", "--report", str(report), where=app, env=shell)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "failover-central-east: drill east -> central started"
+    assert "ana@contoso.com" in report.read_text(encoding="utf-8")  # the person's own token, with their app role
+    asked = actions_seen("python-urllib") - before
+    assert asked["Microsoft.Web/sites/read"] == 1 and asked["Microsoft.Web/sites/config/read"] == 1
+    assert asked["Microsoft.Web/sites/functions/listkeys/action"] == 3  # start, status, report: each key once
+    served = [r for r in live.arm.server.log("POST") if r.path.endswith("/listkeys")]
+    assert served and all(r.query.get("api-version") == "2024-04-01" and r.status == 200 for r in served)
+    assert not any(key in done.stdout + done.stderr for key in live.host.function_keys.values())  # no key is printed
+
+    missing = tandem(live, "failover", "status", "failover-central-east", where=[*app[:1], "func-elsewhere", *app[2:]], env=shell)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ARM GET func-elsewhere: 404 ResourceNotFound"), missing.stderr
+    no_role = tandem(live, "failover", "start", *PAIR, "--mode", "planned", where=app,
+                     env=live.arm.cloud_shell("eve@contoso.com"))  # fmt: skip
+    assert no_role.returncode == 1 and "403 Missing role" in no_role.stderr, no_role.stderr
+    untrusted = tandem(live, "failover", "status", "failover-central-east", where=app[:-2], env=shell)
+    assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr  # TLS is verified

@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from local.runtime.clock import Clock, WallClock
 from local.runtime.identity import LocalIdentity
 from local.tls import LocalCA
-from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, ScalingPlan, Session, Vm
+from local.twins.arm.model import AppGroup, Estate, Host, ModelError, Pool, RoleAssignment, ScalingPlan, Session, Site, Vm
 from local.twins.arm.seed import Seed, build_estate, load_seed
 from local.twins.server import Request, Response, Twin, TwinServer
 
@@ -28,6 +28,7 @@ API_VERSIONS = {
     "microsoft.desktopvirtualization": {"2024-04-03"},
     "microsoft.compute": {"2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2026-04-01"},
     "microsoft.authorization": {"2022-04-01"},
+    "microsoft.web": {"2024-04-01"},
 }
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
@@ -37,6 +38,7 @@ _POOL = _DV + r"/hostpools/(?P<pool>[^/]+)"
 _HOST = _POOL + r"/sessionhosts/(?P<host>[^/]+)"
 _SESSION = _HOST + r"/usersessions/(?P<sid>[^/]+)"
 _ASSIGNMENTS = r"(?P<scope>/.+?)/providers/microsoft\.authorization/roleassignments"
+_SITE = _RG + r"/providers/microsoft\.web/sites/(?P<site>[^/]+)"
 _DVA = "Microsoft.DesktopVirtualization/hostpools"
 _VMA = "Microsoft.Compute/virtualMachines"
 _RAA = "Microsoft.Authorization/roleAssignments"
@@ -78,6 +80,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
         ("GET", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_get_assignment", f"{_RAA}/read"),
         ("PUT", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_put_assignment", f"{_RAA}/write"),
         ("DELETE", _ASSIGNMENTS + r"/(?P<name>[^/]+)", "_delete_assignment", f"{_RAA}/delete"),
+        # Microsoft.Web 2024-04-01 (WebApps.json): WebApps_Get, WebApps_GetAuthSettingsV2WithoutSecrets and
+        # WebApps_ListFunctionKeys, what the operator's command line reads to find a deployed Tandem
+        ("GET", _SITE, "_get_site", "Microsoft.Web/sites/read"),
+        ("GET", _SITE + r"/config/authsettingsv2", "_get_auth_settings", "Microsoft.Web/sites/config/read"),
+        ("POST", _SITE + r"/functions/(?P<fn>[^/]+)/listkeys", "_list_function_keys", "Microsoft.Web/sites/functions/listkeys/action"),
     ]
 ]
 
@@ -225,6 +232,7 @@ class ArmTwin(Twin):
         self.base_url = self.server.base_url
         self.ca = self.server.ca
         self._routes = [(method, pattern, getattr(self, handler), action) for method, pattern, handler, action in ROUTES]
+        self._shells: dict[str, tuple[str, list[str]]] = {}  # Cloud Shell session -> (the person, their app roles)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -239,6 +247,14 @@ class ArmTwin(Twin):
             "REQUESTS_CA_BUNDLE": self.ca.bundle_path,
         }
 
+    def cloud_shell(self, upn: str, roles: Sequence[str] = ()) -> dict[str, str]:
+        """The environment of an Azure Cloud Shell session `upn` signed in to: MSI_ENDPOINT, where azure-identity's
+        DefaultAzureCredential asks for the person's own tokens (an app's token carries the app roles the person is
+        assigned, `roles`), and the CA bundle that trusts the twins."""
+        session = uuid.uuid4().hex
+        self._shells[session] = (upn, list(roles))
+        return {"MSI_ENDPOINT": f"{self.base_url}/cloudshell/{session}/oauth2/token", "REQUESTS_CA_BUNDLE": self.ca.bundle_path}
+
     def set_secret(self, vault: str, name: str, value: str) -> None:
         """Put a secret in one of the twin's key vaults (what an administrator does before deploying)."""
         self.secrets[(vault, name)] = value
@@ -249,6 +265,8 @@ class ArmTwin(Twin):
         if request.path == "/msi/token":
             status, body = self.identity.answer_msi(request.headers, request.query)
             return Response(status, body)
+        if request.path.startswith("/cloudshell/"):
+            return self._cloud_shell_token(request)
         if request.path == "/twin/stats":  # the twin's own counters, for benchmarks; not an ARM path
             arm_requests = sum(1 for r in self.server.log() if r.path.startswith("/subscriptions/"))
             return Response(200, {"requests": arm_requests, "throttled": self.throttle.throttled})
@@ -296,6 +314,27 @@ class ArmTwin(Twin):
         key = (caller_of(request.headers.get("user-agent", "")), action)
         with _seen_lock:
             _seen[key] += 1
+
+    def _cloud_shell_token(self, request: Request) -> Response:
+        """Cloud Shell's token endpoint: POST, header `Metadata: true`, a form body with `resource`; the answer is an
+        OAuth token response for the signed-in person."""
+        match = re.fullmatch(r"/cloudshell/(?P<session>[0-9a-f]{32})/oauth2/token", request.path)
+        shell = self._shells.get(match["session"]) if match else None
+        if shell is None or request.method != "POST":
+            return Response(404, {"error": "not_found"})
+        if request.headers.get("metadata", "").lower() != "true":
+            return Response(400, {"error": "invalid_request", "error_description": "Required metadata header not specified"})
+        resource = (parse_qs(request.body.decode("utf-8", "replace")).get("resource") or [""])[0].removesuffix("/.default")
+        if not resource:
+            return Response(400, {"error": "invalid_request", "error_description": "resource is required"})
+        upn, roles = shell
+        app_roles = roles if resource not in (ARM_AUDIENCE, KEY_VAULT_AUDIENCE) else []  # ARM's token carries no app roles
+        token, expires = self.identity.issue(resource, subject=self.identity.person_id(upn), name=upn, roles=app_roles)
+        lifetime = str(int(expires - time.time()))
+        return Response(
+            200,
+            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "expires_on": str(expires), "resource": resource},
+        )
 
     def _key_vault(self, request: Request) -> Response:
         """Key Vault's GET secret (data plane), for the vaults in the seed; token audience https://vault.azure.net."""
@@ -789,6 +828,71 @@ class ArmTwin(Twin):
                 "updatedBy": None,
                 "delegatedManagedIdentityResourceId": None,
                 "description": None,
+            },
+        }
+
+    # ----------------------------------------------------------------- web (the function app itself)
+
+    def _get_site(self, request: Request, sub: str, rg: str, site: str) -> Response:
+        return Response(200, self.render_site(self.estate.site(sub, rg, site)))
+
+    def _get_auth_settings(self, request: Request, sub: str, rg: str, site: str) -> Response:
+        return Response(200, self.render_auth_settings(self.estate.site(sub, rg, site)))
+
+    def _list_function_keys(self, request: Request, sub: str, rg: str, site: str, fn: str) -> Response:
+        s = self.estate.site(sub, rg, site)
+        key = s.keys(fn)
+        if key is None:
+            raise ModelError(404, "NotFound", f"Function '{fn}' was not found in site '{s.name}'.")
+        return Response(200, {"id": f"{s.id}/functions/{fn}", "name": fn, "properties": {"default": key}})
+
+    @staticmethod
+    def render_site(site: Site) -> dict[str, Any]:
+        """A function app as WebApps_Get returns it (Site, the fields a caller of a function app reads)."""
+        return {
+            "id": site.id,
+            "name": site.name,
+            "type": "Microsoft.Web/sites",
+            "kind": "functionapp,linux",
+            "location": site.location,
+            "properties": {
+                "state": "Running",
+                "hostNames": [site.host_name],
+                "enabled": True,
+                "enabledHostNames": [site.host_name],
+                "availabilityState": "Normal",
+                "hostNameSslStates": [{"name": site.host_name, "sslState": "Disabled", "hostType": "Standard"}],
+                "reserved": True,
+                "resourceGroup": site.resource_group,
+                "defaultHostName": site.host_name,
+                "httpsOnly": True,
+            },
+        }
+
+    @staticmethod
+    def render_auth_settings(site: Site) -> dict[str, Any]:
+        """The site's App Service authentication as WebApps_GetAuthSettingsV2WithoutSecrets returns it: what
+        infra/app/api.bicep deploys (Entra ID, authentication required, 401 for anonymous callers)."""
+        return {
+            "id": f"{site.id}/config/authsettingsV2",
+            "name": "authsettingsV2",
+            "type": "Microsoft.Web/sites/config",
+            "properties": {
+                "platform": {"enabled": True, "runtimeVersion": "~1"},
+                "globalValidation": {
+                    "requireAuthentication": True,
+                    "unauthenticatedClientAction": "Return401",
+                    "excludedPaths": ["/runtime/webhooks/eventgrid", "/api/alerts"],
+                },
+                "identityProviders": {
+                    "azureActiveDirectory": {
+                        "enabled": True,
+                        "registration": {"clientId": site.client_id, "openIdIssuer": "https://login.microsoftonline.com/common/v2.0"},
+                        "validation": {"allowedAudiences": [f"api://{site.client_id}", site.client_id]},
+                    }
+                },
+                "login": {"tokenStore": {"enabled": False}},
+                "httpSettings": {"requireHttps": True},
             },
         }
 

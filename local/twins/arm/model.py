@@ -243,6 +243,25 @@ class AppGroup:
 
 
 @dataclass
+class Site:
+    """A function app (Microsoft.Web/sites): where it answers, the Entra ID app its sign-in accepts, and its
+    function keys, read from the runtime that serves it."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+    host_name: str  # defaultHostName: the HTTPS listener's host (and, locally, its port)
+    client_id: str  # the Entra ID app registration App Service authentication validates tokens for
+    keys: Callable[[str], str | None]  # function name -> its default key, None when there is no such function
+
+    @property
+    def id(self) -> str:
+        """The site's ARM id."""
+        return str(ResourceId(self.subscription, self.resource_group, "Microsoft.Web", "sites", self.name))
+
+
+@dataclass
 class RoleAssignment:
     """A role assignment at some scope."""
 
@@ -308,6 +327,7 @@ class Estate:
         self.app_groups: dict[tuple[str, ...], AppGroup] = {}
         self.scaling_plans: dict[tuple[str, ...], ScalingPlan] = {}
         self.assignments: dict[str, RoleAssignment] = {}
+        self.sites: dict[tuple[str, ...], Site] = {}
         self.users: dict[str, set[str]] = {}  # upn (lower) -> principal ids (the user and their groups)
         self.operations: dict[str, Operation] = {}
         self.logons: list[Logon] = []
@@ -331,6 +351,12 @@ class Estate:
         self.add_resource_group(pool.subscription, pool.resource_group, pool.location)
         self.pools[_key(pool.subscription, pool.resource_group, pool.name)] = pool
         return pool
+
+    def add_site(self, site: Site) -> Site:
+        """Register a function app (again, when the runtime behind it restarts on new ports)."""
+        self.add_resource_group(site.subscription, site.resource_group, site.location)
+        self.sites[_key(site.subscription, site.resource_group, site.name)] = site
+        return site
 
     def add_vm(self, vm: Vm) -> Vm:
         """Register a VM."""
@@ -401,6 +427,18 @@ class Estate:
         if pool is None:
             raise ModelError(404, "hostPoolDoesNotExist", "Host Pool Does Not Exist")
         return pool
+
+    def site(self, subscription: str, resource_group: str, name: str) -> Site:
+        """A function app, or ARM's 404 for a resource it does not have."""
+        self.require_group(subscription, resource_group)
+        site = self.sites.get(_key(subscription, resource_group, name))
+        if site is None:
+            raise ModelError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.Web/sites/{name}' under resource group '{resource_group}' was not found.",
+            )
+        return site
 
     def pools_in(self, subscription: str, resource_group: str) -> list[Pool]:
         """The host pools of a resource group (404 if it does not exist), by name."""
