@@ -133,12 +133,12 @@ class Run:
         self._status(name)
         timer = self.ctx.create_timer(self.ctx.current_utc_datetime + duration)
         winner = yield self.ctx.task_any([timer, self.cancel])
-        if winner == self.cancel:
+        cancelled = bool(winner == self.cancel)
+        if cancelled:
             timer.cancel()
-            entry.update(status="cancelled", ended=self._now())
-            return True
-        entry.update(status="done", ended=self._now())
-        return False
+        entry.update(status="cancelled" if cancelled else "done", ended=self._now())
+        yield self.audit(entry, None)
+        return cancelled
 
     def until(
         self, name: str, activity: str, payload: dict[str, Any], deadline: timedelta, *, cancellable: bool, poll: timedelta = POLL
@@ -170,6 +170,7 @@ class Run:
                 if winner == self.cancel:
                     timer.cancel()
                     entry.update(status="cancelled", ended=self._now())
+                    yield self.audit(entry, None)
                     return None
             else:
                 yield timer

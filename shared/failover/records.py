@@ -48,13 +48,14 @@ class RecordSteps(StepsBase):
         return {"released": [r for r in req["regions"] if holds.release(r, req["instance"])]}
 
     def audit(self, req: dict[str, Any]) -> None:
-        """One row per step of an instance in `<hub>failoveraudit`, and a CloudEvent for each stage."""
+        """One row per step of a run in `<hub>failoveraudit`, and a CloudEvent for each stage. A pair's instance id is
+        reused by its every drill, failover and failback, so the row key starts with the run (its first step's start
+        time): a run never overwrites an earlier run's rows, and a partition lists the pair's runs in order."""
         from shared import events
         from shared.state.tables import safe_key, table
 
-        table("failoveraudit").upsert_entity(
-            {"PartitionKey": safe_key(req["instance"]), "RowKey": f"{req['seq']:03d}-{req['step']}", **req["row"]}
-        )
+        run, key = req["run"], safe_key(f"{req['run']} {req['seq']:03d} {req['step']}")
+        table("failoveraudit").upsert_entity({"PartitionKey": safe_key(req["instance"]), "RowKey": key, "run": run, **req["row"]})
         if req.get("event"):
             events.publish(req["event"], req["instance"], req["row"])
         row = req["row"]  # one line per step: what the workbook's failover panels read

@@ -96,7 +96,7 @@ def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Est
     assert DESKTOP_VIRTUALIZATION_USER in estate.arm.estate.assignments_at(central_group.id)[0].role_definition_id
 
 
-def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Estate) -> None:
+def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Estate, storage: str, hub: str) -> None:
     east_twin, central = estate.anq["east"], estate.anq["central"].cluster
     sign_in(estate, range(1, 11))
     east_twin.cluster.settle()  # continuous replication runs: a job starts ...
@@ -186,6 +186,25 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
     )  # central's work came home
     estate.host.fire_timer("autoscale_timer")
     assert any(h.allow_new_session for h in east_pool.hosts.values())  # the fence is lifted
+
+    # The pair's instance id served both runs; the audit trail keeps each run's every step, as its status showed them
+    from azure.data.tables import TableClient
+
+    with TableClient.from_connection_string(storage, f"{hub}failoveraudit") as audit:
+        rows = list(audit.query_entities("PartitionKey eq 'failover-central-east'"))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["RowKey"]):
+        runs.setdefault(row["run"], []).append(row)
+    assert [(r[0]["mode"], r[0]["requested_by"]) for r in runs.values()] == [
+        ("unplanned", "ana@contoso.com"),
+        ("failback", "ana@contoso.com"),
+    ]
+    for audited, final in zip(runs.values(), (fenced, back), strict=True):
+        assert [(r["step"], r["status"], r["started"]) for r in audited] == [
+            (s["step"], s["status"], s["started"]) for s in final["customStatus"]["steps"]
+        ]
+    approval = [r for r in next(iter(runs.values())) if r["step"] == "approval"]
+    assert [r["status"] for r in approval] == ["waiting", "approved"]
 
 
 def test_bad_requests_are_refused_and_concurrent_starts_yield_one_instance(estate: Estate) -> None:
