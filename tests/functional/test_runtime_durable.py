@@ -136,6 +136,28 @@ def test_real_durable_client_starts_and_queries_through_the_http_api(storage: st
         assert async_runner().run(scenario()) == ["via-client", "Completed", '[2, "now", 4]', "None"]
 
 
+def test_a_process_that_used_the_durable_client_exits_with_its_session_closed(storage: str, hub: str) -> None:
+    """The client's aiohttp session lives on the runtime's loop; a demo or benchmark process closes it at exit,
+    where it used to end by printing aiohttp's "Unclosed client session"."""
+    script = (  # atexit runs handlers last-registered first: this check runs after the runtime's own
+        "import atexit, json, sys\n"
+        "import azure.durable_functions as df\n"
+        "from azure.durable_functions.models.utils import http_utils\n"
+        "atexit.register(lambda: print('open at exit' if http_utils._client_session and not http_utils._client_session.closed"
+        " else 'closed at exit'))\n"
+        "from local.runtime.host import async_runner\n"
+        "from tests.functional.runtime_fixtures import running\n"
+        "with running(sys.argv[1], sys.argv[2]) as host:\n"
+        "    client = df.DurableOrchestrationClient(json.dumps(host.durable_client_binding()))\n"
+        "    print(async_runner().run(client.get_status('no-such-instance')).runtime_status)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script, storage, hub], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["None", "closed at exit"]  # it talked to the runtime over HTTP, then closed
+    assert "Unclosed client session" not in done.stderr
+
+
 def test_http_starter_returns_the_running_instance_for_a_duplicate_start(storage: str, hub: str) -> None:
     with running(storage, hub) as host:
         url = f"{host.front_door.base_url}/api/start/waiter?id=one&code={host.function_keys['start']}"
