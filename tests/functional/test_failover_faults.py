@@ -31,6 +31,12 @@ MATRIX: list[tuple[str, str, str, str]] = []
 # the matrix is about where a fault lands, not how long users are given to leave: a 2-minute drain wait (the
 # default is 10) keeps its 35 cases short; tests/functional/test_failover.py runs the default
 POLICY = {**QUICK, "drain_wait": "2m"}
+# nor about how long a doomed call is retried: an ARM fault here fails every call for the rest of the run and a
+# dead cluster drops every request, so a 1-second ARM retry budget (the estate's is 3) and a half-second hang before
+# the drop reach the same end states sooner (the ARM cases in about half the time); tests/unit/test_arm_retry.py
+# and the 10% faults of tests/functional/test_failover.py are where retries must succeed
+SETTINGS = {**BUSY, "TANDEM_ARM_RETRY_BUDGET_S": "1"}
+HANG_S = 0.5
 # (mode, activity the fault hits, fault, expected end state)
 CASES = [
     ("planned", "hold", "activity", "rolled back"),
@@ -73,7 +79,7 @@ CASES = [
 
 @pytest.fixture
 def estate(storage: str, hub: str) -> Iterator[Estate]:
-    with running(storage, VirtualClock(MORNING), hub=hub, settings=BUSY, failover=POLICY) as running_estate:
+    with running(storage, VirtualClock(MORNING), hub=hub, settings=SETTINGS, failover=POLICY) as running_estate:
         yield running_estate
 
 
@@ -90,7 +96,7 @@ def print_matrix() -> Iterator[None]:
 def _fail_over_and_fence(estate: Estate) -> None:
     """east fails, users move to central, east returns fenced: where a failback starts."""
     sign_in(estate, range(1, 9))
-    estate.anq["east"].server.hang_s = 1
+    estate.anq["east"].server.hang_s = HANG_S
     estate.anq["east"].outage()
     start(estate, "unplanned")
     _rest(estate, lambda s: state_of(s) == "awaiting approval")
@@ -142,7 +148,7 @@ def _inject(estate: Estate, activity: str, fault: str, source: str, target: str)
             if fault == "arm":
                 twin.server.inject("reset", rate=1.0, pattern=r"^(?!GET /msi/token)")
             else:
-                twin.server.hang_s = 1
+                twin.server.hang_s = HANG_S
                 twin.outage()
             host.durable.hold_activities = False
             host.durable.release_parked()
@@ -179,7 +185,7 @@ def test_a_fault_at_any_step_ends_in_a_safe_state(estate: Estate, mode: str, act
     else:
         users, source, target = sign_in(estate, range(1, 9)), "east", "central"
         if mode == "unplanned":
-            estate.anq["east"].server.hang_s = 1
+            estate.anq["east"].server.hang_s = HANG_S
             estate.anq["east"].outage()
     status, body = call(
         estate, "POST", "failover", {"source": source, "target": target, "mode": mode, "reason": "fault matrix"}, roles=OPERATOR
