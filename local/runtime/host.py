@@ -67,11 +67,10 @@ class _AsyncRunner:
     def close_sessions(self) -> None:
         """At exit, close the Durable client's shared aiohttp session on its own loop, as a worker shutting down
         does; left open, aiohttp reports an "Unclosed client session" on every demo and benchmark run."""
-        from azure.durable_functions.models.utils import http_utils
+        from azure.durable_functions.models.utils.http_utils import _close_session  # the library's own closer
 
-        close = getattr(http_utils, "_close_session", None)  # the library's own closer
-        if close is not None and self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=5)
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(_close_session(), self.loop).result(timeout=5)
 
 
 async def _await(awaitable: Any) -> Any:

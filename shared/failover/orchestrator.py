@@ -85,16 +85,20 @@ class Run:
         except Exception as exc:
             yield from self._failed(entry, str(exc))
             raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
-        entry.update(status="done", ended=self._now())
-        self._status(name)
-        yield self.audit(entry, event)
+        yield from self._end(entry, "done", event)
         return result
+
+    def _end(
+        self, entry: dict[str, Any], status: str, event: str | None = None, *, state: str = "", **detail: str
+    ) -> Generator[Any, Any]:
+        """End a step: its status and end time in the custom status (`state`, else the step), then its audit row."""
+        entry.update(status=status, ended=self._now(), **detail)
+        self._status(state or entry["step"])
+        yield self.audit(entry, event)
 
     def _failed(self, entry: dict[str, Any], detail: str) -> Generator[Any, Any]:
         """Record a step's failure in the status and the audit (the caller raises StepFailed)."""
-        entry.update(status="failed", ended=self._now(), detail=detail[:300])
-        self._status("failed")
-        yield self.audit(entry, "Tandem.Failover.StepFailed")
+        yield from self._end(entry, "failed", "Tandem.Failover.StepFailed", state="failed", detail=detail[:300])
 
     def note(self, name: str, status: str, detail: str = "", event: str | None = None) -> Generator[Any, Any]:
         """Record a step that needs no activity (skipped, rehearsed, waiting)."""
@@ -136,8 +140,7 @@ class Run:
         cancelled = bool(winner == self.cancel)
         if cancelled:
             timer.cancel()
-        entry.update(status="cancelled" if cancelled else "done", ended=self._now())
-        yield self.audit(entry, None)
+        yield from self._end(entry, "cancelled" if cancelled else "done")
         return cancelled
 
     def until(
@@ -156,9 +159,7 @@ class Run:
                 yield from self._failed(entry, str(exc))
                 raise StepFailed(f"{name}: {str(exc)[:300]}") from exc
             if answer.get("done") or answer.get("ok"):
-                entry.update(status="done", ended=self._now())
-                self._status(name)
-                yield self.audit(entry, None)
+                yield from self._end(entry, "done")
                 return answer
             if self.ctx.current_utc_datetime >= give_up:
                 detail = f"not done within {deadline}" + (f": {answer['detail']}" if answer.get("detail") else "")
@@ -169,8 +170,7 @@ class Run:
                 winner = yield self.ctx.task_any([timer, self.cancel])
                 if winner == self.cancel:
                     timer.cancel()
-                    entry.update(status="cancelled", ended=self._now())
-                    yield self.audit(entry, None)
+                    yield from self._end(entry, "cancelled")
                     return None
             else:
                 yield timer

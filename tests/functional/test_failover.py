@@ -96,7 +96,7 @@ def test_a_planned_failover_moves_everyone_with_no_profile_data_lost(estate: Est
     assert DESKTOP_VIRTUALIZATION_USER in estate.arm.estate.assignments_at(central_group.id)[0].role_definition_id
 
 
-def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Estate, storage: str, hub: str) -> None:
+def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Estate) -> None:
     east_twin, central = estate.anq["east"], estate.anq["central"].cluster
     sign_in(estate, range(1, 11))
     east_twin.cluster.settle()  # continuous replication runs: a job starts ...
@@ -188,10 +188,9 @@ def test_unplanned_failover_with_approval_then_fencing_and_failback(estate: Esta
     assert any(h.allow_new_session for h in east_pool.hosts.values())  # the fence is lifted
 
     # The pair's instance id served both runs; the audit trail keeps each run's every step, as its status showed them
-    from azure.data.tables import TableClient
+    from shared.state.tables import table
 
-    with TableClient.from_connection_string(storage, f"{hub}failoveraudit") as audit:
-        rows = list(audit.query_entities("PartitionKey eq 'failover-central-east'"))
+    rows = list(table("failoveraudit").query_entities("PartitionKey eq 'failover-central-east'"))
     runs: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: r["RowKey"]):
         runs.setdefault(row["run"], []).append(row)
